@@ -1,0 +1,136 @@
+"""Recognition accuracy on the real sets of ../shared/data (issue 2's protocol).
+
+    python benchmarks/accuracy.py [--method logreg|prototype|knn] [--margin 0.25]
+
+Prints one table per protocol:
+  closed-set top-1/top-5: tla author split, tla 6-fold, moeimouto10 split, danbooru6 5-fold,
+      newgame8 5-fold (faces detected in its single-character illustrations);
+  unknowns: 3 characters held out of each set (1 of tla's 3), threshold calibrated on the rest;
+  photos: how many of 64 photos of real people get a known character's name;
+  end to end: enrol tla faces 1-30, recognise the full illustrations 31-36.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+from common import embedded, machine, table  # noqa: E402
+
+from charaid.config import Thresholds, default_settings  # noqa: E402
+from charaid.embed import default_embedder  # noqa: E402
+from charaid.evaluate import (  # noqa: E402
+    EmbeddedSet, evaluate_folds, evaluate_split, leave_out_unknowns, split_holdout,
+)
+from charaid.match import Matcher, calibrate  # noqa: E402
+from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
+
+
+def load_sets(embedder, spec) -> dict[str, tuple[EmbeddedSet, EmbeddedSet | None, int]]:
+    """name -> (train or whole set, fixed test set or None, folds)."""
+    tr, te = datasets.tla_author_split()
+    mtr, mte = datasets.moeimouto10()
+    return {
+        "tla (author split)": (embedded("tla-train", tr, embedder, False), embedded("tla-test", te, embedder, False), 0),
+        "tla (6-fold)": (embedded("tla", datasets.tla_faces(), embedder, False), None, 6),
+        "moeimouto10 (split)": (embedded("moe-train", mtr, embedder, False), embedded("moe-test", mte, embedder, False), 0),
+        "danbooru6 (5-fold)": (embedded("danbooru6", datasets.danbooru6(), embedder, False), None, 5),
+        "newgame8 (5-fold)": (embedded("newgame8", datasets.newgame8_singles(), embedder, True, spec), None, 5),
+    }
+
+
+def closed_set(sets, method) -> list[list]:
+    rows = []
+    for name, (a, b, folds) in sets.items():
+        r = evaluate_split(a, b, method) if b is not None else evaluate_folds(a, folds, method)
+        rows.append([name, r.n, len(r.classes), r.top1, r.top5])
+    return rows
+
+
+def unknowns(sets, method) -> tuple[list[list], list[float]]:
+    rows, agg = [], []
+    for name, (a, b, folds) in sets.items():
+        if name == "tla (6-fold)":
+            continue  # the author split stands for tla
+        tr, te = (a, b) if b is not None else split_holdout(a, 0.2)
+        u = leave_out_unknowns(tr, te, n_out=3, draws=5, method=method)
+        rows.append([name, u.draws, u.n_unknown, u.auroc, u.rejected, u.known_accuracy, u.threshold])
+        agg.append((u.auroc, u.rejected, u.known_accuracy))
+    m = np.mean(agg, axis=0)
+    rows.append(["mean", "", "", float(m[0]), float(m[1]), float(m[2]), ""])
+    return rows, list(m)
+
+
+def gallery_of_all(sets) -> tuple[np.ndarray, np.ndarray]:
+    parts = [(a.labels, a.X) for name, (a, b, f) in sets.items() if name != "tla (6-fold)"]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def photos(sets, embedder, spec, method) -> list[list]:
+    labels, X = gallery_of_all(sets)
+    m = Matcher(method).fit(labels, X)
+    thr = calibrate(labels, X, method).threshold
+    paths = datasets.photos()
+    with_face, named, faces = 0, [], 0
+    for prep in prepare_many(paths, True, spec, workers=2, with_hash=False):
+        if not prep.crops:
+            continue
+        with_face += 1
+        faces += len(prep.crops)
+        for mt in m.match(embedder.embed_batch(prep.crops), thr):
+            if mt.character:
+                named.append(f"{Path(prep.path).name}->{mt.character}({mt.score:.2f})")
+    return [[len(paths), with_face, faces, len(set(n.split("->")[0] for n in named)), ", ".join(named) or "-"]]
+
+
+def end_to_end(sets, embedder, spec, method) -> list[list]:
+    a = sets["tla (author split)"][0]
+    m = Matcher(method).fit(a.labels, a.X)
+    thr = calibrate(a.labels, a.X, method).threshold
+    items = datasets.tla_raw_test()
+    found = largest_ok = any_ok = top1 = 0
+    t = time.time()
+    for (truth, _), prep in zip(items, prepare_many([p for _, p in items], True, spec, workers=2, with_hash=False)):
+        if not prep.crops:
+            continue
+        found += 1
+        res = m.match(embedder.embed_batch(prep.crops), thr)
+        big = prep.largest()
+        largest_ok += res[big].character == truth
+        top1 += res[big].top[0].character == truth
+        any_ok += any(r.character == truth for r in res)
+    return [[len(items), found, top1, largest_ok, any_ok, f"{time.time() - t:.1f}"]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", default="logreg", choices=["hybrid", "logreg", "prototype", "knn"])
+    ap.add_argument("--margin", type=float, default=Thresholds().crop_margin, help="crop margin for detected faces")
+    args = ap.parse_args()
+    embedder = default_embedder()
+    s = default_settings()
+    spec = DetectorSpec(max_side=s.max_detect_side, thresholds=replace(s.thresholds, crop_margin=args.margin))
+    print(f"# accuracy: {embedder.model_id}, matcher {args.method}, crop margin {args.margin}; {machine()}; "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    sets = load_sets(embedder, spec)
+    print("## closed set\n")
+    print(table(["set", "test faces", "characters", "top-1", "top-5"], closed_set(sets, args.method)))
+    print("\n## unknowns (3 characters held out, 1 for tla; 5 draws; threshold calibrated on the rest)\n")
+    rows, _ = unknowns(sets, args.method)
+    print(table(["set", "draws", "unknown faces", "AUROC", "unknowns rejected", "known accuracy", "threshold"], rows))
+    print("\n## photos of real people, gallery = all sets' training faces (29 characters)\n")
+    print(table(["photos", "with a 'face'", "faces", "photos named", "names given"], photos(sets, embedder, spec, args.method)))
+    print("\n## end to end: enrol tla faces 1-30, recognise full illustrations 31-36\n")
+    print(table(["illustrations", "face found", "largest face top-1", "largest face named right", "any face named right", "seconds"],
+                end_to_end(sets, embedder, spec, args.method)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Shared helpers for the benchmark scripts: embedding sets once (cached), printing tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+
+from charaid.config import default_settings  # noqa: E402
+from charaid.evaluate import EmbeddedSet, embed_items  # noqa: E402
+from charaid.prepare import DetectorSpec  # noqa: E402
+
+CACHE = Path(os.environ.get("CHARAID_BENCH_CACHE", datasets.ROOT / "bench-out" / "cache"))
+
+
+def machine() -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}"
+
+
+def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None = None, workers: int = 2) -> EmbeddedSet:
+    """Embed ``items`` once per (set, embedder, detector settings); later runs read the cache."""
+    spec = spec or DetectorSpec(max_side=default_settings().max_detect_side)
+    key = json.dumps([name, embedder.model_id, detect, spec.name, spec.max_side, spec.thresholds.crop_margin, len(items)])
+    f = CACHE / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if f.exists():
+        z = np.load(f, allow_pickle=True)
+        return EmbeddedSet(z["labels"], list(z["paths"]), z["X"])
+    t = time.time()
+    misses: list[str] = []
+    data = embed_items(items, embedder, detect, spec, workers, on_error=lambda p, r: misses.append(p))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(f, labels=data.labels, paths=np.array(data.paths, dtype=object), X=data.X)
+    print(f"  [embedded {name}: {len(data.labels)} of {len(items)} images in {time.time() - t:.0f} s, "
+          f"{len(misses)} without a face]", file=sys.stderr)
+    return data
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""charaid: recognise anime characters in pictures.
+
+The public API, one call per pipeline stage::
+
+    import charaid
+    image = charaid.load_image("picture.jpg")              # any mode, EXIF-rotated, checked
+    faces = charaid.detect_faces(image)                     # boxes, scores, landmarks, colours
+    crop = charaid.crop_face(image, faces[0].box)           # square, with margin
+    vector = charaid.embed_faces([crop])[0]                 # unit-length vector
+    with charaid.Gallery("my.sqlite") as g:                 # characters and their samples
+        result = charaid.Recognizer(g).recognize_image(image)   # names or "unknown", top-5
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .config import Settings, Thresholds
+from .detect import Box, Face, crop_face, make_detector
+from .embed import Embedder, EmbedderInfo, default_embedder
+from .errors import EmbeddingSpaceError, GalleryError, ImageError, UnknownCharacterError
+from .gallery import Gallery
+from .images import load_image, load_image_bytes
+from .match import Calibration, Candidate, Match, Matcher, calibrate
+from .recognize import FaceResult, ImageResult, Recognizer
+
+
+def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]:
+    """Every anime face in an RGB image, most likely first."""
+    return make_detector(detector, cascade).detect(image)
+
+
+def embed_faces(crops) -> "list":
+    """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram)."""
+    return default_embedder().embed_batch(list(crops))
+
+
+__all__ = [
+    "Box", "Calibration", "Candidate", "Embedder", "EmbedderInfo", "EmbeddingSpaceError", "Face", "FaceResult",
+    "Gallery", "GalleryError", "ImageError", "ImageResult", "Match", "Matcher", "Recognizer", "Settings",
+    "Thresholds", "UnknownCharacterError", "calibrate", "crop_face", "default_embedder", "detect_faces",
+    "embed_faces", "load_image", "load_image_bytes", "make_detector",
+]

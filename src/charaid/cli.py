@@ -1,0 +1,347 @@
+"""The ``charaid`` command: a thin layer over the library.
+
+Exit status: 0 when every input was used, 2 when any input failed (it is reported on stderr and,
+with ``--json``, in the ``error`` field), 1 for a usage or set-up error. With ``--json`` stdout
+holds one JSON object per line and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .config import default_settings
+from .detect import DETECTORS
+from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+
+EXIT_OK, EXIT_SETUP, EXIT_INPUT = 0, 1, 2
+
+
+def _progress(total: int | None, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=quiet, leave=False, dynamic_ncols=True)
+
+
+def _warn(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"charaid: {msg}", file=sys.stderr)
+
+
+def _gallery_path(args) -> Path:
+    return Path(args.gallery).expanduser() if args.gallery else default_settings().gallery
+
+
+def _detector_spec(args):
+    from .prepare import DetectorSpec
+
+    s = default_settings()
+    name = args.detector or ("cascade" if args.cascade else "animeface")
+    spec = DetectorSpec(name, str(args.cascade) if args.cascade else None, s.max_detect_side, s.thresholds)
+    spec.build()  # fail now, once, with a clear message (bad cascade path, Pillow too new...)
+    return spec
+
+
+def _workers(args, n: int) -> int:
+    from .prepare import default_workers
+
+    return default_workers(n) if args.workers is None else args.workers
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    out = Path(args.out)
+    t0 = time.time()
+    print(f"Drawing 3 characters x 8 portraits and a group picture into {out}/ ...", file=sys.stderr)
+    r = run_demo(out)
+    faces = sorted(r.result.faces, key=lambda f: f.box.x)
+    print(f"Gallery: {r.gallery} (akane, sora, hikari enrolled)")
+    print(f"Recognised {r.scene} ({len(faces)} faces, left to right):")
+    for f, want in zip(faces, r.expected + [None] * len(faces)):
+        top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
+        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown':8s} score {f.score:.2f}   top: {top}")
+    print(f"Annotated picture: {r.annotated}")
+    ok = r.correct
+    print(("OK: " if ok else "UNEXPECTED: ") + f"expected {[e or 'unknown' for e in r.expected]} ({time.time() - t0:.1f} s)")
+    return EXIT_OK if ok else EXIT_INPUT
+
+
+def cmd_enroll(args) -> int:
+    from .enroll import enroll_items, labelled_images
+    from .gallery import Gallery
+
+    items = labelled_images(args.dir)
+    spec = None if args.no_detect else _detector_spec(args)
+    with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
+        s = enroll_items(
+            g, items, detect=not args.no_detect, spec=spec, workers=_workers(args, len(items)),
+            on_progress=bar.update, on_error=lambda p, r: _warn(f"{p}: {r}"),
+        )
+        for src, other in s.conflicts:
+            _warn(f"{src}: already enrolled as {other!r}; skipped")
+        print(
+            f"enrolled {s.added} faces of {len(s.characters)} characters into {g.path} "
+            f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
+            f"{len(s.errors)} unreadable); "
+            f"gallery now {len(g)} faces of {len(g.characters())} characters",
+            file=sys.stderr,
+        )
+    return EXIT_INPUT if s.errors else EXIT_OK
+
+
+def _open_recognizer(args, gallery):
+    from .recognize import Recognizer
+
+    spec = None if args.no_detect else _detector_spec(args)
+    return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k)
+
+
+def cmd_recognize(args) -> int:
+    from .annotate import annotate, annotated_path
+    from .gallery import Gallery
+    from .images import iter_image_paths, load_image
+
+    paths = list(iter_image_paths(args.paths))
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first (charaid enroll DIR --gallery {gp})")
+    failed = 0
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    with Gallery(gp) as g, _progress(len(paths), "recognise", args.quiet) as bar:
+        rec = _open_recognizer(args, g)
+        if not g.names():
+            _warn(f"{gp}: the gallery is empty, every face will be unknown")
+        for res in rec.recognize_paths(paths, detect=not args.no_detect, workers=_workers(args, len(paths))):
+            bar.update(1)
+            if res.error:
+                failed += 1
+                _warn(f"{res.path}: {res.error}")
+            if args.json:
+                bar.clear()
+                print(res.to_json(), flush=True)
+            else:
+                _print_human(res)
+            if args.annotate and not res.error:
+                annotate(load_image(res.path), res.faces).save(annotated_path(args.annotate, res.path))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _print_human(res) -> None:
+    if res.error:
+        print(f"{res.path}: error: {res.error}")
+        return
+    print(f"{res.path}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
+    for f in res.faces:
+        top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
+        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown'}  ({f.score:.2f})  top: {top}")
+
+
+def cmd_detect(args) -> int:
+    from .annotate import annotated_path
+    from .images import iter_image_paths, load_image
+    from .prepare import prepare_many
+
+    paths = list(iter_image_paths(args.paths))
+    spec = _detector_spec(args)
+    failed = 0
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    with _progress(len(paths), "detect", args.quiet) as bar:
+        for prep in prepare_many(paths, True, spec, _workers(args, len(paths)), with_hash=False):
+            bar.update(1)
+            faces = [{"box": f.box.as_list(), "score": round(f.score, 4)} for f in prep.faces if f is not None]
+            if prep.error:
+                failed += 1
+                _warn(f"{prep.path}: {prep.error}")
+            if args.json:
+                print(json.dumps({"path": prep.path, "faces": faces, "error": prep.error}, ensure_ascii=False), flush=True)
+            elif not prep.error:
+                print(f"{prep.path}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
+            if args.annotate and prep.ok:
+                from PIL import ImageDraw
+
+                im = load_image(prep.path)
+                dr = ImageDraw.Draw(im)
+                for f in prep.faces:
+                    x, y, w, h = f.box.as_list()
+                    dr.rectangle([x, y, x + w, y + h], outline=(255, 0, 80), width=max(2, max(im.size) // 300))
+                im.save(annotated_path(args.annotate, prep.path))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from . import evaluate as ev
+    from .embed import default_embedder
+
+    embedder = default_embedder()
+    spec = None if args.no_detect else _detector_spec(args)
+    errors: list[str] = []
+
+    def embed(root):
+        from .enroll import labelled_images
+
+        n = len(labelled_images(root))
+        with _progress(n, f"embed {Path(root).name}", args.quiet) as bar:
+            return ev.embed_labelled(
+                root, embedder, not args.no_detect, spec, _workers(args, n),
+                on_error=lambda p, r: (errors.append(p), _warn(f"{p}: {r}")), on_progress=bar.update,
+            )
+
+    data = embed(args.dir)
+    if args.test:
+        test = embed(args.test)
+        report = ev.evaluate_split(data, test, args.method)
+        if report.unknown is None:
+            report.unknown = ev.leave_out_unknowns(data, test, method=args.method)
+    else:
+        report = ev.evaluate_folds(data, args.folds, args.method)
+        tr, te = ev.split_holdout(data, 1 / args.folds)
+        report.unknown = ev.leave_out_unknowns(tr, te, method=args.method)
+    print(report.to_markdown())
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
+        (out / "report.md").write_text(report.to_markdown())
+        ev.plot_confusion(report, out / "confusion.png")
+        print(f"report written to {out}/ (report.md, report.json, confusion.png)", file=sys.stderr)
+    return EXIT_INPUT if errors else EXIT_OK
+
+
+def cmd_gallery(args) -> int:
+    from .gallery import Gallery
+    from .recognize import GALLERY_THRESHOLD_KEY, Recognizer
+
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here")
+    with Gallery(gp) as g:
+        if args.action == "list":
+            chars = g.characters()
+            if args.json:
+                for c in chars:
+                    print(json.dumps({"character": c.name, "samples": c.samples}, ensure_ascii=False))
+            else:
+                for c in chars:
+                    print(f"{c.name}\t{c.samples}")
+                print(f"{len(chars)} characters, {len(g)} faces, model {g.model_id}", file=sys.stderr)
+        elif args.action == "remove":
+            n = g.remove_character(args.name)
+            print(f"removed {args.name!r} and its {n} faces", file=sys.stderr)
+        elif args.action == "rename":
+            g.rename_character(args.old, args.new, merge=args.merge)
+            print(f"renamed {args.old!r} to {args.new!r}", file=sys.stderr)
+        elif args.action == "threshold":
+            if args.value == "auto":
+                g.set_json(GALLERY_THRESHOLD_KEY, None)
+            elif args.value is not None:
+                g.set_json(GALLERY_THRESHOLD_KEY, {"threshold": float(args.value)})
+            rec = Recognizer(g)
+            cal = rec.calibration
+            src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated"
+            print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
+    return EXIT_OK
+
+
+# -- parser --------------------------------------------------------------------------------------
+def _float_or_auto(v: str) -> str:
+    if v != "auto":
+        float(v)
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="charaid", description="Recognise anime characters in pictures.")
+    p.add_argument("--version", action="version", version=f"charaid {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, gallery=True, detect=True):
+        if gallery:
+            sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+        if detect:
+            sp.add_argument("--detector", choices=DETECTORS, help="face detector (default animeface; cascade if --cascade is given)")
+            sp.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, e.g. lbpcascade_animeface.xml")
+            sp.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection (default: all cores for batches)")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
+    sp.add_argument("--out", default="charaid-demo", help="folder for the demo's pictures and gallery (default ./charaid-demo)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("enroll", help="add characters from DIR/<character>/<images> to the gallery")
+    sp.add_argument("dir", metavar="DIR")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    common(sp)
+    sp.set_defaults(func=cmd_enroll)
+
+    sp = sub.add_parser("recognize", aliases=["recognise"], help="name the characters in images")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    sp.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates per face (default 5)")
+    sp.add_argument("--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
+    common(sp)
+    sp.set_defaults(func=cmd_recognize)
+
+    sp = sub.add_parser("detect", help="find anime faces in images")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with its face boxes to OUTDIR")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_detect)
+
+    sp = sub.add_parser("evaluate", help="measure recognition on labelled folders")
+    sp.add_argument("dir", metavar="DIR", help="DIR/<character>/<images>")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--test", metavar="DIR2", help="fit on DIR, test on DIR2 (characters missing from DIR are unknowns)")
+    g.add_argument("--folds", type=int, default=5, help="k-fold cross-validation on DIR (default 5)")
+    sp.add_argument("--report", metavar="OUT", help="folder for report.md, report.json and confusion.png")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    sp.add_argument("--method", default="logreg", choices=["logreg", "prototype", "knn"], help="matcher (default logreg)")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold")
+    gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = gsub.add_parser("list", help="characters and their face counts")
+    a.add_argument("--json", action="store_true")
+    a = gsub.add_parser("remove", help="delete a character and its faces")
+    a.add_argument("name")
+    a = gsub.add_parser("rename", help="rename a character")
+    a.add_argument("old")
+    a.add_argument("new")
+    a.add_argument("--merge", action="store_true", help="if NEW exists, move OLD's faces into it")
+    a = gsub.add_parser("threshold", help="show the unknown threshold; set it with VALUE, or 'auto' to calibrate")
+    a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
+    for a in gsub.choices.values():
+        a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")
+    sp.set_defaults(func=cmd_gallery)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("charaid: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, NotADirectoryError, ValueError, GalleryError, EmbeddingSpaceError,
+            UnknownCharacterError, RuntimeError) as e:
+        print(f"charaid: error: {e}", file=sys.stderr)
+        return EXIT_SETUP
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

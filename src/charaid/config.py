@@ -1,0 +1,85 @@
+"""Settings and thresholds, in one place.
+
+Every tunable number of the pipeline lives here, so that a benchmark can say exactly which
+values it measured and a user can override them without reading the code. Settings read from
+the environment use the prefix ``CHARAID_`` (``CHARAID_GALLERY``, ``CHARAID_MAX_DETECT_SIDE``...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import platformdirs
+
+ENV_PREFIX = "CHARAID_"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Numbers that decide what counts as a face, a crop and a known character."""
+
+    #: animeface-2009 likelihood below which a candidate is not a face (its own default is 0.5).
+    detect_min_score: float = 0.5
+    #: Two boxes overlapping more than this (intersection over union) are the same face.
+    nms_iou: float = 0.3
+    #: Smallest face side, in pixels of the original image, worth recognising.
+    min_face_side: int = 24
+    #: Margin added around the detector's box on each side, as a share of the box side.
+    #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
+    crop_margin: float = 0.25
+    #: Used when a gallery is too small to calibrate its own threshold (fewer than 2 characters,
+    #: or fewer than 2 samples per character). Scores are probabilities (logistic regression)
+    #: or cosine similarities (prototype, k-NN); see charaid.match.
+    fallback_unknown_threshold: float = 0.5
+    #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
+    #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md).
+    colour_weight: float = 0.5
+    #: Inverse regularisation strength of the logistic-regression matcher (higher is looser).
+    logreg_c: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time settings, from the environment (``CHARAID_*``) with defaults."""
+
+    #: The SQLite gallery file; ``--gallery`` overrides it.
+    gallery: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("charaid")) / "gallery.sqlite")
+    #: Images are downscaled so that their longer side is at most this before face detection
+    #: (animeface-2009's time grows with the pixel count); boxes are mapped back.
+    max_detect_side: int = 1024
+    #: Images with more pixels than this are refused as decompression bombs.
+    max_pixels: int = 80_000_000
+    #: Faces embedded per forward pass.
+    batch_size: int = 32
+    #: CPU threads for the CNN (0: PyTorch's default).
+    threads: int = 0
+    #: Side of the face crops stored in the gallery (for re-embedding and training).
+    stored_crop_side: int = 256
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        """Settings with every ``CHARAID_<FIELD>`` variable applied; a bad value names itself."""
+        env = os.environ if environ is None else environ
+        base = cls()
+        changes: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "thresholds":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            current = getattr(base, f.name)
+            try:
+                changes[f.name] = Path(raw).expanduser() if isinstance(current, Path) else type(current)(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(current).__name__}"
+                ) from None
+        return replace(base, **changes)
+
+
+def default_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,134 @@
+"""Enrolling characters from a folder laid out as ``DIR/<character>/<images>``.
+
+Each image gives one sample: its largest detected face (the character the folder names is
+nearly always the biggest face in their own picture), or the whole image with ``detect=False``.
+Files whose content is already in the gallery are skipped before any work, so re-enrolling a
+folder is a no-op. Each batch of samples is one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .config import default_settings
+from .embed import Embedder
+from .errors import ImageError
+from .gallery import EnrollReport, Gallery, NewSample
+from .images import iter_image_paths, sha256_file
+from .models import embedder_for
+from .prepare import DetectorSpec, PreparedImage, prepare_many
+
+
+@dataclass
+class EnrollSummary:
+    images: int = 0
+    added: int = 0
+    #: Images whose content was already enrolled (nothing done).
+    unchanged: int = 0
+    duplicates: int = 0
+    no_face: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    characters: set[str] = field(default_factory=set)
+
+    def merge(self, r: EnrollReport) -> None:
+        self.added += r.added
+        self.duplicates += r.duplicates
+        self.conflicts.extend(r.conflicts)
+
+
+def labelled_images(root: str | Path) -> list[tuple[str, Path]]:
+    """(character, path) for every image under ``root/<character>/``; raise if there are none."""
+    base = Path(root)
+    if not base.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder (expected DIR/<character>/<images>)")
+    items = []
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.is_symlink():
+            continue
+        for path in iter_image_paths([sub]):
+            items.append((sub.name.strip(), path))
+    if not items:
+        raise ValueError(f"{root}: no images in character folders (expected DIR/<character>/<images>)")
+    return items
+
+
+def enroll_items(
+    gallery: Gallery,
+    items: Sequence[tuple[str, Path]],
+    detect: bool = True,
+    spec: DetectorSpec | None = None,
+    embedder: Embedder | None = None,
+    workers: int = 0,
+    batch_size: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+) -> EnrollSummary:
+    """Enrol (character, image path) pairs; bad files are reported through ``on_error`` and skipped."""
+    embedder = embedder or embedder_for(gallery)
+    batch_size = batch_size or default_settings().batch_size
+    gallery.check_space(embedder.model_id, embedder.dim)
+    summary = EnrollSummary(images=len(items))
+    todo: list[tuple[str, Path, str]] = []
+    for character, path in items:
+        try:
+            h = sha256_file(path)
+        except OSError as e:
+            _fail(summary, on_error, str(path), ImageError(path, f"cannot read ({e.strerror or e})").reason)
+            _tick(on_progress)
+            continue
+        if gallery.has_content(h):
+            summary.unchanged += 1
+            _tick(on_progress)
+        else:
+            todo.append((character, path, h))
+
+    pending: list[NewSample] = []
+
+    def flush() -> None:
+        if pending:
+            vecs = embedder.embed_batch([s.crop for s in pending])
+            batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
+            summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
+            pending.clear()
+
+    for (character, path, h), prep in zip(todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False)):
+        sample = _pick_sample(character, h, prep)
+        if prep.error:
+            _fail(summary, on_error, str(path), prep.error)
+        elif sample is None:
+            summary.no_face.append(str(path))
+            if on_error:
+                on_error(str(path), "no face found")
+        else:
+            pending.append(sample)
+            summary.characters.add(character)
+            if len(pending) >= batch_size:
+                flush()
+        _tick(on_progress)
+    flush()
+    return summary
+
+
+def _pick_sample(character: str, content_hash: str, prep: PreparedImage) -> NewSample | None:
+    if not prep.ok or not prep.crops:
+        return None
+    i = prep.largest()
+    face = prep.faces[i]
+    box = tuple(face.box.as_list()) if face is not None else None
+    return NewSample(character, content_hash, np.zeros(0, np.float32), prep.path, box, prep.crops[i])
+
+
+def _fail(summary: EnrollSummary, on_error, path: str, reason: str) -> None:
+    summary.errors.append((path, reason))
+    if on_error:
+        on_error(path, reason)
+
+
+def _tick(cb) -> None:
+    if cb:
+        cb(1)

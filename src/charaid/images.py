@@ -1,0 +1,148 @@
+"""Reading images the way users have them: any mode, rotated by EXIF, animated, broken.
+
+Everything here returns an 8-bit RGB ``PIL.Image`` or raises :class:`ImageError` with a
+one-line reason, so that a batch can report a bad file and go on with the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import default_settings
+from .errors import ImageError
+
+#: File endings treated as images when a folder is walked.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".pjpeg", ".pjp"}
+)
+
+_WHITE = (255, 255, 255)
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open ``path`` as an RGB image, upright as its EXIF says; raise ImageError if it cannot be."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except OSError as e:
+        raise ImageError(path, f"cannot read ({e.strerror or e})") from None
+    if p.is_dir():
+        raise ImageError(path, "is a folder, not an image")
+    if st.st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with open(p, "rb") as fh:
+            return _decode(fh, str(path), max_pixels)
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except FileNotFoundError:
+        raise ImageError(path, "vanished while being read") from None
+
+
+def load_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int | None = None) -> Image.Image:
+    """Like :func:`load_image`, for bytes already in memory (uploads); the content decides the type."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
+    limit = default_settings().max_pixels if max_pixels is None else max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Palette images with Transparency..." etc.
+        try:
+            im = Image.open(fh)
+        except UnidentifiedImageError:
+            raise ImageError(name, "not an image (format not recognised)") from None
+        except Image.DecompressionBombError as e:
+            raise ImageError(name, f"refused as a decompression bomb ({e})") from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ImageError(name, f"corrupt image header ({e})") from None
+        w, h = im.size
+        if w <= 0 or h <= 0:
+            raise ImageError(name, f"image has no pixels ({w}x{h})")
+        if w * h > limit:
+            raise ImageError(
+                name,
+                f"refused as a decompression bomb: {w}x{h} = {w * h:,} pixels is over the limit of "
+                f"{limit:,} (set CHARAID_MAX_PIXELS to allow it)",
+            )
+        try:
+            if getattr(im, "is_animated", False):
+                im.seek(0)  # the first frame stands for the animation
+            im.load()
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+            raise ImageError(name, f"truncated or corrupt image data ({e})") from None
+        try:
+            im = ImageOps.exif_transpose(im)
+        except Exception:  # a broken EXIF block must not cost the picture; keep it unrotated
+            pass
+        return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode; transparency is laid over white, 16-bit is scaled down."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        mode = im.mode
+        if mode == "RGB":
+            return im
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, _WHITE)
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if (mode.startswith("I;16") or a.max(initial=0) > 255) else 255.0
+        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a).convert("RGB")  # uint8 -> mode L
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def iter_image_paths(inputs: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named directly (whatever their ending), and image files under named folders, sorted.
+
+    Folders are walked without following symbolic links to folders, so a link cannot lead the
+    walk out of the tree the user named.
+    """
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found: list[Path] = []
+            for root, dirs, files in os.walk(p, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for f in files:
+                    if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                        found.append(Path(root) / f)
+            yield from sorted(found)
+        else:
+            yield p
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

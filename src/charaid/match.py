@@ -1,0 +1,229 @@
+"""Naming faces from a few examples per character, or saying "unknown".
+
+Three matchers share one interface (``fit`` on the gallery's vectors, ``scores`` for queries):
+
+- ``logreg``: multinomial logistic regression on the unit vectors; scores are probabilities.
+  It measured best on every set (docs/benchmarks.md) and is the default.
+- ``prototype``: cosine similarity to each character's mean vector.
+- ``knn``: mean cosine similarity to each character's ``k`` nearest samples.
+
+A face is ``unknown`` when its best score is below a threshold. :func:`calibrate` picks that
+threshold from the gallery alone: out-of-fold scores stand for known faces, and scores of each
+character's samples against a matcher fitted without that character stand for unknown faces;
+the threshold that best separates the two (most known faces named right plus most unknown
+faces rejected) is kept with the gallery.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .config import Thresholds
+
+METHODS = ("hybrid", "logreg", "prototype", "knn")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    character: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Match:
+    """The answer for one face: ``character`` is None when the face is unknown; ``top`` is always filled."""
+
+    character: str | None
+    score: float
+    top: list[Candidate]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the unknown threshold was chosen, kept with the gallery to say why a face was refused."""
+
+    method: str
+    threshold: float
+    model_id: str
+    revision: int
+    #: Out-of-fold known faces: share named correctly at the threshold.
+    known_accuracy: float
+    #: Held-out characters' faces: share rejected at the threshold.
+    unknown_rejected: float
+    n_known: int
+    n_unknown: int
+    auroc: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+class Matcher:
+    """Scores query vectors against the characters of a gallery."""
+
+    def __init__(self, method: str = "logreg", c: float | None = None, k: int = 3):
+        if method not in METHODS:
+            raise ValueError(f"unknown matcher {method!r}; choose one of: {', '.join(METHODS)}")
+        self.method = method
+        self.c = Thresholds().logreg_c if c is None else c
+        self.k = k
+        self.classes: np.ndarray = np.array([], dtype=object)
+
+    @property
+    def effective_method(self) -> str:
+        """Logistic regression needs two characters; with one it falls back to prototypes."""
+        return "prototype" if self.method in ("logreg", "hybrid") and len(self.classes) < 2 else self.method
+
+    def fit(self, labels: Sequence[str], X: np.ndarray) -> "Matcher":
+        labels = np.asarray(labels, dtype=object)
+        X = np.asarray(X, dtype=np.float32)
+        self.classes = np.array(sorted(set(labels.tolist())), dtype=object)
+        self._X, self._y = X, labels
+        if len(self.classes) == 0:
+            return self
+        idx = {c: i for i, c in enumerate(self.classes)}
+        self._yi = np.array([idx[v] for v in labels])
+        protos = np.stack([X[self._yi == i].mean(axis=0) for i in range(len(self.classes))])
+        self._protos = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
+        if self.effective_method in ("logreg", "hybrid"):
+            from sklearn.linear_model import LogisticRegression
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._lr = LogisticRegression(C=self.c, max_iter=3000).fit(X, self._yi)
+        return self
+
+    def scores(self, Q: np.ndarray) -> np.ndarray:
+        """(n_queries, n_characters) scores; higher means more likely that character."""
+        Q = np.asarray(Q, dtype=np.float32)
+        n = len(self.classes)
+        if n == 0:
+            return np.zeros((len(Q), 0), np.float32)
+        m = self.effective_method
+        if m in ("logreg", "hybrid"):
+            p = np.zeros((len(Q), n), np.float32)
+            p[:, self._lr.classes_] = self._lr.predict_proba(Q)
+            return p if m == "logreg" else p * np.maximum(Q @ self._protos.T, 0.0)
+        if m == "prototype":
+            return Q @ self._protos.T
+        sims = Q @ self._X.T
+        out = np.empty((len(Q), n), np.float32)
+        for i in range(n):
+            s = sims[:, self._yi == i]
+            kk = min(self.k, s.shape[1])
+            out[:, i] = np.sort(s, axis=1)[:, -kk:].mean(axis=1)
+        return out
+
+    def match(self, Q: np.ndarray, threshold: float, top_k: int = 5) -> list[Match]:
+        """Top-``top_k`` candidates per query; the best is named only if its score >= threshold."""
+        S = self.scores(Q)
+        out = []
+        for row in S:
+            order = np.argsort(-row)[:top_k]
+            top = [Candidate(str(self.classes[j]), round(float(row[j]), 4)) for j in order]
+            best = top[0] if top else None
+            named = best.character if best is not None and best.score >= threshold else None
+            out.append(Match(named, best.score if best else 0.0, top))
+        return out
+
+
+def calibrate(
+    labels: Sequence[str],
+    X: np.ndarray,
+    method: str = "logreg",
+    model_id: str = "",
+    revision: int = 0,
+    folds: int = 5,
+    max_held_out: int = 40,
+    seed: int = 0,
+    fallback: float | None = None,
+) -> Calibration:
+    """Choose the unknown threshold from the gallery itself (see the module's docstring)."""
+    labels = np.asarray(labels, dtype=object)
+    X = np.asarray(X, dtype=np.float32)
+    classes, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
+    fb = Thresholds().fallback_unknown_threshold if fallback is None else fallback
+    if len(classes) < 2 or counts.min() < 2:
+        return Calibration(method, fb, model_id, revision, float("nan"), float("nan"), 0, 0)
+    rng = np.random.default_rng(seed)
+    known_s, known_ok = _out_of_fold(labels, X, method, min(folds, int(counts.min())), rng)
+    unknown_s = _held_out_characters(labels, X, classes, method, max_held_out, rng)
+    t, acc, rej = best_threshold(known_s, known_ok, unknown_s)
+    return Calibration(method, t, model_id, revision, acc, rej, len(known_s), len(unknown_s), auroc(known_s, unknown_s))
+
+
+def best_threshold(known_scores: np.ndarray, known_correct: np.ndarray, unknown_scores: np.ndarray) -> tuple[float, float, float]:
+    """The threshold that maximises (known named right) + (unknown rejected), each as a share.
+
+    Candidates are the midpoints between neighbouring observed scores, so the threshold never
+    sits on one sample's score; among equally good candidates the middle one is taken.
+    Returns (threshold, known accuracy, unknown rejection) at that threshold.
+    """
+    ks, uk = np.asarray(known_scores, float), np.asarray(unknown_scores, float)
+    ok = np.asarray(known_correct, bool)
+    vals = np.unique(np.r_[ks, uk])
+    if len(vals) > 4000:  # large galleries: quantiles are fine enough
+        vals = np.unique(np.quantile(vals, np.linspace(0, 1, 4000)))
+    cands = np.r_[vals[0] - 1e-6, (vals[:-1] + vals[1:]) / 2, vals[-1] + 1e-6]
+    ok_sorted = np.sort(ks[ok])
+    accepted_ok = len(ok_sorted) - np.searchsorted(ok_sorted, cands, side="left")
+    rejected_unknown = np.searchsorted(np.sort(uk), cands, side="left")
+    objective = accepted_ok / max(1, len(ks)) + rejected_unknown / max(1, len(uk))
+    best = np.flatnonzero(objective >= objective.max() - 1e-12)
+    i = best[len(best) // 2]
+    return float(cands[i]), float(accepted_ok[i] / max(1, len(ks))), float(rejected_unknown[i] / max(1, len(uk)))
+
+
+def auroc(known_scores: np.ndarray, unknown_scores: np.ndarray) -> float | None:
+    """Probability that a known face outscores an unknown one (ties count half)."""
+    k, u = np.asarray(known_scores, float), np.asarray(unknown_scores, float)
+    if not len(k) or not len(u):
+        return None
+    allv = np.r_[k, u]
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sorted_v = allv[order]
+    i = 0
+    while i < len(allv):  # average ranks over ties
+        j = i
+        while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    rk = ranks[: len(k)].sum()
+    return float((rk - len(k) * (len(k) + 1) / 2) / (len(k) * len(u)))
+
+
+def _out_of_fold(labels, X, method, folds, rng) -> tuple[np.ndarray, np.ndarray]:
+    fold_of = np.empty(len(labels), int)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        fold_of[idx] = np.arange(len(idx)) % folds
+    scores, correct = np.empty(len(labels)), np.empty(len(labels), bool)
+    for f in range(folds):
+        te = fold_of == f
+        m = Matcher(method).fit(labels[~te], X[~te])
+        S = m.scores(X[te])
+        j = S.argmax(axis=1)
+        scores[te] = S[np.arange(len(j)), j]
+        correct[te] = m.classes[j] == labels[te]
+    return scores, correct
+
+
+def _held_out_characters(labels, X, classes, method, max_held_out, rng) -> np.ndarray:
+    held = classes if len(classes) <= max_held_out else rng.choice(classes, max_held_out, replace=False)
+    out = []
+    for c in held:
+        out_mask = labels == c
+        m = Matcher(method).fit(labels[~out_mask], X[~out_mask])
+        out.append(m.scores(X[out_mask]).max(axis=1))
+    return np.concatenate(out)

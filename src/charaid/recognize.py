@@ -1,0 +1,176 @@
+"""Detect, crop, embed, match: the whole pipeline behind ``charaid recognize``.
+
+A :class:`Recognizer` holds a gallery, a detector and the embedder of the gallery's space. It
+refits its matcher when the gallery changes (enrolments bump the gallery's revision) and takes
+the unknown threshold from, in order: the caller, the override stored in the gallery, the
+gallery's calibration (recomputed when stale).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .config import Settings, default_settings
+from .detect import Box
+from .embed import Embedder
+from .gallery import Gallery
+from .match import Calibration, Candidate, Matcher, calibrate
+from .models import embedder_for
+from .prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: Box
+    detector_score: float
+    #: None when the face is unknown (best score below the threshold).
+    character: str | None
+    score: float
+    top: list[Candidate]
+
+    def to_dict(self) -> dict:
+        return {
+            "box": self.box.as_list(),
+            "detector_score": round(float(self.detector_score), 4),
+            "character": self.character,
+            "score": round(float(self.score), 4),
+            "top": [{"character": c.character, "score": round(float(c.score), 4)} for c in self.top],
+        }
+
+
+@dataclass
+class ImageResult:
+    path: str
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+GALLERY_THRESHOLD_KEY = "threshold_override"
+GALLERY_CALIBRATION_KEY = "calibration"
+GALLERY_MATCHER_KEY = "matcher"
+
+
+class Recognizer:
+    """Names the faces in images against a gallery."""
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        detector: DetectorSpec | None = None,
+        embedder: Embedder | None = None,
+        method: str | None = None,
+        threshold: float | None = None,
+        top_k: int = 5,
+        settings: Settings | None = None,
+    ):
+        self.gallery = gallery
+        self.settings = settings or default_settings()
+        self.spec = detector or DetectorSpec(max_side=self.settings.max_detect_side, thresholds=self.settings.thresholds)
+        self.embedder = embedder or embedder_for(gallery)
+        gallery.check_space(self.embedder.model_id, self.embedder.dim)
+        stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
+        self.method = method or stored.get("method", "logreg")
+        self._threshold_arg = threshold
+        self.top_k = top_k
+        self._revision = -1
+        self._matcher = Matcher(self.method)
+        self._calibration: Calibration | None = None
+
+    # -- state that follows the gallery ---------------------------------------------------------
+    def _refresh(self) -> None:
+        rev = self.gallery.revision
+        if rev == self._revision:
+            return
+        labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+        self._matcher = Matcher(self.method).fit(labels, X)
+        self._calibration = None
+        self._revision = rev
+
+    @property
+    def calibration(self) -> Calibration:
+        """The gallery's own threshold calibration, recomputed (and stored) when stale."""
+        self._refresh()
+        if self._calibration is None:
+            stored = self.gallery.get_json(GALLERY_CALIBRATION_KEY)
+            cal = Calibration.from_dict(stored) if stored else None
+            if cal is None or cal.revision != self._revision or cal.method != self.method or cal.model_id != self.embedder.model_id:
+                labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+                cal = calibrate(
+                    labels, X, self.method, self.embedder.model_id, self._revision,
+                    fallback=self.settings.thresholds.fallback_unknown_threshold,
+                )
+                try:
+                    self.gallery.set_json(GALLERY_CALIBRATION_KEY, cal.to_dict())
+                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
+                    pass
+            self._calibration = cal
+        return self._calibration
+
+    @property
+    def threshold(self) -> float:
+        """Scores below this mean "unknown": lower is looser (more faces named, more mistakes)."""
+        if self._threshold_arg is not None:
+            return self._threshold_arg
+        override = self.gallery.get_json(GALLERY_THRESHOLD_KEY)
+        if override is not None:
+            return float(override["threshold"])
+        return self.calibration.threshold
+
+    @property
+    def matcher(self) -> Matcher:
+        self._refresh()
+        return self._matcher
+
+    # -- recognising ----------------------------------------------------------------------------
+    def recognize_image(self, image: Image.Image, detect: bool = True, name: str = "<image>") -> ImageResult:
+        """Every face in an in-memory RGB image, named or unknown."""
+        prep = prepare_image(name, detect, self.spec, with_hash=False, image=image)
+        return self.recognize_prepared([prep])[0]
+
+    def recognize_prepared(self, batch: Sequence[PreparedImage]) -> list[ImageResult]:
+        crops = [c for p in batch if p.ok for c in p.crops]
+        vectors = self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
+        matches = self.matcher.match(vectors, self.threshold, self.top_k) if len(crops) else []
+        out, i = [], 0
+        for p in batch:
+            res = ImageResult(p.path, error=p.error)
+            if p.ok:
+                for face in p.faces:
+                    m = matches[i]
+                    i += 1
+                    if face is None:  # --no-detect: the whole image is the face
+                        box, dscore = Box(0, 0, *p.size), 1.0
+                    else:
+                        box, dscore = face.box, face.score
+                    res.faces.append(FaceResult(box, dscore, m.character, m.score, m.top))
+            out.append(res)
+        return out
+
+    def recognize_paths(
+        self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0
+    ) -> Iterator[ImageResult]:
+        """Results in input order, streamed batch by batch; a bad file yields a result with ``error``."""
+        batch: list[PreparedImage] = []
+        n_crops = 0
+        for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False):
+            batch.append(prep)
+            n_crops += len(prep.crops)
+            if n_crops >= self.settings.batch_size:
+                yield from self.recognize_prepared(batch)
+                batch, n_crops = [], 0
+        if batch:
+            yield from self.recognize_prepared(batch)
+

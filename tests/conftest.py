@@ -1,0 +1,67 @@
+"""Shared fixtures. Real images come from ../shared/data and are never copied into the repo;
+tests that need them skip with a clear message where that folder is absent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CHARAID_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real images not found at {SHARED} (../shared/data): real-image test skipped")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def synth_train(tmp_path_factory) -> Path:
+    """DIR/<character>/<images> of three drawn characters, six portraits each."""
+    from charaid.synth import CAST, write_training_set
+
+    return write_training_set(tmp_path_factory.mktemp("synth") / "train", CAST[:3], per_character=6)
+
+
+@pytest.fixture(scope="session")
+def synth_scene(tmp_path_factory) -> Path:
+    """A group picture: akane, midori (never enrolled), sora, left to right."""
+    from charaid.synth import CAST, group_picture
+
+    p = tmp_path_factory.mktemp("scene") / "scene.png"
+    d = {c.name: c for c in CAST}
+    group_picture([d["akane"], d["midori"], d["sora"]], seed=1).save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def _enrolled(tmp_path_factory, synth_train) -> Path:
+    from charaid.enroll import enroll_items, labelled_images
+    from charaid.gallery import Gallery
+
+    p = tmp_path_factory.mktemp("gal") / "gallery.sqlite"
+    with Gallery(p) as g:
+        enroll_items(g, labelled_images(synth_train))
+    return p
+
+
+@pytest.fixture
+def gallery_path(_enrolled, tmp_path) -> Path:
+    """A fresh copy of a gallery with the three drawn characters enrolled."""
+    p = tmp_path / "gallery.sqlite"
+    shutil.copy(_enrolled, p)
+    return p
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``charaid ARGS`` in a new process, as a user would run it."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "charaid.cli", *args], capture_output=True, text=True, env=e, timeout=timeout)

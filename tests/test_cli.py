@@ -1,0 +1,116 @@
+"""The command line: help, the JSON contract, exit statuses, bad files in a batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+
+SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery"]
+
+
+def test_help_for_every_command():
+    r = run_cli("--help")
+    assert r.returncode == 0 and all(c in r.stdout for c in SUBCOMMANDS)
+    for c in SUBCOMMANDS:
+        r = run_cli(c, "--help")
+        assert r.returncode == 0 and "usage: charaid " + c in r.stdout, c
+    for a in ["list", "remove", "rename", "threshold"]:
+        r = run_cli("gallery", a, "--help")
+        assert r.returncode == 0 and "usage:" in r.stdout, a
+
+
+def test_recognize_json_contract(gallery_path, synth_scene):
+    r = run_cli("recognize", str(synth_scene), "--gallery", str(gallery_path), "--json")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1  # stdout holds JSON lines and nothing else
+    obj = json.loads(lines[0])
+    assert set(obj) == {"path", "faces", "error"} and obj["path"] == str(synth_scene) and obj["error"] is None
+    faces = sorted(obj["faces"], key=lambda f: f["box"][0])
+    assert len(faces) == 3
+    for f in faces:
+        assert set(f) == {"box", "detector_score", "character", "score", "top"}
+        assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
+        assert 0 <= f["score"] <= 1 and 0 < f["detector_score"] <= 1
+        assert 1 <= len(f["top"]) <= 5 and all(set(t) == {"character", "score"} for t in f["top"])
+    assert [f["character"] for f in faces] == ["akane", None, "sora"]
+    assert faces[1]["top"][0]["character"] in {"akane", "sora", "hikari"}  # top is filled even when unknown
+
+
+def test_no_detect_gives_one_whole_image_face(gallery_path, synth_train, tmp_path):
+    src = synth_train / "hikari" / "00.png"
+    r = run_cli("recognize", str(src), "--gallery", str(gallery_path), "--json", "--no-detect", "--top-k", "2")
+    obj = json.loads(r.stdout)
+    w, h = Image.open(src).size
+    assert len(obj["faces"]) == 1 and obj["faces"][0]["box"] == [0, 0, w, h]
+    assert obj["faces"][0]["character"] == "hikari" and len(obj["faces"][0]["top"]) == 2
+
+
+def test_bad_file_in_batch_is_reported_and_skipped(gallery_path, synth_scene, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "b_empty.png").write_bytes(b"")
+    (folder / "c_good.png").write_bytes(synth_scene.read_bytes())
+    ann = tmp_path / "ann"
+    r = run_cli("recognize", str(folder), "--gallery", str(gallery_path), "--json", "--annotate", str(ann))
+    assert r.returncode == 2
+    objs = {json.loads(l)["path"].rsplit("/", 1)[1]: json.loads(l) for l in r.stdout.splitlines()}
+    assert set(objs) == {"a_broken.jpg", "b_empty.png", "c_good.png"}
+    assert "corrupt" in objs["a_broken.jpg"]["error"] and objs["a_broken.jpg"]["faces"] == []
+    assert "empty file" in objs["b_empty.png"]["error"]
+    assert objs["c_good.png"]["error"] is None and len(objs["c_good.png"]["faces"]) == 3
+    err_lines = [l for l in r.stderr.splitlines() if "a_broken.jpg" in l]
+    assert len(err_lines) == 1 and "corrupt" in err_lines[0]
+    assert [p.name for p in ann.iterdir()] == ["c_good.annotated.png"]
+
+
+def test_detect_json(synth_scene, tmp_path):
+    bad = tmp_path / "x.gif"
+    bad.write_text("GIF89a?")
+    r = run_cli("detect", str(synth_scene), str(bad), "--json")
+    assert r.returncode == 2
+    a, b = (json.loads(l) for l in r.stdout.splitlines())
+    assert a["error"] is None and len(a["faces"]) == 3 and set(a["faces"][0]) == {"box", "score"}
+    assert b["faces"] == [] and b["error"]
+
+
+def test_enroll_twice_is_a_no_op_and_gallery_commands(synth_train, tmp_path):
+    g = tmp_path / "g.sqlite"
+    r = run_cli("enroll", str(synth_train), "--gallery", str(g), "-q")
+    assert r.returncode == 0 and "enrolled 18 faces of 3 characters" in r.stderr, r.stderr
+    r = run_cli("enroll", str(synth_train), "-q", env={"CHARAID_GALLERY": str(g)})  # default from the environment
+    assert r.returncode == 0 and "enrolled 0 faces" in r.stderr and "18 already there" in r.stderr
+    r = run_cli("gallery", "list", "--json", "--gallery", str(g))
+    assert [json.loads(l) for l in r.stdout.splitlines()] == [
+        {"character": n, "samples": 6} for n in ["akane", "hikari", "sora"]
+    ]
+    assert run_cli("gallery", "rename", "sora", "sora_kasugano", "--gallery", str(g)).returncode == 0
+    assert run_cli("gallery", "remove", "hikari", "--gallery", str(g)).returncode == 0
+    r = run_cli("gallery", "remove", "nobody", "--gallery", str(g))
+    assert r.returncode == 1 and "no character named 'nobody'" in r.stderr
+    r = run_cli("gallery", "list", "--gallery", str(g))
+    assert r.stdout.split() == ["akane", "6", "sora_kasugano", "6"]
+    r = run_cli("gallery", "threshold", "0.3", "--gallery", str(g))
+    assert json.loads(r.stdout)["threshold"] == 0.3 and json.loads(r.stdout)["source"] == "override"
+    r = run_cli("gallery", "threshold", "auto", "--gallery", str(g))
+    assert json.loads(r.stdout)["source"] == "calibrated"
+
+
+def test_missing_gallery_is_a_clear_error(tmp_path, synth_scene):
+    r = run_cli("recognize", str(synth_scene), "--gallery", str(tmp_path / "none.sqlite"))
+    assert r.returncode == 1 and "no gallery here" in r.stderr and r.stdout == ""
+
+
+def test_evaluate_writes_report(synth_train, tmp_path):
+    out = tmp_path / "report"
+    r = run_cli("evaluate", str(synth_train), "--folds", "3", "--report", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "top-1" in r.stdout and "AUROC" in r.stdout
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["n"] == 18 and rep["top1"] > 0.9 and set(rep["per_character"]) == {"akane", "hikari", "sora"}
+    assert (out / "confusion.png").stat().st_size > 1000
