@@ -1,7 +1,8 @@
 """The ``charaid`` command: a thin layer over the library.
 
 Exit status: 0 when every input was used, 2 when any input failed (it is reported on stderr and,
-with ``--json``, in the ``error`` field), 1 for a usage or set-up error. With ``--json`` stdout
+with ``--json``, in the ``error`` field), 1 for a usage or set-up error, 3 when ``train`` stopped
+at its time limit (running it again resumes). With ``--json`` stdout
 holds one JSON object per line and nothing else.
 """
 
@@ -20,7 +21,7 @@ from .config import default_settings
 from .detect import DETECTORS
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
 
-EXIT_OK, EXIT_SETUP, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_SETUP, EXIT_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
 
 def _progress(total: int | None, desc: str, quiet: bool):
@@ -218,6 +219,123 @@ def cmd_evaluate(args) -> int:
     return EXIT_INPUT if errors else EXIT_OK
 
 
+def cmd_sort(args) -> int:
+    from . import sort as srt
+    from .gallery import Gallery
+    from .images import iter_image_paths
+    from .journal import Journal
+    from .recognize import Recognizer
+
+    if args.list_runs or args.undo is not None or args.resume:
+        if len(args.paths) != 1:
+            raise ValueError("--list-runs, --undo and --resume take one folder: the destination DST")
+        dst = Path(args.paths[0])
+        if not (dst / ".charaid" / "journal.sqlite").exists():
+            raise FileNotFoundError(f"{dst}: no sort journal here (not a charaid sort destination)")
+        if args.list_runs:
+            j = Journal(dst)
+            for r in j.runs():
+                acts = j.actions(r.id)
+                row = {"run": r.id, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started)), "status": r.status,
+                       "src": r.src, "options": r.options, "files": len({a.src for a in acts}),
+                       "copied": sum(a.kind == "copy" and a.state == "done" for a in acts),
+                       "moved": sum(a.kind == "move" and a.state == "done" for a in acts)}
+                print(json.dumps(row) if args.json else
+                      f"run {row['run']}  {row['started']}  {row['status']:8s} {'move' if r.options.get('move') else 'copy'}  "
+                      f"{row['files']} files ({row['copied']} copied, {row['moved']} moved)  from {r.src}")
+            j.close()
+            return EXIT_OK
+        if args.undo is not None:
+            n, problems = srt.undo(dst, args.undo, on_error=lambda p, r: _warn(f"{p}: {r}"))
+            print(f"run {args.undo} undone: {n} files put back or removed, {len(problems)} problems", file=sys.stderr)
+            return EXIT_INPUT if problems else EXIT_OK
+    else:
+        if len(args.paths) != 2:
+            raise ValueError("sort takes SRC and DST (or --resume/--undo RUN/--list-runs with DST alone)")
+        src, dst = (Path(p) for p in args.paths)
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first")
+    failed = 0
+
+    def on_error(p, r):
+        nonlocal failed
+        failed += 1
+        _warn(f"{p}: {r}")
+
+    def on_decision(d):
+        if args.json or args.dry_run:
+            row = {"path": str(d.src), "folders": d.folders, "faces": d.faces,
+                   "characters": [{"character": c, "score": sc} for c, sc in d.characters], "error": d.error}
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                print(f"{d.src}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
+
+    with Gallery(gp) as g:
+        rec = Recognizer(g, detector=_detector_spec(args), threshold=args.threshold)
+        if args.resume:
+            workers = _workers(args, 100)
+            with _progress(None, "sort (resume)", args.quiet) as bar:
+                s = srt.resume(dst, rec, workers, on_progress=bar.update, on_error=on_error, on_decision=on_decision)
+            if s is None:
+                print(f"nothing to resume in {dst}: its last run finished", file=sys.stderr)
+                return EXIT_OK
+        else:
+            n = sum(1 for _ in iter_image_paths([src]))
+            opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan)
+            with _progress(n, "sort", args.quiet) as bar:
+                s = srt.Sorter(rec, dst, opts).run(src, on_progress=bar.update, on_error=on_error,
+                                                   on_decision=on_decision, dry_run=args.dry_run)
+    summary = {"run": s.run_id, "images": s.images, "unchanged": s.unchanged, "folders": dict(sorted(s.per_folder.items())),
+               "copied": s.copied, "moved": s.moved, "duplicates": s.duplicates, "errors": len(s.errors),
+               "seconds": round(s.seconds, 1), "images_per_second": round(s.images_per_second, 2), "dry_run": bool(args.dry_run)}
+    if args.json:
+        print(json.dumps({"summary": summary}))
+    lines = [f"{'planned' if args.dry_run else 'sorted'} {s.images} images in {s.seconds:.1f} s "
+             f"({s.images_per_second:.1f}/s); {s.unchanged} unchanged since the last run"]
+    lines += [f"  {k}: {v}" for k, v in sorted(s.per_folder.items())]
+    lines.append(f"  copied {s.copied}, moved {s.moved}, duplicates skipped {s.duplicates}, errors {len(s.errors)}"
+                 + (f"; run {s.run_id} (undo: charaid sort --undo {s.run_id} {dst})" if s.run_id else ""))
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_INPUT if s.errors else EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .gallery import Gallery
+    from .train import TrainConfig, train_gallery
+
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first")
+    cfg = TrainConfig(epochs=args.epochs) if args.epochs else TrainConfig()
+    bars: dict[str, tqdm] = {}
+
+    def on_epoch(stage: str, epoch: int, total: int, loss: float) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=f"train ({stage})", unit="epoch", file=sys.stderr, disable=args.quiet, leave=False)
+            bars[stage].update(epoch - 1)
+        bars[stage].update(1)
+        bars[stage].set_postfix(loss=f"{loss:.3f}")
+
+    with Gallery(gp) as g:
+        res = train_gallery(g, cfg, args.minutes, not args.no_calibration, on_epoch, lambda m: _warn(m))
+    for b in bars.values():
+        b.close()
+    if res.resumed_from:
+        _warn(f"resumed an interrupted run at epoch {res.resumed_from}")
+    if res.model_id is None:
+        _warn(f"stopped at the time limit after epoch {res.epochs_done} of {res.epochs}; run `charaid train` again to resume")
+        return EXIT_STOPPED
+    cal = res.calibration or {}
+    print(json.dumps({"model_id": res.model_id, "faces": res.faces, "characters": res.characters,
+                      "epochs": res.epochs_done, "seconds": round(res.seconds, 1),
+                      "threshold": cal.get("threshold"), "calibration": cal or None}, default=str))
+    return EXIT_OK
+
+
 def cmd_gallery(args) -> int:
     from .gallery import Gallery
     from .recognize import GALLERY_THRESHOLD_KEY, Recognizer
@@ -312,6 +430,30 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, gallery=False)
     sp.set_defaults(func=cmd_evaluate)
 
+    sp = sub.add_parser("sort", help="sort pictures into DST/<character>/ folders (copy or move; resumable; undoable)")
+    sp.add_argument("paths", nargs="+", metavar="SRC DST", help="source and destination folders (DST alone with --resume, --undo, --list-runs)")
+    sp.add_argument("--move", action="store_true", help="move instead of copy (each move is verified before the source goes)")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    sp.add_argument("--multi", choices=["copy-each", "group", "primary"], default="copy-each",
+                    help="pictures with several characters: into each folder (default), DST/_group/A+B/, or the most confident")
+    sp.add_argument("--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)")
+    sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    sp.add_argument("--json", action="store_true", help="one JSON line per picture, then a summary line")
+    sp.add_argument("--rescan", action="store_true", help="look at every file again, even unchanged ones")
+    sp.add_argument("--resume", action="store_true", help="finish the last interrupted run in DST")
+    sp.add_argument("--undo", type=int, metavar="RUN", help="put every file of run RUN back where it was")
+    sp.add_argument("--list-runs", action="store_true", help="list the runs recorded in DST")
+    common(sp)
+    sp.set_defaults(func=cmd_sort)
+
+    sp = sub.add_parser("train", help="fine-tune the embedder on the gallery's faces (minutes on a CPU; resumable)")
+    sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+    sp.add_argument("--epochs", type=int, metavar="N", help="epochs (default 20)")
+    sp.add_argument("--minutes", type=float, metavar="N", help="stop after this long; running train again resumes")
+    sp.add_argument("--no-calibration", action="store_true", help="skip the held-out run that calibrates the unknown threshold")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
+
     sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold")
     gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = gsub.add_parser("list", help="characters and their face counts")
@@ -335,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("charaid: interrupted", file=sys.stderr)
+        print("charaid: interrupted" + ("; run `charaid train` again to resume" if args.command == "train" else ""), file=sys.stderr)
         return 130
     except (FileNotFoundError, NotADirectoryError, ValueError, GalleryError, EmbeddingSpaceError,
             UnknownCharacterError, RuntimeError) as e:

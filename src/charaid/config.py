@@ -38,6 +38,12 @@ class Thresholds:
     colour_weight: float = 0.5
     #: Inverse regularisation strength of the logistic-regression matcher (higher is looser).
     logreg_c: float = 10.0
+    #: Matcher of a gallery using ImageNet features (see charaid.match; measured best there).
+    default_matcher: str = "hybrid"
+    #: Matcher of a gallery whose model was tuned on it (``charaid train``).
+    tuned_matcher: str = "knn"
+    #: Weight of the colour histogram beside a tuned model (0: the tuned vector alone).
+    tuned_colour_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class Calibration:
     n_known: int
     n_unknown: int
     auroc: float | None = None
+    #: "gallery": from the gallery's own samples (redone when the gallery changes);
+    #: "training run": from characters held out of a training run (kept while its model is active).
+    source: str = "gallery"
 
     def to_dict(self) -> dict:
         return asdict(self)

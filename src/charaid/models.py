@@ -1,14 +1,69 @@
 """Which embedder makes a gallery's vectors: the built-in default, or a model tuned on it.
 
 A gallery records the model id of its active space; :func:`embedder_for` rebuilds that exact
-embedder, so a new process gets the same vectors (and the same answers) as the one that enrolled.
+embedder, so a new process gets the same vectors (and the same answers) as the one that
+enrolled. Tuned models live beside the gallery, in ``<gallery file>.models/<model id>.pt``.
 """
 
 from __future__ import annotations
 
-from .embed import Embedder, default_embedder
+import hashlib
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import Thresholds
+from .embed import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder
 from .errors import EmbeddingSpaceError
 from .gallery import Gallery
+
+TUNED_PREFIX = "tuned-lite0-"
+
+
+def models_dir(gallery_path: str | Path) -> Path:
+    p = Path(gallery_path)
+    return p.with_name(p.name + ".models")
+
+
+def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None) -> Embedder:
+    """The tuned network joined with the colour histogram, as the default embedder is."""
+    t = thresholds or Thresholds()
+    if t.tuned_colour_weight <= 0:
+        return core
+    return ConcatEmbedder([core, ColourHistogramEmbedder()], [1.0, t.tuned_colour_weight])
+
+
+def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Embedder:
+    """Write a tuned model beside the gallery; returns its embedder (whose id names the file)."""
+    import torch
+
+    from .train import TunedEmbedder
+
+    buf = io.BytesIO()
+    torch.save({"top": top_state, "config": asdict(cfg), "meta": meta}, buf)
+    data = buf.getvalue()
+    core_id = TUNED_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+    d = models_dir(gallery_path)
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / f"{core_id}.pt"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    (d / f"{core_id}.json").write_text(json.dumps({"config": asdict(cfg), **meta}, indent=1, default=str))
+    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id))
+
+
+def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
+    import torch
+
+    from .train import TrainConfig, TunedEmbedder
+
+    f = models_dir(gallery_path) / f"{core_id}.pt"
+    if not f.is_file():
+        raise EmbeddingSpaceError(f"{gallery_path}: its vectors come from the tuned model {core_id}, but {f} is missing")
+    saved = torch.load(f, map_location="cpu", weights_only=False)
+    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id))
 
 
 def builtin_embedders() -> dict[str, "callable"]:
@@ -24,7 +79,13 @@ def embedder_for(gallery: Gallery) -> Embedder:
     known = builtin_embedders()
     if mid in known:
         return known[mid]()
+    if mid.startswith(TUNED_PREFIX):
+        core_id = mid.split("*", 1)[0]
+        emb = load_tuned(gallery.path, core_id)
+        if emb.model_id != mid:
+            raise EmbeddingSpaceError(f"{gallery.path}: model {mid!r} does not match the file's {emb.model_id!r}")
+        return emb
     raise EmbeddingSpaceError(
         f"{gallery.path}: its vectors come from model {mid!r}, which this charaid cannot rebuild "
-        f"(known: {', '.join(known)})"
+        f"(known: {', '.join(known)}, or a tuned model file in {models_dir(gallery.path)})"
     )

@@ -22,7 +22,7 @@ from .detect import Box
 from .embed import Embedder
 from .gallery import Gallery
 from .match import Calibration, Candidate, Matcher, calibrate
-from .models import embedder_for
+from .models import TUNED_PREFIX, embedder_for
 from .prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
 
 
@@ -82,7 +82,9 @@ class Recognizer:
         self.embedder = embedder or embedder_for(gallery)
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
-        self.method = method or stored.get("method", "logreg")
+        t = self.settings.thresholds
+        tuned = self.embedder.model_id.startswith(TUNED_PREFIX)
+        self.method = method or stored.get("method") or (t.tuned_matcher if tuned else t.default_matcher)
         self._threshold_arg = threshold
         self.top_k = top_k
         self._revision = -1
@@ -106,7 +108,10 @@ class Recognizer:
         if self._calibration is None:
             stored = self.gallery.get_json(GALLERY_CALIBRATION_KEY)
             cal = Calibration.from_dict(stored) if stored else None
-            if cal is None or cal.revision != self._revision or cal.method != self.method or cal.model_id != self.embedder.model_id:
+            stale = cal is None or cal.method != self.method or cal.model_id != self.embedder.model_id or (
+                cal.source == "gallery" and cal.revision != self._revision
+            )
+            if stale:
                 labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                 cal = calibrate(
                     labels, X, self.method, self.embedder.model_id, self._revision,

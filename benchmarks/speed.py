@@ -1,0 +1,128 @@
+"""Speed on this machine, charaid beside the seed's pipeline, in the same run.
+
+    python benchmarks/speed.py [--images N]
+
+- end to end on full illustrations (tla/raw): decode, detect, crop, embed, match;
+  charaid with 0 and 2 worker processes, and the seed's pipeline: animeface-2009 at full
+  resolution, each face resized to 299 px and run through Inception-v3 (random weights: the
+  same arithmetic as the pretrained network), one image at a time;
+- milliseconds per face embedding (batches of 32);
+- seconds to enrol a 30-image character: 30 face crops (--no-detect) and 30 full illustrations,
+  into a new gallery, weights already loaded (and the CLI's whole run, Python start included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+from common import machine, table  # noqa: E402
+
+from charaid.detect import AnimeFaceDetector, crop_face  # noqa: E402
+from charaid.embed import default_embedder  # noqa: E402
+from charaid.enroll import enroll_items  # noqa: E402
+from charaid.gallery import Gallery  # noqa: E402
+from charaid.images import load_image  # noqa: E402
+from charaid.recognize import Recognizer  # noqa: E402
+
+
+def seed_pipeline(paths: list[Path]) -> tuple[float, int]:
+    import torch
+    from seed_inception import InceptionV3
+
+    net = InceptionV3().eval()
+    det = AnimeFaceDetector(max_side=100_000)  # the seed detected at full resolution
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+    faces = 0
+    with torch.inference_mode():
+        net(torch.zeros(1, 3, 299, 299))  # warm-up
+        t = time.perf_counter()
+        for p in paths:
+            im = load_image(p)
+            for f in det.detect(im):
+                crop = crop_face(im, f.box, 0.0, 299)
+                x = torch.from_numpy(np.asarray(crop, np.float32) / 255.0).permute(2, 0, 1)[None]
+                net((x - mean) / 0.5)
+                faces += 1
+        return time.perf_counter() - t, faces
+
+
+def charaid_pipeline(paths: list[Path], gallery: Path, workers: int) -> tuple[float, int]:
+    with Gallery(gallery) as g:
+        rec = Recognizer(g)
+        rec.embedder.load()
+        _ = rec.threshold  # calibration done before timing
+        t = time.perf_counter()
+        faces = sum(len(r.faces) for r in rec.recognize_paths(paths, workers=workers))
+        return time.perf_counter() - t, faces
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=0, help="use only the first N illustrations (default: all)")
+    args = ap.parse_args()
+    raw = [p for _, p in datasets.tla_raw()]
+    if args.images:
+        raw = raw[: args.images]
+    print(f"# speed: {machine()}; {time.strftime('%Y-%m-%d')}; {len(raw)} full illustrations of tla/raw\n")
+    tmp = Path(tempfile.mkdtemp())
+    emb = default_embedder().load()
+
+    # enrolment of one 30-image character, crops and full illustrations
+    tr, _ = datasets.tla_author_split()
+    crops30 = [(c, p) for c, p in tr if c == "nishikino_maki"][:30]
+    raws30 = [(c, p) for c, p in datasets.tla_raw() if c == "nishikino_maki"][:30]
+    rows = []
+    for name, items, detect in [("30 face crops (--no-detect)", crops30, False), ("30 full illustrations", raws30, True)]:
+        with Gallery(tmp / f"enrol-{detect}.sqlite") as g:
+            t = time.perf_counter()
+            s = enroll_items(g, items, detect=detect, embedder=emb, workers=2 if detect else 0)
+            lib = time.perf_counter() - t
+        folder = tmp / f"cli-{detect}" / "nishikino_maki"
+        folder.mkdir(parents=True)
+        for _, p in items:
+            (folder / p.name).symlink_to(p)
+        t = time.perf_counter()
+        cmd = [sys.executable, "-m", "charaid.cli", "enroll", str(folder.parent), "-q", "--gallery", str(tmp / f"cli-{detect}.sqlite")]
+        subprocess.run(cmd + ([] if detect else ["--no-detect"]), check=True, capture_output=True)
+        rows.append([name, s.added, f"{lib:.2f}", f"{time.perf_counter() - t:.2f}"])
+    print("## enrol a 30-image character\n")
+    print(table(["input", "faces enrolled", "seconds (library, model loaded)", "seconds (CLI, whole process)"], rows))
+
+    # embedding speed
+    crops = [load_image(p).resize((256, 256)) for _, p in tr[:64]]
+    emb.embed_batch(crops[:8])
+    t = time.perf_counter()
+    emb.embed_batch(crops)
+    ms = (time.perf_counter() - t) / len(crops) * 1000
+    print(f"\n## embedding\n\n{ms:.1f} ms per face ({emb.model_id}, mirror included, batches of 32)\n")
+
+    # end to end
+    gal = tmp / "tla.sqlite"
+    with Gallery(gal) as g:
+        enroll_items(g, tr, detect=False, embedder=emb)
+    rows = []
+    for label, fn in [
+        ("seed: animeface full-res + Inception-v3 299 px, 1 process", lambda: seed_pipeline(raw)),
+        ("charaid, 1 process", lambda: charaid_pipeline(raw, gal, 0)),
+        ("charaid, 2 worker processes", lambda: charaid_pipeline(raw, gal, 2)),
+    ]:
+        secs, faces = fn()
+        rows.append([label, len(raw), faces, f"{secs:.1f}", f"{len(raw) / secs:.2f}"])
+    base = float(rows[0][4])
+    for r in rows:
+        r.append(f"{float(r[4]) / base:.2f}x")
+    print("## end to end on full illustrations\n")
+    print(table(["pipeline", "images", "faces", "seconds", "images/s", "vs seed"], rows))
+
+
+if __name__ == "__main__":
+    main()

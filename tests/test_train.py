@@ -1,0 +1,103 @@
+"""charaid train: fine-tunes, survives interruption, and its model survives a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from charaid.gallery import Gallery
+from charaid.models import TUNED_PREFIX, models_dir
+from charaid.train import TrainConfig, augment, fine_tune
+from conftest import run_cli
+
+
+def test_augment_keeps_hue():
+    import random
+
+    im = Image.new("RGB", (100, 100), (200, 40, 60))
+    for seed in range(10):
+        a = np.asarray(augment(im, random.Random(seed), 64).convert("HSV"), float)
+        hue = a[..., 0][a[..., 1] > 50]
+        assert abs(np.median(hue) - np.asarray(im.convert("HSV"))[0, 0, 0]) <= 3  # colours are identity
+
+
+def test_fine_tune_separates_characters(synth_train):
+    from charaid.enroll import labelled_images
+    from charaid.train import TunedEmbedder
+
+    items = labelled_images(synth_train)
+    crops = [Image.open(p).convert("RGB") for _, p in items]
+    labels = [c for c, _ in items]
+    cfg = TrainConfig(epochs=4, views=2)
+    state, st = fine_tune(crops, labels, cfg)
+    assert st.epoch == 4 and st.losses[-1] < st.losses[0]
+    X = TunedEmbedder(state, cfg, "t").embed_batch(crops)
+    assert X.shape == (len(crops), cfg.proj_dim) and np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+    y = np.array(labels)
+    S = X @ X.T
+    same = S[y[:, None] == y[None, :]].mean()
+    other = S[y[:, None] != y[None, :]].mean()
+    assert same > other + 0.2
+
+
+def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
+    r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "5", "-q")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
+    with Gallery(gallery_path) as g:
+        assert g.model_id == out["model_id"] and not g.missing_vectors(g.model_id)
+    assert (models_dir(gallery_path) / f"{out['model_id'].split('*')[0]}.pt").exists()
+    assert not (models_dir(gallery_path) / "train-checkpoint.pt").exists()
+    # two new processes load the tuned model from disk and answer identically
+    a = run_cli("recognize", str(synth_scene), "--gallery", str(gallery_path), "--json")
+    b = run_cli("recognize", str(synth_scene), "--gallery", str(gallery_path), "--json")
+    assert a.returncode == 0 and a.stdout == b.stdout
+    faces = sorted(json.loads(a.stdout)["faces"], key=lambda f: f["box"][0])
+    assert [f["top"][0]["character"] for f in (faces[0], faces[2])] == ["akane", "sora"]
+    # new enrolments go into the tuned space
+    r = run_cli("gallery", "list", "--gallery", str(gallery_path))
+    assert TUNED_PREFIX in r.stderr
+
+
+def test_interrupted_training_resumes(gallery_path):
+    ck = models_dir(gallery_path) / "train-checkpoint.pt"
+    cmd = [sys.executable, "-m", "charaid.cli", "train", "--gallery", str(gallery_path), "--epochs", "60", "--no-calibration", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not ck.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ck.exists()
+    r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "60", "--no-calibration", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "resumed an interrupted run at epoch" in r.stderr
+    assert json.loads(r.stdout)["epochs"] == 60 and not ck.exists()
+
+
+def test_time_limit_stops_and_resumes(gallery_path):
+    r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "400", "--minutes", "0.01", "--no-calibration", "-q")
+    assert r.returncode == 3 and "run `charaid train` again to resume" in r.stderr
+    with Gallery(gallery_path) as g:
+        assert not g.model_id.startswith(TUNED_PREFIX)  # unchanged until a run finishes
+
+
+def test_train_needs_two_characters(tmp_path, synth_train):
+    from charaid.enroll import enroll_items, labelled_images
+
+    g = tmp_path / "one.sqlite"
+    with Gallery(g) as gal:
+        enroll_items(gal, [x for x in labelled_images(synth_train) if x[0] == "akane"])
+    r = run_cli("train", "--gallery", str(g), "-q")
+    assert r.returncode == 1 and "at least 2 characters" in r.stderr
