@@ -165,3 +165,21 @@ def test_killed_mid_enrol_loses_nothing(tmp_path):
     with Gallery(gp) as g:
         assert len(g) == n_first + 28
         assert {c.name: c.samples for c in g.characters()} == {"akane": 4, "sora": 14, "hikari": 14}
+
+
+def test_schema_migrates_forward_keeping_data(tmp_path):
+    """A gallery made by the first schema (no labelling tables) opens, upgrades, keeps its faces."""
+    from charaid.gallery import MIGRATIONS, SCHEMA_VERSION
+
+    p = tmp_path / "old.sqlite"
+    with sqlite3.connect(p) as db:  # exactly what version 1 created
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+    with Gallery(p) as g:
+        g.add([sample("ann", "h1")], "m", DIM)
+    with sqlite3.connect(p) as db:
+        db.executescript("DROP TABLE label_faces; DROP TABLE label_rejections; DROP TABLE label_actions; PRAGMA user_version = 1;")
+    with Gallery(p) as g:
+        assert g.names() == ["ann"] and len(g) == 1
+        assert g.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert g.db.execute("SELECT count(*) FROM label_faces").fetchone()[0] == 0

@@ -336,6 +336,30 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from .gallery import Gallery
+    from .web.app import ServerConfig, create_app
+
+    gp = _gallery_path(args)
+    Gallery(gp).close()  # create it (empty) if new, fail now if it is not a gallery
+    label_dir = Path(args.label_dir).resolve() if args.label_dir else None
+    if label_dir is not None and not label_dir.is_dir():
+        raise NotADirectoryError(f"{args.label_dir}: not a folder")
+    cfg = ServerConfig.for_host(gp, args.host, label_dir=label_dir, max_upload_mb=args.max_upload_mb)
+    app = create_app(cfg)
+    url = f"http://{args.host if ':' not in args.host else '[' + args.host + ']'}:{args.port}/"
+    print(f"charaid serve: gallery {gp}" + (f", labelling {label_dir}" if label_dir else ""), file=sys.stderr)
+    if cfg.token:
+        print(f"bound to {args.host}: changing the gallery needs this token (header X-Charaid-Token): {cfg.token}", file=sys.stderr)
+        print(f"open {url}?token={cfg.token}", file=sys.stderr)
+    else:
+        print(f"open {url}  (API docs: {url}docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 def cmd_gallery(args) -> int:
     from .gallery import Gallery
     from .recognize import GALLERY_THRESHOLD_KEY, Recognizer
@@ -453,6 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-calibration", action="store_true", help="skip the held-out run that calibrates the unknown threshold")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("serve", help="web pages to recognise, label and manage the gallery, and a REST API")
+    sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; elsewhere, changes need a token)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)")
+    sp.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20 MB)")
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold")
     gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,31 @@ MIGRATIONS: list[str] = [
         vector BLOB NOT NULL,
         PRIMARY KEY (sample_id, model_id)
     );
+    """,
+    # 2: the labelling assistant's queue (charaid serve, /label)
+    """
+    CREATE TABLE label_faces (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        box TEXT NOT NULL,
+        crop BLOB NOT NULL,
+        detector_score REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        character TEXT,
+        sample_id INTEGER,
+        model_id TEXT,
+        vector BLOB,
+        added_at REAL NOT NULL,
+        UNIQUE (content_hash, box)
+    );
+    CREATE INDEX label_faces_status ON label_faces(status);
+    CREATE TABLE label_rejections (
+        face_id INTEGER NOT NULL REFERENCES label_faces(id) ON DELETE CASCADE,
+        character TEXT NOT NULL,
+        PRIMARY KEY (face_id, character)
+    );
+    CREATE TABLE label_actions (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -120,11 +146,13 @@ class Gallery:
     def __init__(self, path: str | Path, crop_side: int = 256):
         self.path = Path(path).expanduser()
         self.crop_side = crop_side
+        self.lock = threading.RLock()
         if self.path.exists() and self.path.is_dir():
             raise GalleryError(f"{self.path}: is a folder, not a gallery file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            # One connection may serve several threads of a web server; Gallery.lock serialises them.
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
@@ -168,6 +196,11 @@ class Gallery:
 
         def __exit__(self, exc_type, exc, tb):
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The raw connection, for modules that keep their own tables in the gallery (labelling)."""
+        return self._db
 
     def transaction(self) -> "Gallery._Tx":
         """``with gallery.transaction():`` — all or nothing, even if the process is killed."""

@@ -1,0 +1,123 @@
+"""Load on `charaid serve` over loopback: concurrent clients uploading real images.
+
+    python benchmarks/serve_load.py [--clients 20] [--seconds 120]
+
+Starts `charaid serve` in its own process with a gallery of the tla characters (enrolled from
+tla/raw 1-12 with detection), then `--clients` threads each upload full illustrations
+(tla/raw 13-36 and web4, at most 1024 px) to /api/recognize in a loop for `--seconds`.
+Reports requests, errors, latency percentiles, throughput, and the server's resident memory
+before and after. A single request on an idle server is timed first (the page's promise is
+an answer within a second for a typical 1000-px illustration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import datasets  # noqa: E402
+from common import machine, table  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from charaid.enroll import enroll_items  # noqa: E402
+from charaid.gallery import Gallery  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def post_image(url: str, data: bytes, name: str) -> tuple[int, float]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    t = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            r.read()
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError:
+        code = -1
+    return code, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=120)
+    args = ap.parse_args()
+    from test_browser import Server  # the same way the browser test starts it
+
+    tmp = Path(tempfile.mkdtemp())
+    gallery = tmp / "g.sqlite"
+    raw = datasets.tla_raw()
+    with Gallery(gallery) as g:
+        enroll_items(g, [(c, p) for c, p in raw if int(p.stem) <= 12], workers=2)
+    images = []
+    for _, p in [(c, p) for c, p in raw if int(p.stem) > 12] + datasets.web4()[:60]:
+        im = Image.open(p).convert("RGB")
+        im.thumbnail((1024, 1024))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        images.append((p.name, buf.getvalue(), im.size))
+    server = Server(gallery)
+    url = server.url + "/api/recognize"
+    try:
+        mem0 = rss_mb(server.proc.pid)
+        typical = [x for x in images if max(x[2]) >= 900][:10]
+        single = sorted(post_image(url, d, n)[1] for n, d, _ in typical)
+        lat: list[float] = []
+        errors: list[int] = []
+        lock = threading.Lock()
+        stop = time.time() + args.seconds
+
+        def client(k: int) -> None:
+            i = k
+            while time.time() < stop:
+                name, data, _ = images[i % len(images)]
+                code, dt = post_image(url, data, name)
+                with lock:
+                    (lat if code == 200 else errors).append(dt if code == 200 else code)
+                i += args.clients
+
+        t0 = time.time()
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.time() - t0
+        mem1 = rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+    q = statistics.quantiles(lat, n=100) if len(lat) > 2 else [float("nan")] * 99
+    print(f"# serve load: {machine()}; {time.strftime('%Y-%m-%d')}; {len(images)} real images (<= 1024 px)\n")
+    print(f"Single request on an idle server, {len(typical)} illustrations of 900-1024 px: median "
+          f"{statistics.median(single) * 1000:.0f} ms, max {max(single) * 1000:.0f} ms\n")
+    print(table(["clients", "seconds", "requests", "errors", "p50 ms", "p95 ms", "max ms", "requests/s", "RSS before MB", "RSS after MB"],
+                [[args.clients, f"{wall:.0f}", len(lat) + len(errors), len(errors), f"{q[49] * 1000:.0f}", f"{q[94] * 1000:.0f}",
+                  f"{max(lat) * 1000:.0f}", f"{len(lat) / wall:.2f}", f"{mem0:.0f}", f"{mem1:.0f}"]]))
+    if errors:
+        print(f"\nerror statuses: {sorted(set(errors))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""A real browser (Debian's chromium, driven by Playwright) on a running `charaid serve`:
+upload a real image and see the boxes and the name, label a face, see the gallery grow.
+Screenshots of each page are saved under test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = Path(os.environ.get("CHARAID_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`charaid serve` in a subprocess, as a user starts it."""
+
+    def __init__(self, gallery: Path, label_dir: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "charaid.cli", "serve", "--gallery", str(gallery), "--port", str(self.port)]
+        if label_dir:
+            cmd += ["--label-dir", str(label_dir)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/api/label/status", timeout=1)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stderr.read().decode())
+                time.sleep(0.3)
+        raise RuntimeError("charaid serve did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt install chromium) for browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
+    from charaid.enroll import enroll_items
+    from charaid.gallery import Gallery
+
+    raw = shared / "tla" / "raw"
+    chars = ["nishikino_maki", "sakurauchi_riko", "takimoto_hifumi"]
+    gallery = tmp_path / "g.sqlite"
+    with Gallery(gallery) as g:
+        enroll_items(g, [(c, p) for c in chars for p in sorted(raw.joinpath(c).iterdir(), key=lambda q: int(q.stem))[:12]])
+    label_dir = tmp_path / "unlabelled"
+    label_dir.mkdir()
+    shutil.copy(raw / "takimoto_hifumi" / "33.jpg", label_dir / "a.jpg")  # a copy in a temporary folder, never in the repo
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Server(gallery, label_dir)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        # recognise page: upload a real illustration, see a box and the right name
+        page.goto(server.url + "/")
+        page.set_input_files("#file", str(raw / "sakurauchi_riko" / "33.jpg"))
+        page.wait_for_selector(".box", timeout=60_000)
+        assert page.locator(".box").count() >= 1
+        assert page.locator(".box .tag").first.text_content() == "sakurauchi_riko"
+        assert page.locator(".face .bar .n").first.text_content() == "sakurauchi_riko"
+        page.locator(".box").first.click()
+        page.wait_for_selector("#zoomed")  # the face, enlarged
+        page.screenshot(path=str(ARTIFACTS / "recognise.png"), full_page=True)
+
+        # labelling page: scan the folder, name the face, and the gallery grows
+        chars_before = page.request.get(server.url + "/api/characters").json()
+        before = chars_before["faces"]
+        taki_before = {c["character"]: c["samples"] for c in chars_before["characters"]}["takimoto_hifumi"]
+        page.goto(server.url + "/label")
+        page.click("#scan")
+        page.wait_for_selector("img.big", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "label.png"), full_page=True)
+        page.fill("#newname", "takimoto_hifumi")
+        page.press("#newname", "Enter")
+        page.wait_for_function("document.querySelector('#msg').textContent.includes('Enrolled')", timeout=30_000)
+        after = page.request.get(server.url + "/api/characters").json()["faces"]
+        assert after == before + 1
+
+        # gallery page: the count shown grew, names are text
+        page.goto(server.url + "/gallery")
+        card = page.locator('[data-character="takimoto_hifumi"] .count')
+        card.wait_for()
+        n = int(card.text_content().split()[0])
+        api = {c["character"]: c["samples"] for c in page.request.get(server.url + "/api/characters").json()["characters"]}
+        assert n == api["takimoto_hifumi"] == taki_before + 1  # the face just labelled
+        assert f"{after} faces" in page.locator("#summary").text_content()
+        page.screenshot(path=str(ARTIFACTS / "gallery.png"), full_page=True)
+        assert not dialogs
+    finally:
+        page.close()
+        server.stop()
+    for name in ("recognise", "label", "gallery"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
