@@ -1,6 +1,7 @@
 """Accuracy after ``charaid train`` (issue 3's protocol), beside the ImageNet features it replaces.
 
     python benchmarks/finetune.py [--parts closed,kshot,unknown] [--sets tla,moe,dan,ng8]
+                                  [--draws 3] [--ks 5,10,30] [--kshot-sets moe]
 
 Every fine-tuning here trains only on the training part of its split (never on a test face).
   closed:  tla 6-fold, moeimouto10 fixed split, danbooru6 5-fold, newgame8 5-fold; top-1/top-5
@@ -121,15 +122,15 @@ def part_closed(S):
     return rows
 
 
-def part_kshot(S):
+def part_kshot(S, ks=(5, 10, 30), only=None):
     rows = []
     base = default_embedder()
     for name, data in S.items():
-        if name == "tla":
-            continue  # 36 faces a character: K=30 would leave almost nothing to test
+        if name == "tla" or (only and name not in only):
+            continue  # tla: 36 faces a character, K=30 would leave almost nothing to test
         _, (la, ca), (lb, cb) = next(iter(splits(data, None)))
         Xb0 = base.embed_batch(cb)
-        for K in (5, 10, 30):
+        for K in ks:
             counts = {c: (la == c).sum() for c in set(la)}
             if min(counts.values()) < K:
                 continue
@@ -201,6 +202,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="closed,kshot,unknown")
     ap.add_argument("--sets", default="tla,moe,dan,ng8")
+    ap.add_argument("--draws", type=int, default=3, help="held-out draws per set for the unknowns part")
+    ap.add_argument("--ks", default="5,10,30", help="K values of the kshot part")
+    ap.add_argument("--kshot-sets", default="", help="restrict the kshot part to these sets (default: all but tla)")
     args = ap.parse_args()
     parts = args.parts.split(",")
     S = sets(args.sets.split(","))
@@ -210,10 +214,10 @@ def main() -> None:
         print(table(["set", "folds", "test faces", "top-1 before", "top-1 after", "top-5 before", "top-5 after", "training time (mean)"], part_closed(S)))
     if "kshot" in parts:
         print("\n## K faces per character (5 seeds: mean ± standard deviation of top-1)\n")
-        print(table(["set", "K", "seeds", "top-1 before", "top-1 after"], part_kshot(S)))
+        print(table(["set", "K", "seeds", "top-1 before", "top-1 after"], part_kshot(S, [int(k) for k in args.ks.split(",")], set(filter(None, args.kshot_sets.split(","))))))
     if "unknown" in parts:
         print("\n## unknowns: characters held out of training; threshold from charaid train's calibration run\n")
-        print(table(["set", "draws", "unknown faces", "AUROC", "unknowns rejected", "known accuracy", "threshold", "train time"], part_unknown(S)))
+        print(table(["set", "draws", "unknown faces", "AUROC", "unknowns rejected", "known accuracy", "threshold", "train time"], part_unknown(S, args.draws)))
 
 
 if __name__ == "__main__":

@@ -360,6 +360,87 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+def _store(args):
+    from .embed import default_embedder
+    from .store import FaceStore
+
+    emb = default_embedder()
+    path = Path(args.store).expanduser() if args.store else default_settings().store
+    return FaceStore(path, emb.model_id, emb.dim), emb
+
+
+def cmd_index(args) -> int:
+    from .images import iter_image_paths
+    from .store import index_local, pending_paths
+
+    spec = _detector_spec(args)
+    store, emb = _store(args)
+    failed = done = faces = 0
+    t0 = time.time()
+    with store, _progress(None, "index", args.quiet) as bar:
+        todo = pending_paths(store, iter_image_paths(args.paths), args.rescan)
+        if args.engine == "ray":
+            from .distributed import index_ray
+
+            results = index_ray(todo, spec, emb.dim, address=args.ray_address, actors=args.workers or 0)
+        else:
+            results = index_local(todo, emb, spec, _workers(args, 10**9))
+        batch = []
+        for r in results:
+            bar.update(1)
+            batch.append(r)
+            done += 1
+            faces += len(r.boxes)
+            if r.error:
+                failed += 1
+                _warn(f"{r.path}: {r.error}")
+            if args.json:
+                bar.clear()
+                print(json.dumps(r.to_dict(), ensure_ascii=False), flush=True)
+            if len(batch) >= 64:
+                store.write(batch)
+                batch = []
+        store.write(batch)
+        n = store.sync_index()
+        c = store.counts()
+    secs = time.time() - t0
+    print(f"charaid: indexed {done} new images ({faces} faces, {failed} failed) in {secs:.1f} s"
+          f" ({done / max(secs, 1e-9):.2f} images/s); the store holds {c['images']} images, {c['faces']} faces;"
+          f" index: {len(n)} vectors ({n.backend})", file=sys.stderr)
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_search(args) -> int:
+    from .prepare import prepare_image
+
+    spec = None if args.no_detect else _detector_spec(args)
+    store, emb = _store(args)
+    failed = 0
+    with store:
+        for path in args.images:
+            prep = prepare_image(path, not args.no_detect, spec, with_hash=False)
+            if prep.ok and not prep.crops:  # no face found: take the whole picture as the face
+                prep = prepare_image(path, False, spec, with_hash=False)
+            if prep.error:
+                failed += 1
+                _warn(f"{path}: {prep.error}")
+                out = {"path": path, "faces": [], "error": prep.error}
+            else:
+                hits = store.search(emb.embed_batch(prep.crops), args.k)
+                out = {"path": path, "error": None, "faces": [
+                    {"box": (f.box.as_list() if f is not None else [0, 0, *prep.size]), "hits": [h.to_dict() for h in hs]}
+                    for f, hs in zip(prep.faces, hits)]}
+            if args.json:
+                print(json.dumps(out, ensure_ascii=False), flush=True)
+            else:
+                print(f"{path}: {len(out['faces'])} face(s)")
+                for f in out["faces"]:
+                    print(f"  face {f['box']}:")
+                    for h in f["hits"]:
+                        print(f"    {h['similarity']:.3f}  {h['path']}  {h['box']}")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
 def cmd_gallery(args) -> int:
     from .gallery import Gallery
     from .recognize import GALLERY_THRESHOLD_KEY, Recognizer
@@ -485,6 +566,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)")
     sp.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20 MB)")
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("index", help="embed every face of big folders into a face store, for search by image (resumable)")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
+    sp.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data actors")
+    sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)")
+    sp.add_argument("--rescan", action="store_true", help="index every image again, even unchanged ones")
+    sp.add_argument("--json", action="store_true", help="one JSON object per newly indexed image on stdout")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("search", help="find the indexed faces most like the faces of an image (robust to crops and flips)")
+    sp.add_argument("images", nargs="+", metavar="IMAGE")
+    sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
+    sp.add_argument("--k", type=int, default=10, help="images to return per face (default 10)")
+    sp.add_argument("--no-detect", action="store_true", help="the image is already a face crop")
+    sp.add_argument("--json", action="store_true", help="one JSON object per query image on stdout")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_search)
 
     sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold")
     gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")

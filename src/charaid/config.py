@@ -52,6 +52,8 @@ class Settings:
 
     #: The SQLite gallery file; ``--gallery`` overrides it.
     gallery: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("charaid")) / "gallery.sqlite")
+    #: The face store that ``charaid index`` fills and ``charaid search`` queries; ``--store`` overrides it.
+    store: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("charaid")) / "faces.sqlite")
     #: Images are downscaled so that their longer side is at most this before face detection
     #: (animeface-2009's time grows with the pixel count); boxes are mapped back.
     max_detect_side: int = 1024
@@ -63,6 +65,10 @@ class Settings:
     threads: int = 0
     #: Side of the face crops stored in the gallery (for re-embedding and training).
     stored_crop_side: int = 256
+    #: Galleries and face stores with at least this many vectors are searched through an
+    #: approximate nearest-neighbour index (usearch HNSW) instead of exactly; 20,000 vectors
+    #: take ~10 ms to compare exactly on 2 cores (docs/benchmarks.md, "ANN").
+    exact_search_limit: int = 20_000
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod

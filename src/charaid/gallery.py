@@ -292,6 +292,29 @@ class Gallery:
         X = np.stack([np.frombuffer(r[1], dtype=np.float32, count=r[2]) for r in rows])
         return labels, X, np.array([r[3] for r in rows], dtype=np.int64)
 
+    def labels_ids(self, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, sample ids) of every sample embedded by ``model_id``, without the vectors."""
+        rows = self._db.execute(
+            "SELECT c.name, s.id FROM embeddings e JOIN samples s ON s.id = e.sample_id "
+            "JOIN characters c ON c.id = s.character_id WHERE e.model_id = ? ORDER BY s.id",
+            (model_id or self.model_id,),
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], dtype=np.int64)
+
+    def vectors_for(self, ids: Sequence[int], model_id: str | None = None) -> np.ndarray:
+        """The vectors of samples ``ids`` (in that order) from ``model_id`` (default: active)."""
+        mid, out = model_id or self.model_id, {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):  # SQLite's limit on bound parameters
+            part = ids[i : i + 900]
+            q = f"SELECT sample_id, vector, dim FROM embeddings WHERE model_id = ? AND sample_id IN ({','.join('?' * len(part))})"
+            for sid, blob, dim in self._db.execute(q, (mid, *part)):
+                out[sid] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        missing = [i for i in ids if i not in out]
+        if missing:
+            raise KeyError(f"samples without a vector of {mid!r}: {missing[:5]}")
+        return np.stack([out[i] for i in ids]) if ids else np.zeros((0, self.dim or 0), np.float32)
+
     def missing_vectors(self, model_id: str) -> list[int]:
         """Samples with no vector from ``model_id`` (to re-embed after a model change)."""
         rows = self._db.execute(

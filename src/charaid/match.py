@@ -230,3 +230,93 @@ def _held_out_characters(labels, X, classes, method, max_held_out, rng) -> np.nd
         m = Matcher(method).fit(labels[~out_mask], X[~out_mask])
         out.append(m.scores(X[out_mask]).max(axis=1))
     return np.concatenate(out)
+
+
+class IndexedMatcher(Matcher):
+    """k-NN through a nearest-neighbour index, for galleries too big to compare with every sample.
+
+    ``index`` is anything with ``search(Q, k) -> (ids, similarities)`` (charaid.index). A query's
+    ``neighbours`` nearest samples are grouped by character; a character's score is the mean of
+    its ``k`` best similarities, as for the exact ``knn`` matcher. A character with fewer than
+    ``k`` samples among the neighbours has its missing ones counted at the last neighbour's
+    similarity (an upper bound of the truth), and characters not among them score -1.
+    """
+
+    def __init__(self, k: int = 3, neighbours: int = 64):
+        super().__init__("knn", k=k)
+        self.neighbours = neighbours
+
+    def fit_index(self, labels: Sequence[str], ids: np.ndarray, index) -> "IndexedMatcher":
+        labels = np.asarray(labels, dtype=object)
+        self.classes = np.array(sorted(set(labels.tolist())), dtype=object)
+        pos = {c: i for i, c in enumerate(self.classes)}
+        yi = np.array([pos[v] for v in labels], np.int64)
+        order = np.argsort(ids)
+        self._sid, self._syi = np.asarray(ids, np.int64)[order], yi[order]
+        self._count = np.bincount(yi, minlength=len(self.classes))
+        self._index = index
+        return self
+
+    def class_of(self, ids: np.ndarray) -> np.ndarray:
+        """Character index of each sample id (-1 for ids the gallery does not hold)."""
+        ids = np.asarray(ids, np.int64)
+        if not len(self._sid):
+            return np.full(ids.shape, -1, np.int64)
+        at = np.clip(np.searchsorted(self._sid, ids), 0, len(self._sid) - 1)
+        return np.where(self._sid[at] == ids, self._syi[at], -1)
+
+    def scores(self, Q: np.ndarray, exclude_ids: np.ndarray | None = None, exclude_class: np.ndarray | None = None) -> np.ndarray:
+        """Like :meth:`Matcher.scores`; ``exclude_*`` leave one sample or one character out per query."""
+        Q = np.atleast_2d(np.asarray(Q, np.float32))
+        n = len(self.classes)
+        out = np.full((len(Q), n), -1.0, np.float32)
+        if n == 0 or not len(Q):
+            return out
+        count = np.tile(self._count, (len(Q), 1))
+        extra = 0
+        if exclude_ids is not None:
+            own = self.class_of(exclude_ids)
+            count[np.arange(len(Q))[own >= 0], own[own >= 0]] -= 1
+            extra += 1
+        if exclude_class is not None:
+            extra += int(self._count[np.asarray(exclude_class)].max())
+        ids, sims = self._index.search(Q, self.neighbours + extra)
+        cls = self.class_of(ids)
+        for r in range(len(Q)):
+            keep = (ids[r] >= 0) & (cls[r] >= 0)
+            if exclude_ids is not None:
+                keep &= ids[r] != exclude_ids[r]
+            if exclude_class is not None:
+                keep &= cls[r] != exclude_class[r]
+            c, s = cls[r][keep][: self.neighbours], sims[r][keep][: self.neighbours]
+            if not len(s):
+                continue
+            floor = float(s[-1])
+            for j in np.unique(c):
+                mine = s[c == j][: self.k]  # best first
+                kk = max(len(mine), min(self.k, int(count[r, j])))
+                out[r, j] = (mine.sum() + floor * (kk - len(mine))) / kk
+        return out
+
+
+def calibrate_indexed(
+    m: IndexedMatcher, labels: Sequence[str], ids: np.ndarray, fetch, model_id: str = "", revision: int = 0,
+    max_known: int = 2000, max_held_out: int = 40, seed: int = 0,
+) -> Calibration:
+    """:func:`calibrate` for an :class:`IndexedMatcher`: leave-one-out known scores for a sample of
+    faces, and character-held-out scores for up to ``max_held_out`` characters, all through the
+    index (the gallery is never scanned whole). ``fetch(ids)`` returns those samples' vectors."""
+    labels = np.asarray(labels, dtype=object)
+    ids = np.asarray(ids, np.int64)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(ids), min(max_known, len(ids)), replace=False))
+    S = m.scores(fetch(ids[pick]), exclude_ids=ids[pick])
+    known_s, known_ok = S.max(axis=1), m.classes[S.argmax(axis=1)] == labels[pick]
+    held = rng.choice(len(m.classes), min(max_held_out, len(m.classes)), replace=False)
+    unknown = []
+    for j in held:
+        mine = ids[labels == m.classes[j]][:50]
+        unknown.append(m.scores(fetch(mine), exclude_class=np.full(len(mine), j)).max(axis=1))
+    unknown_s = np.concatenate(unknown)
+    t, acc, rej = best_threshold(known_s, known_ok, unknown_s)
+    return Calibration("knn-index", t, model_id, revision, acc, rej, len(known_s), len(unknown_s), auroc(known_s, unknown_s))

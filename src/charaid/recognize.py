@@ -21,7 +21,7 @@ from .config import Settings, default_settings
 from .detect import Box
 from .embed import Embedder
 from .gallery import Gallery
-from .match import Calibration, Candidate, Matcher, calibrate
+from .match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
 from .models import TUNED_PREFIX, embedder_for
 from .prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
 
@@ -88,7 +88,8 @@ class Recognizer:
         self._threshold_arg = threshold
         self.top_k = top_k
         self._revision = -1
-        self._matcher = Matcher(self.method)
+        self._matcher: Matcher = Matcher(self.method)
+        self._index = None
         self._calibration: Calibration | None = None
 
     # -- state that follows the gallery ---------------------------------------------------------
@@ -96,10 +97,24 @@ class Recognizer:
         rev = self.gallery.revision
         if rev == self._revision:
             return
-        labels, X, _ = self.gallery.vectors(self.embedder.model_id)
-        self._matcher = Matcher(self.method).fit(labels, X)
+        labels, ids = self.gallery.labels_ids(self.embedder.model_id)
+        if len(ids) >= self.settings.exact_search_limit:
+            # Too big to compare with every sample: k-NN through the ANN index beside the gallery.
+            from .index import GalleryIndex
+
+            if self._index is None:
+                self._index = GalleryIndex(self.gallery, exact_limit=self.settings.exact_search_limit)
+            self._matcher = IndexedMatcher().fit_index(labels, ids, self._index.ensure())
+        else:
+            self._matcher = Matcher(self.method).fit(labels, self.gallery.vectors_for(ids, self.embedder.model_id))
         self._calibration = None
         self._revision = rev
+
+    @property
+    def indexed(self) -> bool:
+        """True when the gallery is big enough to be searched through its ANN index."""
+        self._refresh()
+        return isinstance(self._matcher, IndexedMatcher)
 
     @property
     def calibration(self) -> Calibration:
@@ -108,10 +123,14 @@ class Recognizer:
         if self._calibration is None:
             stored = self.gallery.get_json(GALLERY_CALIBRATION_KEY)
             cal = Calibration.from_dict(stored) if stored else None
-            stale = cal is None or cal.method != self.method or cal.model_id != self.embedder.model_id or (
+            method = "knn-index" if isinstance(self._matcher, IndexedMatcher) else self.method
+            stale = cal is None or cal.method != method or cal.model_id != self.embedder.model_id or (
                 cal.source == "gallery" and cal.revision != self._revision
             )
-            if stale:
+            if stale and method == "knn-index":
+                labels, ids = self.gallery.labels_ids(self.embedder.model_id)
+                cal = calibrate_indexed(self._matcher, labels, ids, self.gallery.vectors_for, self.embedder.model_id, self._revision)
+            elif stale:
                 labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                 cal = calibrate(
                     labels, X, self.method, self.embedder.model_id, self._revision,

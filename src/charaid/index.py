@@ -1,0 +1,253 @@
+"""Nearest-neighbour search over face vectors: exact for small sets, approximate for big ones.
+
+One interface over four backends (unit vectors, inner product = cosine similarity):
+
+- ``exact``: numpy matrix product; right and fast enough below some tens of thousands of vectors.
+- ``usearch``: HNSW with vectors stored as float16; adds, removes, saves in one file. Kept as
+  the default for large galleries: fastest to build and to query in our comparison, recall@10
+  above 0.99, half the memory (docs/benchmarks.md, "ANN").
+- ``hnswlib`` and ``faiss``: the two others compared (faiss' HNSW cannot remove a vector).
+
+:class:`SyncedIndex` keeps an index on disk in step with rows stored elsewhere (a gallery's
+samples, a face store's faces): updated incrementally when rows come and go, rebuilt when
+missing, torn or made for another model. :class:`GalleryIndex` is that for a gallery file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+BACKENDS = ("exact", "usearch", "hnswlib", "faiss")
+from .config import Settings
+
+#: Sets with fewer vectors than this are searched exactly (CHARAID_EXACT_SEARCH_LIMIT overrides).
+EXACT_LIMIT = Settings().exact_search_limit
+
+
+class VectorIndex:
+    """Top-k inner-product search over (id, unit vector) pairs."""
+
+    def __init__(self, dim: int, backend: str = "usearch", capacity: int = 1024, connectivity: int = 16,
+                 expansion_add: int = 128, expansion_search: int = 64, threads: int = 2):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        self.dim, self.backend, self.threads = dim, backend, threads
+        self.params = dict(connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search)
+        self._n = 0
+        if backend == "exact":
+            self._ids = np.zeros(0, np.int64)
+            self._X = np.zeros((0, dim), np.float32)
+        elif backend == "usearch":
+            from usearch.index import Index
+
+            self._ix = Index(ndim=dim, metric="ip", dtype="f16", connectivity=connectivity,
+                             expansion_add=expansion_add, expansion_search=expansion_search)
+        elif backend == "hnswlib":
+            import hnswlib
+
+            self._ix = hnswlib.Index(space="ip", dim=dim)
+            self._ix.init_index(max_elements=max(capacity, 16), ef_construction=expansion_add, M=connectivity, allow_replace_deleted=True)
+            self._ix.set_ef(expansion_search)
+            self._ix.set_num_threads(threads)
+        else:
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
+            hnsw = faiss.IndexHNSWFlat(dim, connectivity * 2, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = expansion_add
+            hnsw.hnsw.efSearch = expansion_search
+            self._ix = faiss.IndexIDMap2(hnsw)
+
+    def describe(self) -> str:
+        if self.backend == "exact":
+            return "float32"
+        p = self.params
+        kind = {"usearch": "HNSW f16", "hnswlib": "HNSW f32", "faiss": "HNSW f32"}[self.backend]
+        m = p["connectivity"] * (2 if self.backend == "faiss" else 1)
+        return f"{kind}, M={m}, ef_add={p['expansion_add']}, ef_search={p['expansion_search']}"
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, ids: np.ndarray, X: np.ndarray) -> None:
+        ids = np.asarray(ids, np.int64)
+        X = np.ascontiguousarray(X, np.float32)
+        if X.ndim != 2 or X.shape[1] != self.dim:
+            raise ValueError(f"vectors of shape {X.shape} for an index of dim {self.dim}")
+        if not len(ids):
+            return
+        if self.backend == "exact":
+            self._ids = np.concatenate([self._ids, ids])
+            self._X = np.concatenate([self._X, X])
+        elif self.backend == "usearch":
+            self._ix.add(ids, X, threads=self.threads)
+        elif self.backend == "hnswlib":
+            need = self._ix.get_current_count() + len(ids)
+            if need > self._ix.get_max_elements():
+                self._ix.resize_index(max(need, 2 * self._ix.get_max_elements()))
+            self._ix.add_items(X, ids, num_threads=self.threads, replace_deleted=True)
+        else:
+            self._ix.add_with_ids(X, ids)
+        self._n += len(ids)
+
+    def remove(self, ids) -> None:
+        ids = np.asarray(list(ids), np.int64)
+        if not len(ids):
+            return
+        if self.backend == "exact":
+            keep = ~np.isin(self._ids, ids)
+            self._n -= int((~keep).sum())
+            self._ids, self._X = self._ids[keep], self._X[keep]
+        elif self.backend == "usearch":
+            self._n -= int(self._ix.remove(ids))
+        elif self.backend == "hnswlib":
+            for i in ids:
+                self._ix.mark_deleted(int(i))
+            self._n -= len(ids)
+        else:
+            raise NotImplementedError("faiss' HNSW index cannot remove vectors; rebuild it")
+
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, similarities), each (n_queries, k), best first; missing slots have id -1."""
+        Q = np.ascontiguousarray(np.atleast_2d(Q), np.float32)
+        k_eff = min(k, self._n)
+        out_i = np.full((len(Q), k), -1, np.int64)
+        out_s = np.full((len(Q), k), -np.inf, np.float32)
+        if k_eff == 0:
+            return out_i, out_s
+        if self.backend == "exact":
+            S = Q @ self._X.T
+            part = np.argpartition(-S, k_eff - 1, axis=1)[:, :k_eff]
+            order = np.argsort(-np.take_along_axis(S, part, 1), axis=1)
+            top = np.take_along_axis(part, order, 1)
+            out_i[:, :k_eff], out_s[:, :k_eff] = self._ids[top], np.take_along_axis(S, top, 1)
+        elif self.backend == "usearch":
+            m = self._ix.search(Q, k_eff, threads=self.threads)
+            keys = np.asarray(m.keys).reshape(len(Q), -1)
+            dist = np.asarray(m.distances).reshape(len(Q), -1)
+            counts = np.asarray(m.counts).reshape(-1)
+            for r in range(len(Q)):
+                c = int(counts[r])
+                out_i[r, :c], out_s[r, :c] = keys[r, :c], 1.0 - dist[r, :c]
+        elif self.backend == "hnswlib":
+            lab, dist = self._ix.knn_query(Q, k=k_eff, num_threads=self.threads)
+            out_i[:, :k_eff], out_s[:, :k_eff] = lab, 1.0 - dist
+        else:
+            sims, lab = self._ix.search(Q, k_eff)
+            out_i[:, :k_eff], out_s[:, :k_eff] = lab, sims
+        return out_i, out_s
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if self.backend == "exact":
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ids=self._ids, X=self._X)
+        elif self.backend == "usearch":
+            self._ix.save(str(tmp))
+        elif self.backend == "hnswlib":
+            self._ix.save_index(str(tmp))
+        else:
+            import faiss
+
+            faiss.write_index(self._ix, str(tmp))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, dim: int, backend: str, count: int, **params) -> "VectorIndex":
+        ix = cls(dim, backend, capacity=max(count, 16), **params)
+        if backend == "exact":
+            z = np.load(path)
+            ix._ids, ix._X = z["ids"], z["X"]
+        elif backend == "usearch":
+            ix._ix.load(str(path))
+        elif backend == "hnswlib":
+            ix._ix.load_index(str(path), max_elements=max(count, 16))
+            ix._ix.set_ef(ix.params["expansion_search"])
+        else:
+            import faiss
+
+            ix._ix = faiss.read_index(str(path))
+        ix._n = count
+        return ix
+
+
+class SyncedIndex:
+    """A persisted index kept in step with a table of (id, vector) rows that it does not own.
+
+    ``sync(ids, fetch)`` loads the index from ``folder``, removes the ids that are gone, adds the
+    new ones (``fetch(ids)`` returns their vectors) and saves it; a missing, unreadable or
+    foreign-model index is rebuilt. The ids it holds are saved beside it, so a restart never
+    re-reads every vector. Galleries below :data:`EXACT_LIMIT` vectors get the exact backend.
+    """
+
+    def __init__(self, folder: str | Path, model_id: str, backend: str | None = None, exact_limit: int = EXACT_LIMIT):
+        self.dir, self.model_id, self.backend, self.exact_limit = Path(folder), model_id, backend, exact_limit
+        self.index: VectorIndex | None = None
+
+    def sync(self, ids: np.ndarray, fetch: Callable[[np.ndarray], np.ndarray], dim: int, chunk: int = 20_000) -> VectorIndex:
+        ids = np.asarray(ids, np.int64)
+        backend = self.backend or ("exact" if len(ids) < self.exact_limit else "usearch")
+        data_f, ids_f, meta_f = self.dir / f"vectors.{backend}", self.dir / "ids.npy", self.dir / "meta.json"
+        ix, have = self.index, None
+        if ix is not None and ix.backend == backend:
+            have = self._have
+        else:
+            ix = None
+            try:
+                meta = json.loads(meta_f.read_text())
+                if meta.get("model_id") == self.model_id and meta.get("backend") == backend and meta.get("dim") == dim:
+                    have = np.load(ids_f)
+                    ix = VectorIndex.load(data_f, dim, backend, len(have))
+            except (OSError, ValueError, RuntimeError, KeyError):  # missing, torn or foreign: rebuild
+                ix, have = None, None
+        if ix is None:
+            ix, have = VectorIndex(dim, backend, capacity=max(16, len(ids))), np.zeros(0, np.int64)
+        gone = np.setdiff1d(have, ids, assume_unique=True)
+        if len(gone):
+            try:
+                ix.remove(gone)
+            except NotImplementedError:
+                ix, have = VectorIndex(dim, backend, capacity=max(16, len(ids))), np.zeros(0, np.int64)
+        new = np.setdiff1d(ids, have, assume_unique=True)
+        for i in range(0, len(new), chunk):
+            part = new[i : i + chunk]
+            ix.add(part, fetch(part))
+        self.index, self._have = ix, np.sort(ids)
+        if len(gone) or len(new) or not data_f.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            meta_f.unlink(missing_ok=True)  # written last: a crash mid-save means "rebuild"
+            ix.save(data_f)
+            with open(ids_f.with_name("ids.tmp.npy"), "wb") as fh:
+                np.save(fh, self._have)
+            ids_f.with_name("ids.tmp.npy").replace(ids_f)
+            meta_f.with_name("meta.tmp").write_text(json.dumps({"model_id": self.model_id, "backend": backend, "dim": dim, "count": len(ids)}))
+            meta_f.with_name("meta.tmp").replace(meta_f)
+        return ix
+
+
+class GalleryIndex:
+    """The index of one gallery's active vectors, kept in ``<gallery>.index/`` and in step with it."""
+
+    def __init__(self, gallery, backend: str | None = None, exact_limit: int = EXACT_LIMIT):
+        self.g = gallery
+        self.dir = gallery.path.with_name(gallery.path.name + ".index")
+        self.backend, self.exact_limit = backend, exact_limit
+        self._synced: SyncedIndex | None = None
+        self._revision = -1
+
+    def ensure(self) -> VectorIndex:
+        """The up-to-date index: loaded, updated with what changed, or rebuilt."""
+        if self._synced is not None and self._revision == self.g.revision:
+            return self._synced.index
+        model = self.g.model_id or ""
+        if self._synced is None or self._synced.model_id != model:
+            self._synced = SyncedIndex(self.dir, model, self.backend, self.exact_limit)
+        _, ids = self.g.labels_ids()
+        ix = self._synced.sync(ids, self.g.vectors_for, self.g.dim or 1)
+        self._revision = self.g.revision
+        return ix
