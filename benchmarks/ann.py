@@ -1,7 +1,7 @@
 """Approximate nearest neighbours for big galleries: hnswlib, usearch and faiss on our vectors.
 
     python benchmarks/ann.py --n 100000 --backends hnswlib,usearch,faiss     # the comparison
-    python benchmarks/ann.py --n 1000000 --backends usearch                   # the kept one at scale
+    python benchmarks/ann.py --n 1000000 --backends usearch --ef 64,128,256,512   # the kept one at scale
 
 Synthetic vectors clustered like real characters: ``--centres`` unit centres (default n/50,
 i.e. 20,000 for a million), members spread so that a member's cosine to its centre is about
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--centres", type=int, default=0, help="default: n / 50")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--backends", default=",".join(b for b in BACKENDS if b != "exact"))
+    ap.add_argument("--ef", default="64", help="search expansions to measure, one build (e.g. 64,128,256)")
     args = ap.parse_args()
     centres = args.centres or max(1, args.n // 50)
     print(f"# ANN: {args.n:,} vectors, dim {args.dim}, {centres:,} centres; {machine()}; {time.strftime('%Y-%m-%d')}\n")
@@ -86,17 +87,21 @@ def main() -> None:
             idx.add(ids, X)
         build = time.time() - t
         mem = rss_mb() - m0
-        lat = []
-        found = np.zeros((args.queries, 10), np.int64)
-        for qi in range(args.queries):
-            t = time.perf_counter()
-            ids, _ = idx.search(Q[qi : qi + 1], 10)
-            lat.append(time.perf_counter() - t)
-            found[qi] = ids[0]
-        recall = np.mean([len(set(found[i]) & set(best_i[i])) / 10 for i in range(args.queries)])
-        lat_ms = np.array(lat) * 1000
-        rows.append([f"{backend} ({idx.describe()})", f"{build:.0f}", f"{args.n / build:,.0f}",
-                     f"{np.percentile(lat_ms, 50):.2f}", f"{np.percentile(lat_ms, 95):.2f}", f"{recall:.4f}", f"{mem:,.0f}"])
+        for ef in [int(e) for e in args.ef.split(",")] if backend != "exact" else [0]:
+            if ef:
+                idx.set_expansion_search(ef)
+            lat = []
+            found = np.zeros((args.queries, 10), np.int64)
+            for qi in range(args.queries):
+                t = time.perf_counter()
+                ids, _ = idx.search(Q[qi : qi + 1], 10)
+                lat.append(time.perf_counter() - t)
+                found[qi] = ids[0]
+            recall = np.mean([len(set(found[i]) & set(best_i[i])) / 10 for i in range(args.queries)])
+            lat_ms = np.array(lat) * 1000
+            rows.append([f"{backend} ({idx.describe()})", f"{build:.0f}", f"{args.n / build:,.0f}",
+                         f"{np.percentile(lat_ms, 50):.2f}", f"{np.percentile(lat_ms, 95):.2f}", f"{recall:.4f}", f"{mem:,.0f}"])
+            print("  [" + " | ".join(map(str, rows[-1])) + "]", file=sys.stderr, flush=True)
         print(f"  [{backend} done]", file=sys.stderr, flush=True)
         del idx
     print(table(["index", "build s", "vectors/s", "query p50 ms", "query p95 ms", "recall@10", "memory MB"], rows))

@@ -52,3 +52,13 @@ def table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def cli(*args: str):
+    """``charaid ARGS`` in a new process, as a user runs it; stops the benchmark if it fails."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-m", "charaid.cli", *args], capture_output=True, text=True)
+    if r.returncode not in (0, 2):
+        raise SystemExit(f"charaid {' '.join(args)} failed:\n{r.stderr[-3000:]}")
+    return r

@@ -174,7 +174,7 @@ def part_unknown(S, draws=3):
                     with Gallery(Path(tmp) / "g.sqlite") as g:
                         g.add([NewSample(str(c), f"{i}", np.zeros(1, np.float32), crop=im) for i, (c, im) in enumerate(zip(la, ca)) if keep[i]], "none", 1)
                         t = time.time()
-                        tr = train_gallery(g, CFG)
+                        train_gallery(g, CFG)
                         secs = time.time() - t
                         from charaid.recognize import Recognizer
 

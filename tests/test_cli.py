@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
-import pytest
 from PIL import Image
 
 from conftest import run_cli
 
-SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery"]
+SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "sort", "serve", "index", "search"]
 
 
 def test_help_for_every_command():
@@ -118,3 +118,22 @@ def test_evaluate_writes_report(synth_train, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["n"] == 18 and rep["top1"] > 0.9 and set(rep["per_character"]) == {"akane", "hikari", "sora"}
     assert (out / "confusion.png").stat().st_size > 1000
+
+
+def test_recognize_output_file_resumes_after_a_kill(gallery_path, synth_train, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for c in ("akane", "sora"):
+        for p in sorted((synth_train / c).glob("*.png"))[:3]:
+            shutil.copy(p, src / f"{c}-{p.name}")
+    out = tmp_path / "results.jsonl"
+    r = run_cli("recognize", str(src), "--gallery", str(gallery_path), "--no-detect", "--output", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    full = out.read_text().splitlines()
+    assert len(full) == 6 and r.stdout == ""
+    # as if killed while writing the third line: two whole lines and a torn one
+    out.write_text(full[0] + "\n" + full[1] + "\n" + full[2][:25])
+    r = run_cli("recognize", str(src), "--gallery", str(gallery_path), "--no-detect", "--output", str(out), "-q")
+    assert r.returncode == 0 and "2 images already done" in r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["path"] for x in lines) == sorted(json.loads(x)["path"] for x in full), "each image exactly once"

@@ -35,6 +35,8 @@ def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
     ix = VectorIndex(64, backend, capacity=100)  # grows past its first capacity
     ix.add(ids[:1500], X[:1500])
     ix.add(ids[1500:], X[1500:])
+    one, _ = ix.search(X[7], 5)  # a single query (usearch answers it with another type)
+    assert one.shape == (1, 5) and one[0, 0] == ids[7]
     found, sims = ix.search(X[:300], 5)
     assert (found[:, 0] == ids[:300]).mean() >= 0.99
     assert np.all(np.diff(sims, axis=1) <= 1e-5), "results must come best first"

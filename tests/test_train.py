@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from charaid.gallery import Gallery

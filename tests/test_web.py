@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from charaid.gallery import Gallery
 from charaid.web.app import ServerConfig, create_app
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +75,15 @@ def cmd_demo(args) -> int:
     return EXIT_OK if ok else EXIT_INPUT
 
 
+def _sync_index(g) -> None:
+    """Big galleries: bring the ANN index up to date now rather than at the next recognition."""
+    limit = default_settings().exact_search_limit
+    if len(g) >= limit:
+        from .index import GalleryIndex
+
+        GalleryIndex(g, exact_limit=limit).ensure()
+
+
 def cmd_enroll(args) -> int:
     from .enroll import enroll_items, labelled_images
     from .gallery import Gallery
@@ -89,6 +97,7 @@ def cmd_enroll(args) -> int:
         )
         for src, other in s.conflicts:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
+        _sync_index(g)
         print(
             f"enrolled {s.added} faces of {len(s.characters)} characters into {g.path} "
             f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
@@ -118,6 +127,13 @@ def cmd_recognize(args) -> int:
     failed = 0
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    out = None
+    if args.output:
+        done = _resume_output(Path(args.output))
+        if done:
+            _warn(f"{args.output}: {len(done)} images already done, resuming with the rest")
+            paths = [p for p in paths if str(p) not in done]
+        out = open(args.output, "a", encoding="utf-8")
     with Gallery(gp) as g, _progress(len(paths), "recognise", args.quiet) as bar:
         rec = _open_recognizer(args, g)
         if not g.names():
@@ -127,14 +143,37 @@ def cmd_recognize(args) -> int:
             if res.error:
                 failed += 1
                 _warn(f"{res.path}: {res.error}")
+            if out is not None:
+                out.write(res.to_json() + "\n")
+                out.flush()
             if args.json:
                 bar.clear()
                 print(res.to_json(), flush=True)
-            else:
+            elif out is None:
                 _print_human(res)
             if args.annotate and not res.error:
                 annotate(load_image(res.path), res.faces).save(annotated_path(args.annotate, res.path))
+    if out is not None:
+        out.close()
     return EXIT_INPUT if failed else EXIT_OK
+
+
+def _resume_output(path: Path) -> set[str]:
+    """Paths already answered in a JSON-lines output file; a line torn by a kill is cut off."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    done = set()
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            done.add(json.loads(line)["path"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
 
 
 def _print_human(res) -> None:
@@ -460,6 +499,7 @@ def cmd_gallery(args) -> int:
                 print(f"{len(chars)} characters, {len(g)} faces, model {g.model_id}", file=sys.stderr)
         elif args.action == "remove":
             n = g.remove_character(args.name)
+            _sync_index(g)
             print(f"removed {args.name!r} and its {n} faces", file=sys.stderr)
         elif args.action == "rename":
             g.rename_character(args.old, args.new, merge=args.merge)
@@ -514,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)")
     sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
+    sp.add_argument("--output", metavar="FILE", help="append JSON lines to FILE; run again to resume: images already in FILE are skipped")
     common(sp)
     sp.set_defaults(func=cmd_recognize)
 

@@ -64,7 +64,7 @@ class EvalReport:
         }
 
     def to_markdown(self) -> str:
-        lines = [f"| faces | top-1 | top-5 |", "|---|---|---|", f"| {self.n} | {self.top1:.3f} | {self.top5:.3f} |", ""]
+        lines = ["| faces | top-1 | top-5 |", "|---|---|---|", f"| {self.n} | {self.top1:.3f} | {self.top5:.3f} |", ""]
         if self.unknown:
             u = self.unknown
             lines += [

@@ -106,6 +106,7 @@ class FaceStore:
                                       f"refusing {model_id!r} (dim {dim}): index into another store")
         limit = exact_limit if exact_limit is not None else default_settings().exact_search_limit
         self._index = SyncedIndex(self.path.with_name(self.path.name + ".index"), model_id, exact_limit=limit)
+        self._current = None  # the synced index, until the next write
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -138,6 +139,7 @@ class FaceStore:
     def write(self, batch: Sequence[IndexedImage]) -> None:
         """Store a batch in one transaction (replacing earlier results for the same paths)."""
         now = time.time()
+        self._current = None
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for r in batch:
@@ -187,7 +189,9 @@ class FaceStore:
 
     def sync_index(self):
         """Bring the ANN index up to date with the stored faces (only what changed) and return it."""
-        return self._index.sync(self.face_ids(), self.vectors_for, self.dim)
+        if self._current is None:
+            self._current = self._index.sync(self.face_ids(), self.vectors_for, self.dim)
+        return self._current
 
     def search(self, Q: np.ndarray, k: int = 10, per_image: bool = True) -> list[list[Hit]]:
         """For each query vector, the ``k`` most similar faces (one per image when ``per_image``)."""

@@ -1,0 +1,85 @@
+"""`charaid sort` on messy real-world pictures: web4 (4 characters of 4 series) plus 64 photos.
+
+    python benchmarks/sort_web4.py [--enrol 20]
+
+The first --enrol images of each web4 character (by file name) are enrolled with `charaid
+enroll` (largest face of each picture); the rest of web4 and the 64 photos are copied into one
+SRC folder (in a temporary folder; nothing is copied into the repository) and sorted with
+`charaid sort SRC DST --json`, as a user runs it. A web4 picture counts as right when it lands
+in its character's folder (with copy-each, a picture with two known characters is in both; it
+counts as right if one of them is its own); a photo is right in `_no_face` or `_unknown`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+from common import cli, machine, table  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
+    args = ap.parse_args()
+    datasets.require()
+    items = datasets.web4()
+    by_char: dict[str, list[Path]] = {}
+    for c, p in items:
+        by_char.setdefault(c, []).append(p)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        enrol, src, truth = tmp / "enrol", tmp / "src", {}
+        for c, ps in by_char.items():
+            ps = sorted(ps, key=lambda p: p.name)
+            (enrol / c).mkdir(parents=True)
+            for p in ps[: args.enrol]:
+                shutil.copy(p, enrol / c / p.name)
+            for p in ps[args.enrol :]:
+                name = f"{c}__{p.name}"
+                src.mkdir(exist_ok=True)
+                shutil.copy(p, src / name)
+                truth[name] = c
+        for p in datasets.photos():
+            shutil.copy(p, src / f"photo__{p.name}")
+            truth[f"photo__{p.name}"] = None
+        g = tmp / "g.sqlite"
+        t = time.time()
+        cli("enroll", str(enrol), "--gallery", str(g), "-q")
+        enrol_s = time.time() - t
+        t = time.time()
+        r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q")
+        wall = time.time() - t
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    summary = rows[-1]["summary"]
+    right, where = Counter(), Counter()
+    for row in rows[:-1]:
+        name = Path(row["path"]).name
+        want, got = truth[name], set(row["folders"])
+        kind = "photo" if want is None else "web4"
+        ok = bool(got & {"_no_face", "_unknown"}) and len(got) == 1 if want is None else want in got
+        right[kind, ok] += 1
+        where[kind, ",".join(sorted(got)) if kind == "photo" or not ok else "right folder"] += 1
+    n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
+    print(f"# charaid sort on web4 + photos; {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); sorted {summary['images']} pictures "
+          f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n")
+    print(table(["pictures", "count", "in the right folder", "share"],
+                [["web4 (not enrolled)", n_web, right["web4", True], right["web4", True] / max(1, n_web)],
+                 ["photos", n_photo, right["photo", True], right["photo", True] / max(1, n_photo)]]))
+    print("\nWhere the others went: " + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder"))
+    print("Folders: " + json.dumps(summary["folders"]))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    main()
