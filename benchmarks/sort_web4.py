@@ -1,6 +1,6 @@
 """`charaid sort` on messy real-world pictures: web4 (4 characters of 4 series) plus 64 photos.
 
-    python benchmarks/sort_web4.py [--enrol 20]
+    python benchmarks/sort_web4.py [--enrol 20] [--union]
 
 The first --enrol images of each web4 character (by file name) are enrolled with `charaid
 enroll` (largest face of each picture); the rest of web4 and the 64 photos are copied into one
@@ -30,7 +30,9 @@ from common import cli, machine, table  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
+    ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
     args = ap.parse_args()
+    det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
     datasets.require()
     items = datasets.web4()
     by_char: dict[str, list[Path]] = {}
@@ -54,10 +56,10 @@ def main() -> None:
             truth[f"photo__{p.name}"] = None
         g = tmp / "g.sqlite"
         t = time.time()
-        cli("enroll", str(enrol), "--gallery", str(g), "-q")
+        cli("enroll", str(enrol), "--gallery", str(g), "-q", *det)
         enrol_s = time.time() - t
         t = time.time()
-        r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q")
+        r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q", *det)
         wall = time.time() - t
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     summary = rows[-1]["summary"]
@@ -70,7 +72,7 @@ def main() -> None:
         right[kind, ok] += 1
         where[kind, ",".join(sorted(got)) if kind == "photo" or not ok else "right folder"] += 1
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
-    print(f"# charaid sort on web4 + photos; {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print(f"# charaid sort on web4 + photos{' (union detector)' if args.union else ''}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); sorted {summary['images']} pictures "
           f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n")
     print(table(["pictures", "count", "in the right folder", "share"],

@@ -34,7 +34,7 @@ class VectorIndex:
     """Top-k inner-product search over (id, unit vector) pairs."""
 
     def __init__(self, dim: int, backend: str = "usearch", capacity: int = 1024, connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 64, threads: int = 2):
+                 expansion_add: int = 128, expansion_search: int = 128, threads: int = 2):
         if backend not in BACKENDS:
             raise ValueError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         self.dim, self.backend, self.threads = dim, backend, threads
