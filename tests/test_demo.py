@@ -9,3 +9,15 @@ def test_demo_names_two_and_rejects_the_unknown(tmp_path):
     assert "OK: expected ['akane', 'unknown', 'sora']" in r.stdout
     assert (tmp_path / "demo" / "scene.annotated.png").stat().st_size > 10_000
     assert (tmp_path / "demo" / "gallery.sqlite").exists()
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run must run exactly the test command the README gives a new user."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    block = (root / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(block) == 2, "the README starts with two commands"
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    assert block[1] in ci, f"the README's test command {block[1]!r} is not a line of .ci/run"
+    assert any("pip install" in line and "-e ." in line and "charaid demo" in line for line in ci)

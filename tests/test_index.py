@@ -154,6 +154,8 @@ def test_index_and_search_real_images_resume_and_bad_files(shared, tmp_path):
     out = json.loads(s.stdout)
     assert out["faces"] and out["faces"][0]["hits"][0]["path"] == str(src)
     assert len(out["faces"][0]["hits"]) == 3
+    bad = run_cli("search", str(d / "broken.jpg"), "--store", str(store), "--json")
+    assert bad.returncode == 2 and "broken.jpg" in bad.stderr and json.loads(bad.stdout)["error"]
 
 
 def test_ray_engine_gives_the_single_process_results(shared, tmp_path):

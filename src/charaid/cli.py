@@ -450,16 +450,23 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from .prepare import prepare_image
+    from .errors import ImageError
+    from .images import load_image
+    from .prepare import PreparedImage, prepare_image
 
     spec = None if args.no_detect else _detector_spec(args)
     store, emb = _store(args)
     failed = 0
     with store:
         for path in args.images:
-            prep = prepare_image(path, not args.no_detect, spec, with_hash=False)
-            if prep.ok and not prep.crops:  # no face found: take the whole picture as the face
-                prep = prepare_image(path, False, spec, with_hash=False)
+            try:
+                im = load_image(path)
+            except ImageError as e:
+                im, prep = None, PreparedImage(path, error=e.reason)
+            if im is not None:
+                prep = prepare_image(path, not args.no_detect, spec, with_hash=False, image=im)
+                if prep.ok and not prep.crops:  # no face found: take the whole picture as the face
+                    prep = prepare_image(path, False, spec, with_hash=False, image=im)
             if prep.error:
                 failed += 1
                 _warn(f"{path}: {prep.error}")

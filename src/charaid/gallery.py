@@ -303,13 +303,9 @@ class Gallery:
 
     def vectors_for(self, ids: Sequence[int], model_id: str | None = None) -> np.ndarray:
         """The vectors of samples ``ids`` (in that order) from ``model_id`` (default: active)."""
-        mid, out = model_id or self.model_id, {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):  # SQLite's limit on bound parameters
-            part = ids[i : i + 900]
-            q = f"SELECT sample_id, vector, dim FROM embeddings WHERE model_id = ? AND sample_id IN ({','.join('?' * len(part))})"
-            for sid, blob, dim in self._db.execute(q, (mid, *part)):
-                out[sid] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        mid, ids = model_id or self.model_id, [int(i) for i in ids]
+        q = "SELECT sample_id, vector, dim FROM embeddings WHERE model_id = ? AND sample_id IN ({})"
+        out = {sid: np.frombuffer(blob, dtype=np.float32, count=dim) for sid, blob, dim in rows_for_ids(self._db, q, ids, (mid,))}
         missing = [i for i in ids if i not in out]
         if missing:
             raise KeyError(f"samples without a vector of {mid!r}: {missing[:5]}")
@@ -453,6 +449,15 @@ class Gallery:
         if row:
             return row[0]
         return self._db.execute("INSERT INTO characters(name, created_at) VALUES(?, ?)", (name, now)).lastrowid
+
+
+def rows_for_ids(db: sqlite3.Connection, query: str, ids: Sequence[int], args: tuple = ()) -> Iterator[tuple]:
+    """Rows of ``query`` (whose ``{}`` becomes the ``IN`` list) for any number of ids, in chunks
+    that stay under SQLite's limit on bound parameters."""
+    ids = [int(i) for i in ids]
+    for i in range(0, len(ids), 900):
+        part = ids[i : i + 900]
+        yield from db.execute(query.format(",".join("?" * len(part))), (*args, *part))
 
 
 def _split_sql(script: str) -> Iterator[str]:

@@ -272,12 +272,8 @@ class IndexedMatcher(Matcher):
         out = np.full((len(Q), n), -1.0, np.float32)
         if n == 0 or not len(Q):
             return out
-        count = np.tile(self._count, (len(Q), 1))
-        extra = 0
-        if exclude_ids is not None:
-            own = self.class_of(exclude_ids)
-            count[np.arange(len(Q))[own >= 0], own[own >= 0]] -= 1
-            extra += 1
+        own = self.class_of(exclude_ids) if exclude_ids is not None else np.full(len(Q), -1)
+        extra = 1 if exclude_ids is not None else 0
         if exclude_class is not None:
             extra += int(self._count[np.asarray(exclude_class)].max())
         ids, sims = self._index.search(Q, self.neighbours + extra)
@@ -294,7 +290,7 @@ class IndexedMatcher(Matcher):
             floor = float(s[-1])
             for j in np.unique(c):
                 mine = s[c == j][: self.k]  # best first
-                kk = max(len(mine), min(self.k, int(count[r, j])))
+                kk = max(len(mine), min(self.k, int(self._count[j]) - (j == own[r])))
                 out[r, j] = (mine.sum() + floor * (kk - len(mine))) / kk
         return out
 
@@ -310,8 +306,13 @@ def calibrate_indexed(
     ids = np.asarray(ids, np.int64)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(ids), min(max_known, len(ids)), replace=False))
-    S = m.scores(fetch(ids[pick]), exclude_ids=ids[pick])
-    known_s, known_ok = S.max(axis=1), m.classes[S.argmax(axis=1)] == labels[pick]
+    known_s, known_ok = [], []
+    for c in range(0, len(pick), 256):  # scores are dense (queries x characters): bound their size
+        part = pick[c : c + 256]
+        S = m.scores(fetch(ids[part]), exclude_ids=ids[part])
+        known_s.append(S.max(axis=1))
+        known_ok.append(m.classes[S.argmax(axis=1)] == labels[part])
+    known_s, known_ok = np.concatenate(known_s), np.concatenate(known_ok)
     held = rng.choice(len(m.classes), min(max_held_out, len(m.classes)), replace=False)
     unknown = []
     for j in held:

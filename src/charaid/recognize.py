@@ -106,7 +106,8 @@ class Recognizer:
                 self._index = GalleryIndex(self.gallery, exact_limit=self.settings.exact_search_limit)
             self._matcher = IndexedMatcher().fit_index(labels, ids, self._index.ensure())
         else:
-            self._matcher = Matcher(self.method).fit(labels, self.gallery.vectors_for(ids, self.embedder.model_id))
+            labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+            self._matcher = Matcher(self.method).fit(labels, X)
         self._calibration = None
         self._revision = rev
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from .detect import Box
 from .errors import EmbeddingSpaceError, GalleryError
+from .gallery import rows_for_ids
 from .index import SyncedIndex
 
 MIGRATIONS = [
@@ -170,22 +171,13 @@ class FaceStore:
 
     def vectors_for(self, ids: Sequence[int]) -> np.ndarray:
         ids = [int(i) for i in ids]
-        out = {}
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            for fid, blob in self._db.execute(f"SELECT id, vector FROM faces WHERE id IN ({','.join('?' * len(part))})", part):
-                out[fid] = np.frombuffer(blob, np.float32, count=self.dim)
+        out = {fid: np.frombuffer(blob, np.float32, count=self.dim)
+               for fid, blob in rows_for_ids(self._db, "SELECT id, vector FROM faces WHERE id IN ({})", ids)}
         return np.stack([out[i] for i in ids]) if ids else np.zeros((0, self.dim), np.float32)
 
     def faces_info(self, ids: Sequence[int]) -> dict[int, tuple[str, Box]]:
-        ids = [int(i) for i in ids]
-        out = {}
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            q = f"SELECT f.id, i.path, f.x, f.y, f.w, f.h FROM faces f JOIN images i ON i.id = f.image_id WHERE f.id IN ({','.join('?' * len(part))})"
-            for fid, path, x, y, w, h in self._db.execute(q, part):
-                out[fid] = (path, Box(x, y, w, h))
-        return out
+        q = "SELECT f.id, i.path, f.x, f.y, f.w, f.h FROM faces f JOIN images i ON i.id = f.image_id WHERE f.id IN ({})"
+        return {fid: (path, Box(x, y, w, h)) for fid, path, x, y, w, h in rows_for_ids(self._db, q, ids)}
 
     def sync_index(self):
         """Bring the ANN index up to date with the stored faces (only what changed) and return it."""
