@@ -1,14 +1,15 @@
 """Approximate nearest neighbours for big galleries: hnswlib, usearch and faiss on our vectors.
 
-    python benchmarks/ann.py --n 100000 --backends hnswlib,usearch,faiss     # the comparison
-    python benchmarks/ann.py --n 1000000 --backends usearch --ef 64,128,256,512   # the kept one at scale
+    python benchmarks/ann.py --n 100000 --backends exact,ivf,usearch,hnswlib,faiss   # the comparison
+    python benchmarks/ann.py --n 1000000 --backends ivf --nprobe 1,4,16,64           # the kept one at scale
+    python benchmarks/ann.py --n 1000000 --backends usearch --ef 64,128,256,512      # HNSW at scale
 
 Synthetic vectors clustered like real characters: ``--centres`` unit centres (default n/50,
 i.e. 20,000 for a million), members spread so that a member's cosine to its centre is about
 0.9 and two members of one character meet at about 0.8 (what real same-character faces give in
 charaid's default space). Dimension: the default embedder's (1472). 1,000 held-out queries;
 recall@10 against exact search (brute force); single-query latency, one query at a time;
-build time with both cores; the index's memory.
+build time with both cores (for ``ivf`` including learning its cells); the index's memory.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
 
-from charaid.index import BACKENDS, VectorIndex  # noqa: E402
+from charaid.index import BACKENDS, VectorIndex, ivf_cells  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -58,7 +59,8 @@ def main() -> None:
     ap.add_argument("--centres", type=int, default=0, help="default: n / 50")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--backends", default=",".join(b for b in BACKENDS if b != "exact"))
-    ap.add_argument("--ef", default="64", help="search expansions to measure, one build (e.g. 64,128,256)")
+    ap.add_argument("--ef", default="128", help="HNSW search expansions to measure, one build (e.g. 64,128,256)")
+    ap.add_argument("--nprobe", default="16", help="ivf cells scanned per query to measure, one build (e.g. 1,4,16)")
     args = ap.parse_args()
     centres = args.centres or max(1, args.n // 50)
     print(f"# ANN: {args.n:,} vectors, dim {args.dim}, {centres:,} centres; {machine()}; {time.strftime('%Y-%m-%d')}\n")
@@ -83,13 +85,21 @@ def main() -> None:
         m0 = rss_mb()
         idx = VectorIndex(args.dim, backend=backend, capacity=args.n)
         t = time.time()
+        if idx.needs_training:  # learn the cells from a sample of the vectors, as SyncedIndex does
+            want = min(args.n, 40 * ivf_cells(args.n))
+            sample = np.concatenate([X for _, X in clustered(want, C, seed=2)])  # drawn like the vectors
+            idx.train(sample, count=args.n)
+            del sample
         for ids, X in clustered(args.n, C, seed=2):
             idx.add(ids, X)
         build = time.time() - t
         mem = rss_mb() - m0
-        for ef in [int(e) for e in args.ef.split(",")] if backend != "exact" else [0]:
-            if ef:
-                idx.set_expansion_search(ef)
+        efforts = {"exact": ["-"], "ivf": args.nprobe.split(",")}.get(backend, args.ef.split(","))
+        for effort in efforts:
+            if backend == "ivf":
+                idx.set_nprobe(int(effort))
+            elif backend != "exact":
+                idx.set_expansion_search(int(effort))
             lat = []
             found = np.zeros((args.queries, 10), np.int64)
             for qi in range(args.queries):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from charaid.config import default_settings
 from charaid.gallery import Gallery
-from charaid.index import BACKENDS, SyncedIndex, VectorIndex
+from charaid.index import BACKENDS, OUTGROWN, SyncedIndex, VectorIndex, ivf_cells
 from charaid.match import IndexedMatcher, Matcher
 from charaid.recognize import Recognizer
 from conftest import run_cli
@@ -28,13 +28,15 @@ def clustered(n, dim=64, centres=40, seed=0, spread=0.35):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
-    if backend in ("hnswlib", "faiss"):
-        pytest.importorskip(backend if backend == "hnswlib" else "faiss", reason=f"{backend} is only in the bench extra: pip install -e '.[bench]'")
+    if backend == "hnswlib":
+        pytest.importorskip("hnswlib", reason="hnswlib is only in the bench extra (it builds from source): pip install -e '.[bench]'")
     _, X = clustered(2000)
     ids = np.arange(1000, 3000)
     ix = VectorIndex(64, backend, capacity=100)  # grows past its first capacity
     ix.add(ids[:1500], X[:1500])
     ix.add(ids[1500:], X[1500:])
+    ix.set_expansion_search(96)  # search effort can be changed on every backend (a no-op where it means nothing)
+    ix.set_nprobe(8)
     one, _ = ix.search(X[7], 5)  # a single query (usearch answers it with another type)
     assert one.shape == (1, 5) and one[0, 0] == ids[7]
     found, sims = ix.search(X[:300], 5)
@@ -50,6 +52,8 @@ def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
         assert not set(found.ravel().tolist()) & set(ids[:100].tolist())
     ix.save(tmp_path / "v")
     again = VectorIndex.load(tmp_path / "v", 64, backend, len(ix))
+    again.set_expansion_search(96)
+    again.set_nprobe(8)
     np.testing.assert_array_equal(again.search(X[200:260], 5)[0], ix.search(X[200:260], 5)[0])
     empty = VectorIndex(64, backend)
     assert (empty.search(X[:2], 3)[0] == -1).all()
@@ -63,9 +67,13 @@ def test_synced_index_updates_incrementally_and_rebuilds_when_torn(tmp_path):
         asked.append(len(part))
         return X[part]
 
-    s = SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0)  # usearch from the first vector
+    s = SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0)  # the large-set backend from the first vector
     ix = s.sync(np.arange(1000), fetch, 64)
-    assert ix.backend == "usearch" and len(ix) == 1000 and sum(asked) == 1000
+    assert ix.backend == "ivf" and len(ix) == 1000
+    def rebuilt(n):  # every vector once, plus a sample to learn the cells
+        return n + min(n, 40 * ivf_cells(n))
+
+    assert sum(asked) == rebuilt(1000)
     asked.clear()
     ix = s.sync(np.r_[np.arange(100, 1000), np.arange(1000, 1050)], fetch, 64)
     assert sum(asked) == 50 and len(ix) == 950
@@ -75,10 +83,25 @@ def test_synced_index_updates_incrementally_and_rebuilds_when_torn(tmp_path):
     assert sum(asked) == 0 and len(fresh) == 950, "a new process loads the saved index, it does not rebuild it"
     (tmp_path / "ix" / "meta.json").unlink()  # as if killed mid-save
     SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0).sync(np.r_[np.arange(100, 1050)], fetch, 64)
-    assert sum(asked) == 950
+    assert sum(asked) == rebuilt(950)
     asked.clear()
     SyncedIndex(tmp_path / "ix", "model-b", exact_limit=0).sync(np.r_[np.arange(100, 1050)], fetch, 64)
-    assert sum(asked) == 950, "an index of another model is never reused"
+    assert sum(asked) == rebuilt(950), "an index of another model is never reused"
+
+
+def test_ivf_cells_are_relearnt_when_the_set_outgrows_them(tmp_path):
+    _, X = clustered(3000)
+    s = SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0)
+    small = s.sync(np.arange(600), lambda part: X[part], 64)
+    assert small.backend == "ivf" and small.trained_for == 600
+    grown = s.sync(np.arange(600 * OUTGROWN), lambda part: X[part], 64)
+    assert grown is small, "growth within bounds adds to the cells it has"
+    big = s.sync(np.arange(600 * OUTGROWN + 1), lambda part: X[part], 64)
+    assert big is not small and big.trained_for == 600 * OUTGROWN + 1 and len(big) == 600 * OUTGROWN + 1
+    found, _ = big.search(X[:300], 1)
+    assert (found[:, 0] == np.arange(300)).mean() >= 0.99
+    again = SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0).sync(np.arange(600 * OUTGROWN + 1), lambda part: X[part], 64)
+    assert again.trained_for == big.trained_for, "what the cells were learnt for survives a restart"
 
 
 def test_indexed_matcher_agrees_with_exact_knn():
@@ -154,6 +177,9 @@ def test_index_and_search_real_images_resume_and_bad_files(shared, tmp_path):
     out = json.loads(s.stdout)
     assert out["faces"] and out["faces"][0]["hits"][0]["path"] == str(src)
     assert len(out["faces"][0]["hits"]) == 3
+    big = run_cli("search", str(tmp_path / "query.jpg"), "--store", str(store), "--k", "3", "--json", env={"CHARAID_EXACT_SEARCH_LIMIT": "1"})
+    assert json.loads(big.stdout)["faces"][0]["hits"][0]["path"] == str(src), "the same answer through the inverted-list index"
+    assert json.loads((tmp_path / "faces.sqlite.index" / "meta.json").read_text())["backend"] == "ivf"
     bad = run_cli("search", str(d / "broken.jpg"), "--store", str(store), "--json")
     assert bad.returncode == 2 and "broken.jpg" in bad.stderr and json.loads(bad.stdout)["error"]
 

@@ -66,8 +66,8 @@ class Settings:
     #: Side of the face crops stored in the gallery (for re-embedding and training).
     stored_crop_side: int = 256
     #: Galleries and face stores with at least this many vectors are searched through an
-    #: approximate nearest-neighbour index (usearch HNSW) instead of exactly. Exact search
-    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/benchmarks.md, "ANN").
+    #: approximate nearest-neighbour index (faiss inverted lists) instead of exactly. Exact search
+    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/benchmarks.md, "Nearest-neighbour index").
     exact_search_limit: int = 20_000
     thresholds: Thresholds = field(default_factory=Thresholds)
 

@@ -1,14 +1,18 @@
 """Nearest-neighbour search over face vectors: exact for small sets, approximate for big ones.
 
-One interface over four backends (unit vectors, inner product = cosine similarity):
+One interface over five backends (unit vectors, inner product = cosine similarity):
 
 - ``exact``: numpy matrix product; right and fast enough below some tens of thousands of vectors.
-- ``usearch``: HNSW with vectors stored as float16; adds, removes, saves in one file. Kept for
-  large sets: at 100,000 vectors of dimension 1472 it needs half the memory of the others
-  (307 MB against 581-604 MB) for recall@10 0.999 and a 1.3 ms p95 query (ef_search 64), and it ships as a
-  wheel (hnswlib builds from source). hnswlib queried a little faster (0.9 ms p95, recall 1.0);
-  docs/benchmarks.md, "ANN", has the whole comparison and the run at a million vectors.
-- ``hnswlib`` and ``faiss``: the two others compared (faiss' HNSW cannot remove a vector).
+- ``ivf``: faiss inverted lists (k-means cells, vectors stored as float16, scanned exactly in the
+  ``nprobe`` cells nearest the query). Kept for large sets: face vectors come in tight
+  per-character clusters, which is what cells are good at and what graph search is bad at. At a
+  million vectors of dimension 1472 (20,000 characters) HNSW could not reach recall@10 0.99 within
+  5 ms (usearch ef 256: 0.983 at 7.5 ms p95); inverted lists scanning 16 of 4,096 cells gave
+  recall@10 0.999 at 2.1 ms p95, built 13 times faster;
+  docs/benchmarks.md, "Nearest-neighbour index", has every number. Adds and removes in place; trained (k-means) on a
+  sample when first filled, and rebuilt by :class:`SyncedIndex` when the set outgrows its cells.
+- ``usearch``: HNSW with vectors stored as float16; adds, removes, saves in one file.
+- ``hnswlib`` and ``faiss``: HNSW too, compared (faiss' HNSW cannot remove a vector).
 
 :class:`SyncedIndex` keeps an index on disk in step with rows stored elsewhere (a gallery's
 samples, a face store's faces): updated incrementally when rows come and go, rebuilt when
@@ -23,26 +27,43 @@ from typing import Callable
 
 import numpy as np
 
-BACKENDS = ("exact", "usearch", "hnswlib", "faiss")
+BACKENDS = ("exact", "ivf", "usearch", "hnswlib", "faiss")
 from .config import Settings
 
 #: Sets with fewer vectors than this are searched exactly (CHARAID_EXACT_SEARCH_LIMIT overrides).
 EXACT_LIMIT = Settings().exact_search_limit
+#: The backend for sets above that limit.
+LARGE_BACKEND = "ivf"
+
+
+#: An ``ivf`` index is rebuilt (new cells) when its set has grown this many times past the
+#: size its cells were learnt for: its cells would hold too many vectors to scan quickly.
+OUTGROWN = 4
+
+
+def ivf_cells(count: int) -> int:
+    """Cells for an inverted-list index over ``count`` vectors: about 4 sqrt(n), a power of two,
+    and at least 39 training vectors each (what k-means needs)."""
+    target = 2 ** int(round(np.log2(max(4.0 * np.sqrt(max(count, 1)), 1.0))))
+    return int(max(1, min(target, count // 39, 65536)))
 
 
 class VectorIndex:
     """Top-k inner-product search over (id, unit vector) pairs."""
 
-    def __init__(self, dim: int, backend: str = "usearch", capacity: int = 1024, connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 128, threads: int = 2):
+    def __init__(self, dim: int, backend: str = LARGE_BACKEND, capacity: int = 1024, connectivity: int = 16,
+                 expansion_add: int = 128, expansion_search: int = 128, nprobe: int = 16, threads: int = 2):
         if backend not in BACKENDS:
             raise ValueError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         self.dim, self.backend, self.threads = dim, backend, threads
-        self.params = dict(connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search)
+        self.params = dict(connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search, nprobe=nprobe)
         self._n = 0
         if backend == "exact":
             self._ids = np.zeros(0, np.int64)
             self._X = np.zeros((0, dim), np.float32)
+        elif backend == "ivf":
+            self._ix = None  # made by train(): its cells come from the data (k-means)
+            self.trained_for = 0
         elif backend == "usearch":
             from usearch.index import Index
 
@@ -64,9 +85,34 @@ class VectorIndex:
             hnsw.hnsw.efSearch = expansion_search
             self._ix = faiss.IndexIDMap2(hnsw)
 
+    @property
+    def needs_training(self) -> bool:
+        return self.backend == "ivf" and self._ix is None
+
+    def train(self, X: np.ndarray, count: int | None = None) -> None:
+        """Learn the cells of an ``ivf`` index from a sample X of the vectors it will hold
+        (``count`` of them in all; default len(X)). Other backends need no training."""
+        if self.backend != "ivf":
+            return
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+        X = np.ascontiguousarray(X, np.float32)
+        count = max(count or 0, len(X))
+        nlist = min(ivf_cells(count), max(1, len(X) // 39))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ix = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        ix.cp.max_points_per_centroid = 40
+        ix.train(X)
+        ix.nprobe = self.params["nprobe"]
+        self._ix, self._quantizer, self.trained_for = ix, quantizer, count
+
     def describe(self) -> str:
         if self.backend == "exact":
             return "float32"
+        if self.backend == "ivf":
+            cells = self._ix.nlist if self._ix is not None else 0
+            return f"IVF f16, {cells} cells, nprobe={self.params['nprobe']}"
         p = self.params
         kind = {"usearch": "HNSW f16", "hnswlib": "HNSW f32", "faiss": "HNSW f32"}[self.backend]
         m = p["connectivity"] * (2 if self.backend == "faiss" else 1)
@@ -83,7 +129,15 @@ class VectorIndex:
         elif self.backend == "hnswlib":
             self._ix.set_ef(ef)
         elif self.backend == "faiss":
-            self._ix.index.hnsw.efSearch = ef
+            import faiss
+
+            faiss.downcast_index(self._ix.index).hnsw.efSearch = ef
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Cells an ``ivf`` index scans per query: higher finds more true neighbours, slower."""
+        self.params["nprobe"] = nprobe
+        if self.backend == "ivf" and self._ix is not None:
+            self._ix.nprobe = nprobe
 
     def add(self, ids: np.ndarray, X: np.ndarray) -> None:
         ids = np.asarray(ids, np.int64)
@@ -95,6 +149,10 @@ class VectorIndex:
         if self.backend == "exact":
             self._ids = np.concatenate([self._ids, ids])
             self._X = np.concatenate([self._X, X])
+        elif self.backend == "ivf":
+            if self._ix is None:
+                self.train(X)
+            self._ix.add_with_ids(X, ids)
         elif self.backend == "usearch":
             self._ix.add(ids, X, threads=self.threads)
         elif self.backend == "hnswlib":
@@ -114,6 +172,11 @@ class VectorIndex:
             keep = ~np.isin(self._ids, ids)
             self._n -= int((~keep).sum())
             self._ids, self._X = self._ids[keep], self._X[keep]
+        elif self.backend == "ivf":
+            if self._ix is not None:
+                import faiss
+
+                self._n -= int(self._ix.remove_ids(faiss.IDSelectorBatch(ids)))
         elif self.backend == "usearch":
             self._n -= int(self._ix.remove(ids))
         elif self.backend == "hnswlib":
@@ -149,9 +212,10 @@ class VectorIndex:
         elif self.backend == "hnswlib":
             lab, dist = self._ix.knn_query(Q, k=k_eff, num_threads=self.threads)
             out_i[:, :k_eff], out_s[:, :k_eff] = lab, 1.0 - dist
-        else:
+        else:  # ivf, faiss
             sims, lab = self._ix.search(Q, k_eff)
             out_i[:, :k_eff], out_s[:, :k_eff] = lab, sims
+            out_s[out_i < 0] = -np.inf  # ivf: fewer than k in the cells scanned
         return out_i, out_s
 
     def save(self, path: str | Path) -> None:
@@ -160,6 +224,14 @@ class VectorIndex:
         if self.backend == "exact":
             with open(tmp, "wb") as fh:
                 np.savez(fh, ids=self._ids, X=self._X)
+        elif self.backend == "ivf":
+            import faiss
+
+            if self._ix is None:
+                raise ValueError("an ivf index with no vectors cannot be saved")
+            faiss.write_index(self._ix, str(tmp))
+            tmp.with_name(tmp.name + ".trained").write_text(str(self.trained_for))
+            tmp.with_name(tmp.name + ".trained").replace(path.with_name(path.name + ".trained"))
         elif self.backend == "usearch":
             self._ix.save(str(tmp))
         elif self.backend == "hnswlib":
@@ -176,6 +248,12 @@ class VectorIndex:
         if backend == "exact":
             z = np.load(path)
             ix._ids, ix._X = z["ids"], z["X"]
+        elif backend == "ivf":
+            import faiss
+
+            ix._ix = faiss.read_index(str(path))
+            ix._ix.nprobe = ix.params["nprobe"]
+            ix.trained_for = int(Path(str(path) + ".trained").read_text())
         elif backend == "usearch":
             ix._ix.load(str(path))
         elif backend == "hnswlib":
@@ -204,7 +282,7 @@ class SyncedIndex:
 
     def sync(self, ids: np.ndarray, fetch: Callable[[np.ndarray], np.ndarray], dim: int, chunk: int = 20_000) -> VectorIndex:
         ids = np.asarray(ids, np.int64)
-        backend = self.backend or ("exact" if len(ids) < self.exact_limit else "usearch")
+        backend = self.backend or ("exact" if len(ids) < self.exact_limit else LARGE_BACKEND)
         data_f, ids_f, meta_f = self.dir / f"vectors.{backend}", self.dir / "ids.npy", self.dir / "meta.json"
         ix, have = self.index, None
         if ix is not None and ix.backend == backend:
@@ -218,6 +296,8 @@ class SyncedIndex:
                     ix = VectorIndex.load(data_f, dim, backend, len(have))
             except (OSError, ValueError, RuntimeError, KeyError):  # missing, torn or foreign: rebuild
                 ix, have = None, None
+        if ix is not None and backend == "ivf" and len(ids) > OUTGROWN * max(ix.trained_for, 1):
+            ix = None  # its cells were learnt for a much smaller set: relearn them
         if ix is None:
             ix, have = VectorIndex(dim, backend, capacity=max(16, len(ids))), np.zeros(0, np.int64)
         gone = np.setdiff1d(have, ids, assume_unique=True)
@@ -227,6 +307,9 @@ class SyncedIndex:
             except NotImplementedError:
                 ix, have = VectorIndex(dim, backend, capacity=max(16, len(ids))), np.zeros(0, np.int64)
         new = np.setdiff1d(ids, have, assume_unique=True)
+        if ix.needs_training and len(new):
+            sample = np.random.default_rng(0).choice(new, min(len(new), 40 * ivf_cells(len(ids))), replace=False)
+            ix.train(fetch(np.sort(sample)), count=len(ids))
         for i in range(0, len(new), chunk):
             part = new[i : i + chunk]
             ix.add(part, fetch(part))
