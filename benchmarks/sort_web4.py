@@ -1,6 +1,6 @@
 """`charaid sort` on messy real-world pictures: web4 (4 characters of 4 series) plus 64 photos.
 
-    python benchmarks/sort_web4.py [--enrol 20] [--union]
+    python benchmarks/sort_web4.py [--enrol 20] [--union] [--faces-only]
 
 The first --enrol images of each web4 character (by file name) are enrolled with `charaid
 enroll` (largest face of each picture); the rest of web4 and the 64 photos are copied into one
@@ -8,6 +8,8 @@ SRC folder (in a temporary folder; nothing is copied into the repository) and so
 `charaid sort SRC DST --json`, as a user runs it. A web4 picture counts as right when it lands
 in its character's folder (with copy-each, a picture with two known characters is in both; it
 counts as right if one of them is its own); a photo is right in `_no_face` or `_unknown`.
+By default `sort` falls back on the whole picture when no face is named (charaid.picture);
+`--faces-only` measures faces alone.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
     ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
+    ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
     args = ap.parse_args()
     det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
+    how = ["--faces-only"] if args.faces_only else []
     datasets.require()
     items = datasets.web4()
     by_char: dict[str, list[Path]] = {}
@@ -59,20 +63,23 @@ def main() -> None:
         cli("enroll", str(enrol), "--gallery", str(g), "-q", *det)
         enrol_s = time.time() - t
         t = time.time()
-        r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q", *det)
+        r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q", *det, *how)
         wall = time.time() - t
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     summary = rows[-1]["summary"]
-    right, where = Counter(), Counter()
+    right, where, by = Counter(), Counter(), Counter()
     for row in rows[:-1]:
         name = Path(row["path"]).name
         want, got = truth[name], set(row["folders"])
         kind = "photo" if want is None else "web4"
         ok = bool(got & {"_no_face", "_unknown"}) and len(got) == 1 if want is None else want in got
         right[kind, ok] += 1
+        if row.get("by_picture"):
+            by[kind, ok] += 1
         where[kind, ",".join(sorted(got)) if kind == "photo" or not ok else "right folder"] += 1
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
-    print(f"# charaid sort on web4 + photos{' (union detector)' if args.union else ''}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    mode = ", ".join(filter(None, ["union detector" if args.union else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
+    print(f"# charaid sort on web4 + photos ({mode}); {machine()}; {time.strftime('%Y-%m-%d')}\n")
     print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); sorted {summary['images']} pictures "
           f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n")
     print(table(["pictures", "count", "in the right folder", "share"],
@@ -80,6 +87,8 @@ def main() -> None:
                  ["photos", n_photo, right["photo", True], right["photo", True] / max(1, n_photo)]]))
     print("\nWhere the others went: " + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder"))
     print("Folders: " + json.dumps(summary["folders"]))
+    print(f"Placed by the whole picture (no face named): web4 {by['web4', True] + by['web4', False]} "
+          f"({by['web4', True]} right), photos {by['photo', True] + by['photo', False]}.")
 
 
 if __name__ == "__main__":

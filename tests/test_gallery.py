@@ -178,8 +178,10 @@ def test_schema_migrates_forward_keeping_data(tmp_path):
     with Gallery(p) as g:
         g.add([sample("ann", "h1")], "m", DIM)
     with sqlite3.connect(p) as db:
-        db.executescript("DROP TABLE label_faces; DROP TABLE label_rejections; DROP TABLE label_actions; PRAGMA user_version = 1;")
+        db.executescript("DROP TABLE label_faces; DROP TABLE label_rejections; DROP TABLE label_actions; DROP TABLE pictures; "
+                         "PRAGMA user_version = 1;")
     with Gallery(p) as g:
         assert g.names() == ["ann"] and len(g) == 1
         assert g.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert g.db.execute("SELECT count(*) FROM label_faces").fetchone()[0] == 0
+        assert g.db.execute("SELECT count(*) FROM pictures").fetchone()[0] == 0

@@ -52,6 +52,7 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
+    assert "calibration: AUROC" in r.stderr, "the user is told how well the tuned model rejects unknown faces"
     with Gallery(gallery_path) as g:
         assert g.model_id == out["model_id"] and not g.missing_vectors(g.model_id)
     assert (models_dir(gallery_path) / f"{out['model_id'].split('*')[0]}.pt").exists()
@@ -65,6 +66,20 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     # new enrolments go into the tuned space
     r = run_cli("gallery", "list", "--gallery", str(gallery_path))
     assert TUNED_PREFIX in r.stderr
+    # the ImageNet space is still there: switch back, and forth again
+    models = [json.loads(x) for x in run_cli("gallery", "model", "--gallery", str(gallery_path)).stdout.splitlines()]
+    assert len(models) == 2 and [m["model_id"] for m in models if m["active"]] == [out["model_id"]]
+    back = run_cli("gallery", "model", "default", "--gallery", str(gallery_path))
+    assert back.returncode == 0 and "now compares with efficientnet" in back.stderr, back.stderr
+    c = run_cli("recognize", str(synth_scene), "--gallery", str(gallery_path), "--json")
+    faces = sorted(json.loads(c.stdout)["faces"], key=lambda f: f["box"][0])
+    assert [f["top"][0]["character"] for f in (faces[0], faces[2])] == ["akane", "sora"]
+    again = run_cli("gallery", "model", out["model_id"], "--gallery", str(gallery_path))
+    assert again.returncode == 0, again.stderr
+    th = json.loads(run_cli("gallery", "threshold", "--gallery", str(gallery_path)).stdout)
+    assert th["calibration"]["source"] == "training run" and abs(th["threshold"] - out["threshold"]) < 1e-4
+    bad = run_cli("gallery", "model", "nonsense", "--gallery", str(gallery_path))
+    assert bad.returncode == 1 and "unknown model 'nonsense'" in bad.stderr
 
 
 def test_interrupted_training_resumes(gallery_path):
@@ -100,3 +115,7 @@ def test_train_needs_two_characters(tmp_path, synth_train):
         enroll_items(gal, [x for x in labelled_images(synth_train) if x[0] == "akane"])
     r = run_cli("train", "--gallery", str(g), "-q")
     assert r.returncode == 1 and "at least 2 characters" in r.stderr
+    with Gallery(g) as gal:
+        enroll_items(gal, [x for x in labelled_images(synth_train) if x[0] == "sora"])
+    r = run_cli("train", "--gallery", str(g), "--epochs", "1", "-q")
+    assert r.returncode == 0 and "none can be held out to calibrate" in r.stderr, r.stderr

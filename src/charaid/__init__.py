@@ -22,7 +22,7 @@ from .errors import EmbeddingSpaceError, GalleryError, ImageError, UnknownCharac
 from .gallery import Gallery
 from .images import load_image, load_image_bytes
 from .match import Calibration, Candidate, Match, Matcher, calibrate
-from .recognize import FaceResult, ImageResult, Recognizer
+from .recognize import FaceResult, ImageResult, PictureResult, Recognizer
 
 
 def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]:
@@ -37,7 +37,7 @@ def embed_faces(crops) -> "list":
 
 __all__ = [
     "Box", "Calibration", "Candidate", "Embedder", "EmbedderInfo", "EmbeddingSpaceError", "Face", "FaceResult",
-    "Gallery", "GalleryError", "ImageError", "ImageResult", "Match", "Matcher", "Recognizer", "Settings",
+    "Gallery", "GalleryError", "ImageError", "ImageResult", "Match", "Matcher", "PictureResult", "Recognizer", "Settings",
     "Thresholds", "UnknownCharacterError", "calibrate", "crop_face", "default_embedder", "detect_faces",
     "embed_faces", "load_image", "load_image_bytes", "make_detector",
 ]

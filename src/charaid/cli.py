@@ -99,7 +99,7 @@ def cmd_enroll(args) -> int:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
         _sync_index(g)
         print(
-            f"enrolled {s.added} faces of {len(s.characters)} characters into {g.path} "
+            f"enrolled {s.added} faces of {len(s.characters)} characters and {s.pictures} whole pictures into {g.path} "
             f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
             f"{len(s.errors)} unreadable); "
             f"gallery now {len(g)} faces of {len(g.characters())} characters",
@@ -138,7 +138,7 @@ def cmd_recognize(args) -> int:
         rec = _open_recognizer(args, g)
         if not g.names():
             _warn(f"{gp}: the gallery is empty, every face will be unknown")
-        for res in rec.recognize_paths(paths, detect=not args.no_detect, workers=_workers(args, len(paths))):
+        for res in rec.recognize_paths(paths, detect=not args.no_detect, workers=_workers(args, len(paths)), pictures=args.picture):
             bar.update(1)
             if res.error:
                 failed += 1
@@ -305,7 +305,8 @@ def cmd_sort(args) -> int:
     def on_decision(d):
         if args.json or args.dry_run:
             row = {"path": str(d.src), "folders": d.folders, "faces": d.faces,
-                   "characters": [{"character": c, "score": sc} for c, sc in d.characters], "error": d.error}
+                   "characters": [{"character": c, "score": sc} for c, sc in d.characters], "by_picture": d.by_picture,
+                   "error": d.error}
             if args.json:
                 print(json.dumps(row, ensure_ascii=False), flush=True)
             else:
@@ -322,7 +323,7 @@ def cmd_sort(args) -> int:
                 return EXIT_OK
         else:
             n = sum(1 for _ in iter_image_paths([src]))
-            opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan)
+            opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan, not args.faces_only)
             with _progress(n, "sort", args.quiet) as bar:
                 s = srt.Sorter(rec, dst, opts).run(src, on_progress=bar.update, on_error=on_error,
                                                    on_decision=on_decision, dry_run=args.dry_run)
@@ -520,6 +521,15 @@ def cmd_gallery(args) -> int:
             cal = rec.calibration
             src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated"
             print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
+        elif args.action == "model":
+            from .models import gallery_models, switch_model
+
+            if args.model:
+                emb = switch_model(g, args.model)
+                _sync_index(g)
+                print(f"{g.path} now compares with {emb.model_id}", file=sys.stderr)
+            for mid, n in gallery_models(g):
+                print(json.dumps({"model_id": mid, "samples": n, "active": mid == g.model_id}))
     return EXIT_OK
 
 
@@ -562,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
     sp.add_argument("--output", metavar="FILE", help="append JSON lines to FILE; run again to resume: images already in FILE are skipped")
+    sp.add_argument("--picture", action="store_true",
+                    help="when no face is named, compare the whole picture with the enrolled pictures (adds a 'picture' field)")
     common(sp)
     sp.set_defaults(func=cmd_recognize)
 
@@ -593,6 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
     sp.add_argument("--json", action="store_true", help="one JSON line per picture, then a summary line")
     sp.add_argument("--rescan", action="store_true", help="look at every file again, even unchanged ones")
+    sp.add_argument("--faces-only", action="store_true",
+                    help="sort by faces alone: a picture with no named face goes to _no_face/_unknown, never by its whole-picture look")
     sp.add_argument("--resume", action="store_true", help="finish the last interrupted run in DST")
     sp.add_argument("--undo", type=int, metavar="RUN", help="put every file of run RUN back where it was")
     sp.add_argument("--list-runs", action="store_true", help="list the runs recorded in DST")
@@ -634,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, gallery=False)
     sp.set_defaults(func=cmd_search)
 
-    sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold")
+    sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold; switch models")
     gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = gsub.add_parser("list", help="characters and their face counts")
     a.add_argument("--json", action="store_true")
@@ -646,6 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--merge", action="store_true", help="if NEW exists, move OLD's faces into it")
     a = gsub.add_parser("threshold", help="show the unknown threshold; set it with VALUE, or 'auto' to calibrate")
     a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
+    a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the ImageNet features)")
+    a.add_argument("model", nargs="?", metavar="MODEL|default")
     for a in gsub.choices.values():
         a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")
     sp.set_defaults(func=cmd_gallery)

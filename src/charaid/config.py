@@ -42,6 +42,12 @@ class Thresholds:
     default_matcher: str = "hybrid"
     #: Matcher of a gallery whose model was tuned on it (``charaid train``).
     tuned_matcher: str = "knn"
+    #: Whole-picture fallback (charaid.picture): a picture is named only if its cosine to the
+    #: character's mean picture reaches what this share of the enrolled pictures reach
+    #: (out of fold). It keeps out pictures unlike any enrolled one, such as photos: on web4 +
+    #: photos, 0.10 named 0 of 64 photos (0.02: 2) for 143 right web4 pictures instead of 152.
+    #: Chosen on that set, the only one with whole pictures and negatives (docs/benchmarks.md).
+    picture_similarity_quantile: float = 0.10
     #: Weight of the colour histogram beside a tuned model (0: the tuned vector alone).
     tuned_colour_weight: float = 0.0
 

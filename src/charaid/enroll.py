@@ -3,7 +3,9 @@
 Each image gives one sample: its largest detected face (the character the folder names is
 nearly always the biggest face in their own picture), or the whole image with ``detect=False``.
 Files whose content is already in the gallery are skipped before any work, so re-enrolling a
-folder is a no-op. Each batch of samples is one transaction.
+folder is a no-op. Each batch of samples is one transaction. With detection, each picture is
+also kept whole (charaid.picture), face or no face: the fallback for pictures whose faces are
+not found or not known.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import default_settings
-from .embed import Embedder
+from .embed import Embedder, default_embedder
 from .errors import ImageError
 from .gallery import EnrollReport, Gallery, NewSample
 from .images import iter_image_paths, sha256_file
 from .models import embedder_for
+from .picture import NewPicture, add_pictures, has_picture
 from .prepare import DetectorSpec, PreparedImage, prepare_many
 
 
@@ -27,6 +30,8 @@ from .prepare import DetectorSpec, PreparedImage, prepare_many
 class EnrollSummary:
     images: int = 0
     added: int = 0
+    #: Whole pictures kept for the picture fallback (with detection; no face needed).
+    pictures: int = 0
     #: Images whose content was already enrolled (nothing done).
     unchanged: int = 0
     duplicates: int = 0
@@ -81,34 +86,47 @@ def enroll_items(
             _fail(summary, on_error, str(path), ImageError(path, f"cannot read ({e.strerror or e})").reason)
             _tick(on_progress)
             continue
-        if gallery.has_content(h):
+        if gallery.has_content(h) and (not detect or has_picture(gallery, h)):
             summary.unchanged += 1
             _tick(on_progress)
         else:
             todo.append((character, path, h))
 
     pending: list[NewSample] = []
+    pictures: list[tuple[str, str, str, object]] = []  # (character, hash, path, picture image)
+    pic_embedder: Embedder | None = None
 
     def flush() -> None:
+        nonlocal pic_embedder
         if pending:
             vecs = embedder.embed_batch([s.crop for s in pending])
             batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
             summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
             pending.clear()
+        if pictures:
+            if pic_embedder is None:  # pictures are always compared in the default (ImageNet) space
+                base = default_embedder()
+                pic_embedder = embedder if embedder.model_id == base.model_id else base
+            vecs = pic_embedder.embed_batch([p[3] for p in pictures])
+            rows = [NewPicture(c, h, v, path) for (c, h, path, _), v in zip(pictures, vecs)]
+            summary.pictures += add_pictures(gallery, rows, pic_embedder.model_id, pic_embedder.dim)
+            pictures.clear()
 
     for (character, path, h), prep in zip(todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False)):
         sample = _pick_sample(character, h, prep)
+        if prep.ok and prep.picture is not None:
+            pictures.append((character, h, str(path), prep.picture))
         if prep.error:
             _fail(summary, on_error, str(path), prep.error)
         elif sample is None:
             summary.no_face.append(str(path))
             if on_error:
-                on_error(str(path), "no face found")
+                on_error(str(path), "no face found" + (" (kept as a whole picture)" if prep.picture is not None else ""))
         else:
             pending.append(sample)
             summary.characters.add(character)
-            if len(pending) >= batch_size:
-                flush()
+        if len(pending) >= batch_size or len(pictures) >= batch_size:
+            flush()
         _tick(on_progress)
     flush()
     return summary

@@ -78,6 +78,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE label_actions (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL);
     """,
+    # 3: whole enrolled pictures (charaid.picture), the fallback when no face is named
+    """
+    CREATE TABLE pictures (
+        id INTEGER PRIMARY KEY,
+        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        source_path TEXT,
+        model_id TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (content_hash, model_id)
+    );
+    CREATE INDEX pictures_character ON pictures(character_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -216,6 +231,10 @@ class Gallery:
 
     def _bump(self) -> None:
         self._set_meta("revision", str(self.revision + 1))
+
+    def mark_changed(self) -> None:
+        """Bump the revision (inside a transaction), for modules that keep their own tables here."""
+        self._bump()
 
     @property
     def revision(self) -> int:
@@ -425,6 +444,7 @@ class Gallery:
                 if not merge:
                     raise ValueError(f"a character named {new!r} exists already; merge them instead")
                 self._db.execute("UPDATE samples SET character_id = ? WHERE character_id = ?", (row[0], cid))
+                self._db.execute("UPDATE OR IGNORE pictures SET character_id = ? WHERE character_id = ?", (row[0], cid))
                 self._db.execute("DELETE FROM characters WHERE id = ?", (cid,))
             else:
                 self._db.execute("UPDATE characters SET name = ? WHERE id = ?", (new, cid))
@@ -435,8 +455,13 @@ class Gallery:
             cur = self._db.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
             if cur.rowcount == 0:
                 raise KeyError(f"no sample with id {sample_id}")
-            self._db.execute("DELETE FROM characters WHERE id NOT IN (SELECT DISTINCT character_id FROM samples)")
+            self._db.execute("DELETE FROM characters WHERE id NOT IN "
+                             "(SELECT character_id FROM samples UNION SELECT character_id FROM pictures)")
             self._bump()
+
+    def character_id(self, name: str, create: bool = False) -> int:
+        """The row id of character ``name`` (created if missing with ``create``, else an error)."""
+        return self._ensure_character(name, time.time()) if create else self._character_id(name)
 
     def _character_id(self, name: str) -> int:
         row = self._db.execute("SELECT id FROM characters WHERE name = ?", (name,)).fetchone()

@@ -89,3 +89,40 @@ def embedder_for(gallery: Gallery) -> Embedder:
         f"{gallery.path}: its vectors come from model {mid!r}, which this charaid cannot rebuild "
         f"(known: {', '.join(known)}, or a tuned model file in {models_dir(gallery.path)})"
     )
+
+
+def gallery_models(gallery: Gallery) -> list[tuple[str, int]]:
+    """(model id, samples with its vector) for every model that has embedded this gallery."""
+    return [(m, n) for m, n in gallery.db.execute("SELECT model_id, count(*) FROM embeddings GROUP BY model_id ORDER BY model_id")]
+
+
+def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
+    """Make ``model`` the space the gallery compares in: ``"default"`` (the ImageNet features) or
+    the id of a model that embedded it before (a tuned one needs its file beside the gallery).
+    Samples without a vector of that model are embedded from their stored crops first; a tuned
+    model gets back the threshold of its own training run."""
+    from .match import Calibration
+
+    if model == "default":
+        emb = default_embedder()
+    elif model in builtin_embedders():
+        emb = builtin_embedders()[model]()
+    elif model.startswith(TUNED_PREFIX):
+        emb = load_tuned(gallery.path, model.split("*", 1)[0])
+    else:
+        have = ", ".join(m for m, _ in gallery_models(gallery)) or "none"
+        raise ValueError(f"unknown model {model!r}; choose 'default' or one this gallery has used: {have}")
+    missing = gallery.missing_vectors(emb.model_id)
+    for i in range(0, len(missing), batch):
+        part = missing[i : i + batch]
+        gallery.set_vectors(emb.model_id, emb.dim, zip(part, emb.embed_batch([gallery.crop(j) for j in part])))
+    gallery.activate_model(emb.model_id, emb.dim)
+    meta_f = models_dir(gallery.path) / f"{emb.model_id.split('*', 1)[0]}.json"
+    if emb.model_id.startswith(TUNED_PREFIX) and meta_f.is_file():
+        cal = json.loads(meta_f.read_text()).get("calibration")
+        if cal:
+            t = Thresholds()
+            gallery.set_json("calibration", Calibration(
+                t.tuned_matcher, cal["threshold"], emb.model_id, gallery.revision, cal["known_accuracy"],
+                cal["unknown_rejected"], cal["n_known"], cal["n_unknown"], cal["auroc"], source="training run").to_dict())
+    return emb

@@ -20,6 +20,7 @@ from .config import Thresholds, default_settings
 from .detect import Detector, Face, crop_face, make_detector
 from .errors import ImageError
 from .images import load_image, sha256_file
+from .picture import picture_crop
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class PreparedImage:
     faces: list[Face | None] = field(default_factory=list)
     crops: list[Image.Image] = field(default_factory=list)
     error: str | None = None
+    #: With detection: the whole picture, reduced for charaid.picture (None without detection).
+    picture: Image.Image | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,6 +105,7 @@ def prepare_image(
     for f in faces:
         out.faces.append(f)
         out.crops.append(crop_face(im, f.box, spec.thresholds.crop_margin, side))
+    out.picture = picture_crop(im)
     return out
 
 

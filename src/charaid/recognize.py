@@ -45,14 +45,33 @@ class FaceResult:
         }
 
 
+@dataclass(frozen=True)
+class PictureResult:
+    """The whole picture compared with the enrolled pictures (charaid.picture)."""
+
+    #: None when the picture is unknown (best score below the pictures' threshold).
+    character: str | None
+    score: float
+    top: list[Candidate]
+
+    def to_dict(self) -> dict:
+        return {"character": self.character, "score": round(float(self.score), 4),
+                "top": [{"character": c.character, "score": round(float(c.score), 4)} for c in self.top]}
+
+
 @dataclass
 class ImageResult:
     path: str
     faces: list[FaceResult] = field(default_factory=list)
     error: str | None = None
+    #: Only when asked for (``pictures=True``) and no face was named.
+    picture: PictureResult | None = None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+        d = {"path": self.path, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+        if self.picture is not None:
+            d["picture"] = self.picture.to_dict()
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -91,6 +110,7 @@ class Recognizer:
         self._matcher: Matcher = Matcher(self.method)
         self._index = None
         self._calibration: Calibration | None = None
+        self._pictures = None
 
     # -- state that follows the gallery ---------------------------------------------------------
     def _refresh(self) -> None:
@@ -165,7 +185,21 @@ class Recognizer:
         prep = prepare_image(name, detect, self.spec, with_hash=False, image=image)
         return self.recognize_prepared([prep])[0]
 
-    def recognize_prepared(self, batch: Sequence[PreparedImage]) -> list[ImageResult]:
+    @property
+    def pictures(self):
+        """The whole-picture matcher (charaid.picture), made on first use."""
+        if self._pictures is None:
+            from .embed import default_embedder
+            from .picture import PictureMatcher
+
+            base = default_embedder()
+            emb = self.embedder if self.embedder.model_id == base.model_id else base
+            self._pictures = PictureMatcher(self.gallery, emb, self.settings.thresholds.picture_similarity_quantile)
+        return self._pictures
+
+    def recognize_prepared(self, batch: Sequence[PreparedImage], pictures: bool = False) -> list[ImageResult]:
+        """Results for prepared images; with ``pictures``, an image whose faces are all missing or
+        unknown is also compared whole with the enrolled pictures (``ImageResult.picture``)."""
         crops = [c for p in batch if p.ok for c in p.crops]
         vectors = self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
         matches = self.matcher.match(vectors, self.threshold, self.top_k) if len(crops) else []
@@ -182,10 +216,15 @@ class Recognizer:
                         box, dscore = face.box, face.score
                     res.faces.append(FaceResult(box, dscore, m.character, m.score, m.top))
             out.append(res)
+        if pictures:
+            ask = [(r, p.picture) for r, p in zip(out, batch) if p.ok and p.picture is not None and not any(f.character for f in r.faces)]
+            for (r, _), m in zip(ask, self.pictures.match([pic for _, pic in ask], self.top_k)):
+                if m is not None:
+                    r.picture = PictureResult(m.character, m.score, m.top)
         return out
 
     def recognize_paths(
-        self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0
+        self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0, pictures: bool = False
     ) -> Iterator[ImageResult]:
         """Results in input order, streamed batch by batch; a bad file yields a result with ``error``."""
         batch: list[PreparedImage] = []
@@ -193,9 +232,9 @@ class Recognizer:
         for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False):
             batch.append(prep)
             n_crops += len(prep.crops)
-            if n_crops >= self.settings.batch_size:
-                yield from self.recognize_prepared(batch)
+            if n_crops >= self.settings.batch_size or len(batch) >= self.settings.batch_size:
+                yield from self.recognize_prepared(batch, pictures)
                 batch, n_crops = [], 0
         if batch:
-            yield from self.recognize_prepared(batch)
+            yield from self.recognize_prepared(batch, pictures)
 

@@ -39,9 +39,11 @@ class SortOptions:
     workers: int = 0
     #: Look at every file again, ignoring what earlier runs recorded.
     rescan: bool = False
+    #: A picture with no named face is compared whole with the enrolled pictures (charaid.picture).
+    pictures: bool = True
 
     def as_dict(self) -> dict:
-        return {"move": self.move, "multi": self.multi, "min_score": self.min_score}
+        return {"move": self.move, "multi": self.multi, "min_score": self.min_score, "pictures": self.pictures}
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Decision:
     characters: list[tuple[str, float]] = field(default_factory=list)
     faces: int = 0
     error: str | None = None
+    #: True when the folder comes from the whole picture, not from a face.
+    by_picture: bool = False
 
 
 @dataclass
@@ -82,12 +86,16 @@ def folder_name(character: str) -> str:
 def decide(result: ImageResult, threshold: float, multi: str) -> list[str]:
     """The destination folders of a recognised picture, most confident first."""
     if not result.faces:
+        if result.picture is not None and result.picture.character is not None:
+            return [folder_name(result.picture.character)]
         return [NO_FACE]
     best: dict[str, float] = {}
     for f in result.faces:
         if f.character is not None and f.score >= threshold:
             best[f.character] = max(best.get(f.character, 0.0), f.score)
     if not best:
+        if result.picture is not None and result.picture.character is not None:
+            return [folder_name(result.picture.character)]
         return [UNKNOWN]
     names = sorted(best, key=lambda n: -best[n])
     if len(names) == 1 or multi == "primary":
@@ -155,18 +163,21 @@ class Sorter:
         batch: list[PreparedImage] = []
 
         def flush():
-            for prep, res in zip(batch, self.rec.recognize_prepared(batch)):
+            for prep, res in zip(batch, self.rec.recognize_prepared(batch, self.opt.pictures)):
                 if prep.error:
                     yield Decision(Path(prep.path), prep.content_hash, [], error=prep.error)
                     continue
                 chars = sorted({(f.character, round(f.score, 4)) for f in res.faces if f.character and f.score >= threshold}, key=lambda x: -x[1])
-                yield Decision(Path(prep.path), prep.content_hash, decide(res, threshold, self.opt.multi), chars, len(res.faces))
+                pic = not chars and res.picture is not None and res.picture.character is not None
+                if pic:
+                    chars = [(res.picture.character, round(res.picture.score, 4))]
+                yield Decision(Path(prep.path), prep.content_hash, decide(res, threshold, self.opt.multi), chars, len(res.faces), by_picture=pic)
 
         n = 0
         for prep in prepare_many(paths, True, self.rec.spec, self.opt.workers, with_hash=True):
             batch.append(prep)
             n += len(prep.crops)
-            if n >= self.rec.settings.batch_size:
+            if n >= self.rec.settings.batch_size or len(batch) >= self.rec.settings.batch_size:
                 yield from flush()
                 batch, n = [], 0
         if batch:
@@ -313,7 +324,7 @@ def resume(dst: str | Path, recognizer: Recognizer, workers: int = 0, **callback
     finally:
         journal.close()
     o = run.options
-    opts = SortOptions(move=o["move"], multi=o["multi"], min_score=o["min_score"], workers=workers)
+    opts = SortOptions(move=o["move"], multi=o["multi"], min_score=o["min_score"], workers=workers, pictures=o.get("pictures", False))
     return Sorter(recognizer, dst, opts).run(run.src, run_id=run.id, **callbacks)
 
 

@@ -349,6 +349,15 @@ def train_gallery(
         thr, acc, rej = best_threshold(ks, ok, us)
         cal = {"threshold": thr, "known_accuracy": acc, "unknown_rejected": rej, "auroc": auroc(ks, us),
                "n_known": int(len(ks)), "n_unknown": int(len(us)), "held_out": sorted(held)}
+        if on_stage:
+            on_stage(f"calibration: AUROC {cal['auroc']:.3f} between held-out known and unknown faces; threshold "
+                     f"{thr:.3f} names {acc:.0%} of the known ones right and rejects {rej:.0%} of the unknown ones "
+                     "(if unknown faces matter more than look-alikes, `charaid gallery model default` goes back "
+                     "to the ImageNet features, which reject them better: docs/benchmarks.md)")
+    elif calibrate_run and on_stage:
+        on_stage(f"only {len(counts)} characters: none can be held out to calibrate the unknown threshold, and a model "
+                 f"tuned on {len(counts)} characters names most faces of other characters as one of them; "
+                 "enrol 3 or more characters before training if unknown faces matter")
     if on_stage:
         on_stage(f"training on all {len(samples)} faces")
     ck = mdir / "train-checkpoint.pt"

@@ -1,0 +1,163 @@
+"""Whole-picture recognition: the fallback for pictures whose faces are not found or not known.
+
+animeface-2009 finds no face in many web pictures (119 of 206 in web4: screenshots, figures,
+male characters, small or turned faces). The picture as a whole still says much: the series'
+drawing style, the character's colours, hair and clothes. So at enrolment (with detection)
+every picture is also embedded whole, and a picture with no named face can be compared with the
+enrolled pictures. Its unknown threshold is calibrated from the enrolled pictures the same way
+as the faces' (:func:`charaid.match.calibrate`) and kept with the gallery.
+
+What it cannot do: it recognises a look (series, outfit, palette) more than a face, so two
+characters of one series drawn in the same scenes are told apart far worse than by their
+faces. It is only asked when no face was named, and ``charaid sort --faces-only`` turns it off.
+Pictures are always embedded with the default ImageNet features (a model tuned on faces by
+``charaid train`` knows nothing of whole pictures); each vector is stored with its model id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .config import Thresholds
+from .match import Calibration, Match, Matcher, calibrate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .embed import Embedder
+    from .gallery import Gallery
+
+#: Side of the square a picture is reduced to before embedding (the embedder resizes again).
+SIDE = 256
+CALIBRATION_KEY = "picture_calibration"
+METHOD = "hybrid"
+
+
+def picture_crop(image: Image.Image, side: int = SIDE) -> Image.Image:
+    """The centre square of a picture, where its subject usually is, as a ``side`` px RGB image."""
+    im = image.convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    x0, y0 = (w - s) // 2, (h - s) // 2
+    return im.crop((x0, y0, x0 + s, y0 + s)).resize((side, side), Image.BICUBIC)
+
+
+@dataclass(frozen=True)
+class NewPicture:
+    character: str
+    content_hash: str
+    vector: np.ndarray
+    source_path: str | None = None
+
+
+def add_pictures(gallery: "Gallery", pictures: Sequence[NewPicture], model_id: str, dim: int) -> int:
+    """Store enrolled pictures' vectors in one transaction; a picture already there is skipped."""
+    added, now = 0, time.time()
+    with gallery.transaction():
+        for p in pictures:
+            if not p.character or p.character != p.character.strip():
+                raise ValueError(f"bad character name {p.character!r}: empty or padded with spaces")
+            if p.vector.shape != (dim,):
+                raise ValueError(f"picture vector of shape {p.vector.shape} for a model of dim {dim}")
+            cid = gallery.character_id(p.character, create=True)
+            cur = gallery.db.execute(
+                "INSERT OR IGNORE INTO pictures(character_id, content_hash, source_path, model_id, dim, vector, created_at) "
+                "VALUES(?,?,?,?,?,?,?)",
+                (cid, p.content_hash, p.source_path, model_id, dim, np.asarray(p.vector, np.float32).tobytes(), now),
+            )
+            added += cur.rowcount
+        if added:
+            gallery.mark_changed()
+    return added
+
+
+def has_picture(gallery: "Gallery", content_hash: str) -> bool:
+    return gallery.db.execute("SELECT 1 FROM pictures WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone() is not None
+
+
+def picture_vectors(gallery: "Gallery", model_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, vectors) of every enrolled picture embedded by ``model_id``."""
+    rows = gallery.db.execute(
+        "SELECT c.name, p.vector, p.dim FROM pictures p JOIN characters c ON c.id = p.character_id "
+        "WHERE p.model_id = ? ORDER BY p.id", (model_id,),
+    ).fetchall()
+    if not rows:
+        return np.array([], dtype=object), np.zeros((0, 0), np.float32)
+    return np.array([r[0] for r in rows], dtype=object), np.stack([np.frombuffer(r[1], np.float32, count=r[2]) for r in rows])
+
+
+class PictureMatcher:
+    """Names whole pictures against a gallery's enrolled pictures; follows the gallery's revision."""
+
+    def __init__(self, gallery: "Gallery", embedder: "Embedder", quantile: float | None = None):
+        self.gallery, self.embedder = gallery, embedder
+        self._revision = -1
+        self._matcher: Matcher | None = None
+        self.calibration: Calibration | None = None
+        self.quantile = Thresholds().picture_similarity_quantile if quantile is None else quantile
+        #: Cosine to the character's mean picture below which a picture is never named.
+        self.floor = 1.0
+
+    def _refresh(self) -> None:
+        rev = self.gallery.revision
+        if rev == self._revision:
+            return
+        labels, X = picture_vectors(self.gallery, self.embedder.model_id)
+        classes, counts = np.unique(labels, return_counts=True) if len(labels) else ([], [])
+        self._matcher, self.calibration = None, None
+        if len(classes) >= 2 and min(counts) >= 2:  # else no honest threshold: name nothing
+            self._matcher = Matcher(METHOD).fit(labels, X)
+            self.floor = typical_similarity(labels, X, self.quantile)
+            stored = self.gallery.get_json(CALIBRATION_KEY)
+            cal = Calibration.from_dict(stored) if stored else None
+            if cal is None or cal.revision != rev or cal.model_id != self.embedder.model_id:
+                cal = calibrate(labels, X, METHOD, self.embedder.model_id, rev)
+                try:
+                    self.gallery.set_json(CALIBRATION_KEY, cal.to_dict())
+                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
+                    pass
+            self.calibration = cal
+        self._revision = rev
+
+    @property
+    def ready(self) -> bool:
+        """True when the gallery holds enrolled pictures of at least 2 characters, 2 each."""
+        self._refresh()
+        return self._matcher is not None
+
+    def match(self, pictures: Sequence[Image.Image], top_k: int = 5) -> list[Match | None]:
+        """One :class:`Match` per picture (None for all when the gallery cannot name pictures)."""
+        if not pictures or not self.ready:
+            return [None] * len(pictures)
+        X = self.embedder.embed_batch(list(pictures))
+        out = self._matcher.match(X, self.calibration.threshold, top_k)
+        cos = X @ self._matcher._protos.T
+        pos = {c: j for j, c in enumerate(self._matcher.classes)}
+        return [Match(None, m.score, m.top) if m.character is not None and cos[i, pos[m.character]] < self.floor else m
+                for i, m in enumerate(out)]
+
+
+def typical_similarity(labels: np.ndarray, X: np.ndarray, quantile: float, folds: int = 5, seed: int = 0) -> float:
+    """The ``quantile`` of the enrolled pictures' cosine to their own character's mean picture,
+    each left out of that mean (k-fold)."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), int)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % folds
+    sims = []
+    for f in range(folds):
+        te = fold == f
+        if not te.any():
+            continue
+        m = Matcher("prototype").fit(labels[~te], X[~te])
+        known = np.isin(labels[te], m.classes)  # a character with one picture has none left in
+        if known.any():
+            S = m.scores(X[te][known])
+            sims.append(S[np.arange(len(S)), np.searchsorted(m.classes, labels[te][known])])
+    return float(np.quantile(np.concatenate(sims), quantile)) if sims else 1.0

@@ -1,0 +1,107 @@
+"""Whole-picture fallback: pictures kept at enrolment, compared when no face is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from charaid.gallery import Gallery, NewSample
+from charaid.picture import NewPicture, add_pictures, has_picture, picture_crop, picture_vectors
+from charaid.prepare import PreparedImage
+from charaid.recognize import FaceResult, ImageResult, PictureResult, Recognizer
+from charaid.sort import NO_FACE, UNKNOWN, decide
+from charaid.detect import Box
+from charaid.match import Candidate
+from conftest import run_cli
+
+
+def test_picture_crop_is_the_centre_square():
+    im = Image.new("RGB", (300, 100), (255, 0, 0))
+    im.paste((0, 255, 0), (100, 0, 200, 100))
+    crop = picture_crop(im)
+    assert crop.size == (256, 256)
+    assert np.asarray(crop)[:, :, 1].mean() > 250, "only the green centre is kept"
+
+
+def _vec(seed: int, dim: int = 8) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_pictures_follow_their_characters(tmp_path):
+    with Gallery(tmp_path / "g.sqlite") as g:
+        g.add([NewSample("ann", "f1", _vec(1), crop=Image.new("RGB", (32, 32)))], "m", 8)
+        rev = g.revision
+        assert add_pictures(g, [NewPicture("ann", "f1", _vec(2)), NewPicture("bob", "p2", _vec(3)), NewPicture("cid", "p3", _vec(4))], "base", 8) == 3
+        assert g.revision > rev, "new pictures make cached matchers stale"
+        assert add_pictures(g, [NewPicture("ann", "f1", _vec(2))], "base", 8) == 0, "a picture is stored once"
+        assert has_picture(g, "p2") and not has_picture(g, "nope")
+        labels, X = picture_vectors(g, "base")
+        assert sorted(labels) == ["ann", "bob", "cid"] and X.shape == (3, 8)
+        assert picture_vectors(g, "other")[0].size == 0, "vectors of another model are never mixed in"
+        g.rename_character("bob", "ann", merge=True)
+        assert sorted(picture_vectors(g, "base")[0]) == ["ann", "ann", "cid"]
+        g.remove_sample(g.samples("ann")[0].id)
+        assert "cid" in g.names() and "ann" in g.names(), "characters known only by pictures are kept"
+        g.remove_character("cid")
+        assert sorted(picture_vectors(g, "base")[0]) == ["ann", "ann"]
+
+
+def test_decide_uses_the_picture_only_when_no_face_is_named():
+    pic = PictureResult("ann", 0.8, [Candidate("ann", 0.8)])
+    unknown_face = FaceResult(Box(0, 0, 10, 10), 0.9, None, 0.2, [Candidate("bob", 0.2)])
+    named_face = FaceResult(Box(0, 0, 10, 10), 0.9, "bob", 0.9, [Candidate("bob", 0.9)])
+    assert decide(ImageResult("a", [], picture=pic), 0.5, "copy-each") == ["ann"]
+    assert decide(ImageResult("a", [unknown_face], picture=pic), 0.5, "copy-each") == ["ann"]
+    assert decide(ImageResult("a", [named_face], picture=pic), 0.5, "copy-each") == ["bob"]
+    unknown_pic = PictureResult(None, 0.1, [Candidate("ann", 0.1)])
+    assert decide(ImageResult("a", [], picture=unknown_pic), 0.5, "copy-each") == [NO_FACE]
+    assert decide(ImageResult("a", [unknown_face], picture=unknown_pic), 0.5, "copy-each") == [UNKNOWN]
+
+
+def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_path, synth_train):
+    with Gallery(gallery_path) as g:
+        assert g.db.execute("SELECT count(*) FROM pictures").fetchone()[0] == len(list(synth_train.glob("*/*")))
+        rec = Recognizer(g)
+        for name in ("akane", "sora"):
+            src = sorted((synth_train / name).iterdir())[0]
+            im = Image.open(src).convert("RGB")
+            prep = PreparedImage(str(src), size=im.size, picture=picture_crop(im))  # as if no face were found
+            res = rec.recognize_prepared([prep], pictures=True)[0]
+            assert res.faces == [] and res.picture is not None and res.picture.top[0].character == name
+            assert rec.recognize_prepared([prep])[0].picture is None, "only when asked"
+        assert rec.pictures.calibration is not None and 0 < rec.pictures.calibration.threshold < 1
+        grey = Image.new("RGB", (300, 200), (128, 128, 128))
+        odd = rec.recognize_prepared([PreparedImage("grey.png", size=grey.size, picture=picture_crop(grey))], pictures=True)[0]
+        assert odd.picture is not None and odd.picture.character is None and odd.picture.top, \
+            "a picture unlike every enrolled one is not named, whatever the classifier's probability"
+        assert 0 < rec.pictures.floor < 1
+
+
+def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):
+    """Real pictures where animeface-2009 finds no face: enrolled pictures of 4 characters name some."""
+    src_root = shared / "web4"
+    enrol, todo = tmp_path / "enrol", tmp_path / "src"
+    chars = sorted(p.name for p in src_root.iterdir() if p.is_dir())
+    for c in chars:
+        files = sorted(src_root.glob(f"{c}/*.jpg"))
+        (enrol / c).mkdir(parents=True)
+        for f in files[:8]:
+            (enrol / c / f.name).write_bytes(f.read_bytes())
+        for f in files[8:14]:
+            (todo / c).mkdir(parents=True, exist_ok=True)
+            (todo / c / f.name).write_bytes(f.read_bytes())
+    gal = tmp_path / "g.sqlite"
+    r = run_cli("enroll", str(enrol), "--gallery", str(gal), "-q")
+    assert r.returncode == 0 and "32 whole pictures" in r.stderr, r.stderr
+    out = run_cli("sort", str(todo), str(tmp_path / "dst"), "--gallery", str(gal), "--json", "-q")
+    rows = [json.loads(x) for x in out.stdout.splitlines() if '"path"' in x]
+    assert len(rows) == 24
+    by_pic = [x for x in rows if x["by_picture"]]
+    assert by_pic, "some pictures are sorted by their look"
+    right = sum(x["folders"] == [x["path"].split("/")[-2]] for x in by_pic)
+    assert right >= 0.7 * len(by_pic), by_pic
+    faces_only = run_cli("sort", str(todo), str(tmp_path / "dst2"), "--gallery", str(gal), "--json", "-q", "--faces-only")
+    assert not any(json.loads(x).get("by_picture") for x in faces_only.stdout.splitlines() if '"path"' in x)
