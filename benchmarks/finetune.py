@@ -182,7 +182,7 @@ def part_unknown(S, draws=3):
                         thr = rec.threshold
                         kt = ~np.isin(lb, held)
                         Xk = rec.embedder.embed_batch([c for c, x in zip(cb, kt) if x])
-                        Xu = rec.embedder.embed_batch([c for c, x in zip(ca, ~keep)] + [c for c, x in zip(cb, ~kt) if x])
+                        Xu = rec.embedder.embed_batch([c for c, x in zip(ca, ~keep) if x] + [c for c, x in zip(cb, ~kt) if x])
                         Sk, Su = rec.matcher.scores(Xk), rec.matcher.scores(Xu)
                         ks, us = Sk.max(axis=1), Su.max(axis=1)
                         ok = rec.matcher.classes[Sk.argmax(axis=1)] == lb[kt]
