@@ -78,6 +78,13 @@ def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_pa
         assert odd.picture is not None and odd.picture.character is None and odd.picture.top, \
             "a picture unlike every enrolled one is not named, whatever the classifier's probability"
         assert 0 < rec.pictures.floor < 1
+    with Gallery(gallery_path) as g:  # a huge gallery compares with mean pictures, and still names them
+        from charaid.picture import PictureMatcher
+
+        big = PictureMatcher(g, rec.pictures.embedder, large=1)
+        src = sorted((synth_train / "sora").iterdir())[0]
+        m = big.match([picture_crop(Image.open(src).convert("RGB"))])[0]
+        assert big.method == "prototype" and big.calibration.method == "prototype" and m.top[0].character == "sora"
 
 
 def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):

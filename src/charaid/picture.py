@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from PIL import Image
 
-from .config import Thresholds
+from .config import Settings, Thresholds
 from .match import Calibration, Match, Matcher, calibrate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,8 +93,12 @@ def picture_vectors(gallery: "Gallery", model_id: str) -> tuple[np.ndarray, np.n
 class PictureMatcher:
     """Names whole pictures against a gallery's enrolled pictures; follows the gallery's revision."""
 
-    def __init__(self, gallery: "Gallery", embedder: "Embedder", quantile: float | None = None):
+    def __init__(self, gallery: "Gallery", embedder: "Embedder", quantile: float | None = None, large: int | None = None):
         self.gallery, self.embedder = gallery, embedder
+        #: From this many pictures on, compare with characters' mean pictures (logistic
+        #: regression over thousands of characters is too slow on a CPU).
+        self.large = Settings().exact_search_limit if large is None else large
+        self.method = METHOD
         self._revision = -1
         self._matcher: Matcher | None = None
         self.calibration: Calibration | None = None
@@ -110,12 +114,13 @@ class PictureMatcher:
         classes, counts = np.unique(labels, return_counts=True) if len(labels) else ([], [])
         self._matcher, self.calibration = None, None
         if len(classes) >= 2 and min(counts) >= 2:  # else no honest threshold: name nothing
-            self._matcher = Matcher(METHOD).fit(labels, X)
+            self.method = METHOD if len(labels) < self.large else "prototype"
+            self._matcher = Matcher(self.method).fit(labels, X)
             self.floor = typical_similarity(labels, X, self.quantile)
             stored = self.gallery.get_json(CALIBRATION_KEY)
             cal = Calibration.from_dict(stored) if stored else None
-            if cal is None or cal.revision != rev or cal.model_id != self.embedder.model_id:
-                cal = calibrate(labels, X, METHOD, self.embedder.model_id, rev)
+            if cal is None or cal.revision != rev or cal.model_id != self.embedder.model_id or cal.method != self.method:
+                cal = calibrate(labels, X, self.method, self.embedder.model_id, rev)
                 try:
                     self.gallery.set_json(CALIBRATION_KEY, cal.to_dict())
                 except sqlite3.OperationalError:  # read-only gallery: keep it in memory only

@@ -194,7 +194,8 @@ class Recognizer:
 
             base = default_embedder()
             emb = self.embedder if self.embedder.model_id == base.model_id else base
-            self._pictures = PictureMatcher(self.gallery, emb, self.settings.thresholds.picture_similarity_quantile)
+            self._pictures = PictureMatcher(self.gallery, emb, self.settings.thresholds.picture_similarity_quantile,
+                                            self.settings.exact_search_limit)
         return self._pictures
 
     def recognize_prepared(self, batch: Sequence[PreparedImage], pictures: bool = False) -> list[ImageResult]:
