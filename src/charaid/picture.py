@@ -149,12 +149,9 @@ class PictureMatcher:
 def typical_similarity(labels: np.ndarray, X: np.ndarray, quantile: float, folds: int = 5, seed: int = 0) -> float:
     """The ``quantile`` of the enrolled pictures' cosine to their own character's mean picture,
     each left out of that mean (k-fold)."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(labels), int)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        fold[idx] = np.arange(len(idx)) % folds
+    from .evaluate import stratified_folds  # evaluate imports enroll, which imports this module
+
+    fold = stratified_folds(labels, folds, seed)
     sims = []
     for f in range(folds):
         te = fold == f
