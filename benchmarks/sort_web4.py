@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
     ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
+    ap.add_argument("--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)")
     args = ap.parse_args()
     det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
     how = ["--faces-only"] if args.faces_only else []
@@ -77,6 +78,10 @@ def main() -> None:
         if row.get("by_picture"):
             by[kind, ok] += 1
         where[kind, ",".join(sorted(got)) if kind == "photo" or not ok else "right folder"] += 1
+    if args.rows:
+        with open(args.rows, "w") as f:
+            for row in rows[:-1]:
+                f.write(json.dumps({**row, "truth": truth[Path(row["path"]).name]}) + "\n")
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
     mode = ", ".join(filter(None, ["union detector" if args.union else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
     print(f"# charaid sort on web4 + photos ({mode}); {machine()}; {time.strftime('%Y-%m-%d')}\n")

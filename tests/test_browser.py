@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import ROOT
 
@@ -95,6 +96,13 @@ def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
         page.locator(".box").first.click()
         page.wait_for_selector("#zoomed")  # the face, enlarged
         page.screenshot(path=str(ARTIFACTS / "recognise.png"), full_page=True)
+        # a picture with no face: the whole picture is compared with the enrolled pictures
+        Image.new("RGB", (320, 240), (120, 130, 140)).save(tmp_path / "grey.png")
+        page.set_input_files("#file", str(tmp_path / "grey.png"))
+        page.wait_for_selector("#picture", timeout=60_000)
+        assert "No anime face" in page.locator("#faces").text_content()
+        assert page.locator("#picture").text_content().startswith("Whole picture: ")
+        assert page.locator("#picture .bar").count() >= 1
 
         # labelling page: scan the folder, name the face, and the gallery grows
         chars_before = page.request.get(server.url + "/api/characters").json()

@@ -52,6 +52,17 @@ def test_recognize_shape_like_cli(client, synth_scene):
     assert set(faces[0]) == {"box", "detector_score", "character", "score", "top"}
 
 
+def test_recognize_compares_the_whole_picture_when_no_face_is_named(client, synth_scene):
+    grey = png_bytes(Image.new("RGB", (320, 240), (120, 130, 140)))
+    body = client.post("/api/recognize", files={"file": ("grey.png", grey, "image/png")}).json()
+    assert body["faces"] == [] and body["picture"]["top"], "no face: the picture is compared whole"
+    assert {t["character"] for t in body["picture"]["top"]} <= {"akane", "sora", "hikari"}
+    off = client.post("/api/recognize?picture=false", files={"file": ("grey.png", grey, "image/png")}).json()
+    assert "picture" not in off
+    named = client.post("/api/recognize", files={"file": ("scene.png", synth_scene.read_bytes(), "image/png")}).json()
+    assert "picture" not in named, "a named face answers for the picture"
+
+
 @pytest.mark.parametrize(
     "name, data, status, reason",
     [

@@ -104,6 +104,13 @@ class Matcher:
                 self._lr = LogisticRegression(C=self.c, max_iter=3000).fit(X, self._yi)
         return self
 
+    def prototype_similarity(self, Q: np.ndarray) -> np.ndarray:
+        """(n_queries, n_characters) cosine to each character's mean vector, whatever the method:
+        how typical a query is of a character, beside how it is ranked."""
+        if len(self.classes) == 0:
+            return np.zeros((len(Q), 0), np.float32)
+        return np.asarray(Q, dtype=np.float32) @ self._protos.T
+
     def scores(self, Q: np.ndarray) -> np.ndarray:
         """(n_queries, n_characters) scores; higher means more likely that character."""
         Q = np.asarray(Q, dtype=np.float32)

@@ -140,7 +140,7 @@ class PictureMatcher:
             return [None] * len(pictures)
         X = self.embedder.embed_batch(list(pictures))
         out = self._matcher.match(X, self.calibration.threshold, top_k)
-        cos = X @ self._matcher._protos.T
+        cos = self._matcher.prototype_similarity(X)
         pos = {c: j for j, c in enumerate(self._matcher.classes)}
         return [Match(None, m.score, m.top) if m.character is not None and cos[i, pos[m.character]] < self.floor else m
                 for i, m in enumerate(out)]

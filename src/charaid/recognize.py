@@ -180,10 +180,11 @@ class Recognizer:
         return self._matcher
 
     # -- recognising ----------------------------------------------------------------------------
-    def recognize_image(self, image: Image.Image, detect: bool = True, name: str = "<image>") -> ImageResult:
-        """Every face in an in-memory RGB image, named or unknown."""
+    def recognize_image(self, image: Image.Image, detect: bool = True, name: str = "<image>", pictures: bool = False) -> ImageResult:
+        """Every face in an in-memory RGB image, named or unknown; with ``pictures``, the whole
+        picture too when no face is named (see :meth:`recognize_prepared`)."""
         prep = prepare_image(name, detect, self.spec, with_hash=False, image=image)
-        return self.recognize_prepared([prep])[0]
+        return self.recognize_prepared([prep], pictures)[0]
 
     @property
     def pictures(self):

@@ -85,18 +85,14 @@ def folder_name(character: str) -> str:
 
 def decide(result: ImageResult, threshold: float, multi: str) -> list[str]:
     """The destination folders of a recognised picture, most confident first."""
-    if not result.faces:
-        if result.picture is not None and result.picture.character is not None:
-            return [folder_name(result.picture.character)]
-        return [NO_FACE]
     best: dict[str, float] = {}
     for f in result.faces:
         if f.character is not None and f.score >= threshold:
             best[f.character] = max(best.get(f.character, 0.0), f.score)
-    if not best:
+    if not best:  # no face named: the whole picture's answer, if it has one
         if result.picture is not None and result.picture.character is not None:
             return [folder_name(result.picture.character)]
-        return [UNKNOWN]
+        return [UNKNOWN if result.faces else NO_FACE]
     names = sorted(best, key=lambda n: -best[n])
     if len(names) == 1 or multi == "primary":
         return [folder_name(names[0])]

@@ -125,12 +125,12 @@ def create_app(cfg: ServerConfig) -> FastAPI:
 
     # -- recognition ------------------------------------------------------------------------------
     @app.post("/api/recognize", summary="Every face in an uploaded image, named or unknown, with the top 5")
-    def api_recognize(file: UploadFile = File(...), top_k: int = 5):
+    def api_recognize(file: UploadFile = File(...), top_k: int = 5, picture: bool = True):
         data, name = read_upload(file)
         im = image_or_error(data, name)
         with gallery.lock:
             rec.top_k = max(1, min(top_k, 20))
-            res = rec.recognize_image(im, name=name)
+            res = rec.recognize_image(im, name=name, pictures=picture)
         out = res.to_dict()
         out["size"] = list(im.size)
         out["threshold"] = round(rec.threshold, 4)
