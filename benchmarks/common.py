@@ -30,7 +30,10 @@ def machine() -> str:
 def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None = None, workers: int = 2) -> EmbeddedSet:
     """Embed ``items`` once per (set, embedder, detector settings); later runs read the cache."""
     spec = spec or DetectorSpec(max_side=default_settings().max_detect_side)
-    key = json.dumps([name, embedder.model_id, detect, spec.name, spec.max_side, spec.thresholds.crop_margin, len(items)])
+    key = [name, embedder.model_id, detect, spec.name, spec.max_side, spec.thresholds.crop_margin, len(items)]
+    if detect and spec.thresholds.detect_retry_scales:  # which faces are found (older caches: none)
+        key.append(list(spec.thresholds.detect_retry_scales))
+    key = json.dumps(key)
     f = CACHE / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if f.exists():
         z = np.load(f, allow_pickle=True)

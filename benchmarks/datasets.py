@@ -103,3 +103,18 @@ def photos() -> list[Path]:
 
 def cascade_xml() -> Path:
     return require() / "models" / "lbpcascade_animeface.xml"
+
+
+def cartoonface300() -> list[tuple[Path, list[tuple[float, float, float, float]]]]:
+    """(image, face boxes as normalised YOLO (cx, cy, w, h)) for the 300 iCartoonFace images."""
+    root = require() / "cartoonface300"
+    out = []
+    for p in sorted((root / "images").glob("*.jpg")):
+        lab = root / "labels" / (p.stem + ".txt")
+        boxes = []
+        for line in lab.read_text().splitlines() if lab.exists() else []:
+            parts = line.split()
+            if len(parts) == 5:
+                boxes.append(tuple(float(v) for v in parts[1:]))
+        out.append((p, boxes))
+    return out

@@ -56,6 +56,31 @@ def test_large_images_are_downscaled_and_boxes_mapped_back():
     assert f_big.iou(f_small.scaled(4.0)) > 0.7, (f_big, f_small)
 
 
+def test_a_close_up_missed_at_full_size_is_found_in_a_reduced_copy():
+    small = portrait(CAST[0], seed=1, size=320)
+    close_up = small.resize((1024, 1024), Image.BICUBIC)  # the face fills the frame
+    from charaid.config import Thresholds
+
+    assert AnimeFaceDetector(Thresholds(detect_retry_scales=())).detect(close_up) == [], "animeface alone misses it"
+    faces = AnimeFaceDetector().detect(close_up)
+    assert len(faces) == 1
+    expected = AnimeFaceDetector().detect(small)[0].box.scaled(1024 / 320)
+    assert faces[0].box.iou(expected) > 0.4, (faces[0].box, expected)
+    eyes = faces[0].landmarks["left_eye"], faces[0].landmarks["right_eye"]
+    assert all(expected.x <= x <= expected.x + expected.w and expected.y <= y <= expected.y + expected.h for x, y in eyes), \
+        "landmarks are mapped back to the picture's own pixels"
+
+
+def test_retry_finds_faces_in_real_web_pictures(shared):
+    """web4 pictures where animeface-2009 finds no face at full size (close-ups)."""
+    from charaid.config import Thresholds
+
+    names = ["Emilia/Emilia_68.jpg", "Emilia/Emilia_87.jpg", "Gojo_Satoru/Gojo_Satoru_64.jpg"]
+    ims = [load_image(shared / "web4" / n) for n in names]
+    assert [len(AnimeFaceDetector(Thresholds(detect_retry_scales=())).detect(im)) for im in ims] == [0, 0, 0]
+    assert [len(AnimeFaceDetector().detect(im)) for im in ims] == [1, 1, 1]
+
+
 def test_cascade_and_union_on_real_illustration(shared):
     xml = shared / "models" / "lbpcascade_animeface.xml"
     im = load_image(sorted((shared / "tla" / "raw" / "takimoto_hifumi").iterdir())[0])

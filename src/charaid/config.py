@@ -26,6 +26,12 @@ class Thresholds:
     nms_iou: float = 0.3
     #: Smallest face side, in pixels of the original image, worth recognising.
     min_face_side: int = 24
+    #: When animeface-2009 finds no face, it looks again in the picture reduced to these shares of
+    #: its size, in turn, until one finds a face: its search window has a largest size, so
+    #: close-ups and large faces are missed at full size. It raised the pictures with a face from
+    #: 127 to 160 of web4's 286 and from 100 to 106 of tla/raw's 107, for 12% more detection time
+    #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md, "Face detection").
+    detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
     #: Margin added around the detector's box on each side, as a share of the box side.
     #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
     crop_margin: float = 0.25

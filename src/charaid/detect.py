@@ -106,6 +106,17 @@ class AnimeFaceDetector(Detector):
         import animeface  # noqa: F401  (fail here, at load, if the C extension is missing)
 
     def _detect(self, image: Image.Image) -> list[Face]:
+        faces = self._detect_once(image)
+        for s in () if faces else self.thresholds.detect_retry_scales:
+            w, h = round(image.width * s), round(image.height * s)
+            if min(w, h) < self.thresholds.min_face_side:
+                break
+            faces = [_rescale(f, image.width / w) for f in self._detect_once(image.resize((w, h), Image.BILINEAR, reducing_gap=2.0))]
+            if faces:
+                break
+        return faces
+
+    def _detect_once(self, image: Image.Image) -> list[Face]:
         import animeface
 
         faces = []
