@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
+from charaid.config import Thresholds  # noqa: E402
 from charaid.detect import AnimeFaceDetector, crop_face  # noqa: E402
 from charaid.embed import default_embedder  # noqa: E402
 from charaid.enroll import enroll_items  # noqa: E402
@@ -39,7 +40,7 @@ def seed_pipeline(paths: list[Path]) -> tuple[float, int]:
     from seed_inception import InceptionV3
 
     net = InceptionV3().eval()
-    det = AnimeFaceDetector(max_side=100_000)  # the seed detected at full resolution
+    det = AnimeFaceDetector(Thresholds(detect_retry_scales=()), max_side=100_000)  # the seed: full resolution, no retry
     mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
     faces = 0
     with torch.inference_mode():
