@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from charaid.config import Thresholds
 from charaid.match import METHODS, Matcher, auroc, best_threshold, calibrate
 
 
@@ -63,6 +64,13 @@ def test_calibration_falls_back_when_gallery_too_small():
     X, y = clusters(n_classes=1)
     cal = calibrate(y, X, fallback=0.42)
     assert cal.threshold == 0.42 and cal.n_known == 0
+    # two characters: holding one out would leave a one-character matcher, which scores by
+    # another rule; the default threshold is used, and it names most of their faces
+    X2, y2 = clusters(n_classes=2, per=15, seed=4)
+    cal2 = calibrate(y2, X2, "hybrid")
+    assert cal2.threshold == Thresholds().fallback_unknown_threshold and cal2.n_unknown == 0
+    m = Matcher("hybrid").fit(y2, X2)
+    assert sum(r.character is not None for r in m.match(X2, cal2.threshold)) >= 0.8 * len(y2)
 
 
 def test_best_threshold_picks_the_separating_gap():

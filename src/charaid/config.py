@@ -35,10 +35,12 @@ class Thresholds:
     #: Margin added around the detector's box on each side, as a share of the box side.
     #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
     crop_margin: float = 0.25
-    #: Used when a gallery is too small to calibrate its own threshold (fewer than 2 characters,
-    #: or fewer than 2 samples per character). Scores are probabilities (logistic regression)
-    #: or cosine similarities (prototype, k-NN); see charaid.match.
-    fallback_unknown_threshold: float = 0.5
+    #: Used when a gallery is too small to calibrate its own threshold (fewer than 3 characters,
+    #: or fewer than 2 samples per character). 0.58 is the mean of the thresholds the default
+    #: matcher (hybrid) calibrated for itself on moeimouto10, danbooru6 and newgame8 with 3
+    #: characters held out (0.521, 0.626, 0.586; docs/benchmarks.md). Scores are probabilities
+    #: times cosines (hybrid), probabilities (logistic regression) or cosines (prototype, k-NN).
+    fallback_unknown_threshold: float = 0.58
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md).
     colour_weight: float = 0.5

@@ -161,7 +161,11 @@ def calibrate(
     X = np.asarray(X, dtype=np.float32)
     classes, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
     fb = Thresholds().fallback_unknown_threshold if fallback is None else fallback
-    if len(classes) < 2 or counts.min() < 2:
+    if len(classes) < 3 or counts.min() < 2:
+        # Too small to calibrate from itself. With two characters, holding one out leaves one,
+        # and a one-character matcher scores by another rule (prototypes: plain cosines, higher
+        # than the two-character hybrid's probability x cosine), which put the threshold of
+        # each of tla's two-character galleries above every known face (docs/benchmarks.md).
         return Calibration(method, fb, model_id, revision, float("nan"), float("nan"), 0, 0)
     rng = np.random.default_rng(seed)
     known_s, known_ok = _out_of_fold(labels, X, method, min(folds, int(counts.min())), rng)
