@@ -14,7 +14,6 @@ against one threshold per predicted character.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from common import machine, table  # noqa: E402
 
 from charaid.config import default_settings  # noqa: E402
 from charaid.embed import default_embedder  # noqa: E402
-from charaid.evaluate import split_holdout  # noqa: E402
+from charaid.evaluate import held_out_draws, split_holdout  # noqa: E402
 from charaid.match import Matcher, auroc  # noqa: E402
 from charaid.prepare import DetectorSpec  # noqa: E402
 
@@ -36,10 +35,7 @@ SCORES = ("max", "margin", "typical")
 
 def unknown_aurocs(train, test, method: str, n_out: int = 3, draws: int = 5, seed: int = 0) -> dict[str, float]:
     """Mean AUROC per score over the same held-out draws as charaid.evaluate.leave_out_unknowns."""
-    classes = sorted(set(train.labels.tolist()))
-    n_out = min(n_out, len(classes) - 2) if len(classes) > 3 else 1
-    combos = list(itertools.combinations(classes, n_out))
-    chosen = [combos[i] for i in np.random.default_rng(seed).permutation(len(combos))[:draws]]
+    chosen = held_out_draws(train.labels, n_out, draws, seed)
     out: dict[str, list[float]] = {s: [] for s in SCORES}
     for held in chosen:
         keep, known = ~np.isin(train.labels, held), ~np.isin(test.labels, held)
@@ -89,10 +85,7 @@ def per_character_thresholds(train, test, method: str, n_out: int = 3, draws: in
     where fewer than ``least`` known or stand-in faces were)."""
     from charaid.match import best_threshold, calibrate
 
-    classes = sorted(set(train.labels.tolist()))
-    n_out = min(n_out, len(classes) - 2) if len(classes) > 3 else 1
-    combos = list(itertools.combinations(classes, n_out))
-    chosen = [combos[i] for i in np.random.default_rng(seed).permutation(len(combos))[:draws]]
+    chosen = held_out_draws(train.labels, n_out, draws, seed)
     r: dict[str, list[float]] = {"global rejected": [], "global known": [], "per-char rejected": [], "per-char known": []}
     for held in chosen:
         keep, known = ~np.isin(train.labels, held), ~np.isin(test.labels, held)

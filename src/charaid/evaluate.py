@@ -185,6 +185,15 @@ def evaluate_folds(data: EmbeddedSet, folds: int = 5, method: str = "logreg", se
     return report
 
 
+def held_out_draws(labels: np.ndarray, n_out: int = 3, draws: int = 5, seed: int = 0) -> list[tuple[str, ...]]:
+    """Which characters to hold out in each draw: ``n_out`` of them (fewer in small sets, so that
+    at least 2 stay; 1 of 3), ``draws`` distinct sets chosen at random with ``seed``."""
+    classes = sorted(set(np.asarray(labels).tolist()))
+    n_out = min(n_out, len(classes) - 2) if len(classes) > 3 else 1
+    combos = list(itertools.combinations(classes, n_out))
+    return [combos[i] for i in np.random.default_rng(seed).permutation(len(combos))[:draws]]
+
+
 def leave_out_unknowns(
     train: EmbeddedSet,
     test: EmbeddedSet,
@@ -195,11 +204,7 @@ def leave_out_unknowns(
 ) -> UnknownReport:
     """Hold ``n_out`` characters out (all their faces, in either set, become unknowns), fit and
     calibrate on the rest of ``train``, test on the rest of ``test`` plus the unknowns."""
-    classes = sorted(set(train.labels.tolist()))
-    n_out = min(n_out, len(classes) - 2) if len(classes) > 3 else 1
-    combos = list(itertools.combinations(classes, n_out))
-    rng = np.random.default_rng(seed)
-    chosen = [combos[i] for i in rng.permutation(len(combos))[:draws]]
+    chosen = held_out_draws(train.labels, n_out, draws, seed)
     aucs, rej, acc, ths, nu, nk = [], [], [], [], 0, 0
     for held in chosen:
         tr_keep = ~np.isin(train.labels, held)
