@@ -93,6 +93,7 @@ def test_enroll_twice_is_a_no_op_and_gallery_commands(synth_train, tmp_path):
     assert [json.loads(l) for l in r.stdout.splitlines()] == [
         {"character": n, "samples": 6} for n in ["akane", "hikari", "sora"]
     ]
+    assert json.loads(run_cli("gallery", "threshold", "--gallery", str(g)).stdout)["source"] == "calibrated"
     assert run_cli("gallery", "rename", "sora", "sora_kasugano", "--gallery", str(g)).returncode == 0
     assert run_cli("gallery", "remove", "hikari", "--gallery", str(g)).returncode == 0
     r = run_cli("gallery", "remove", "nobody", "--gallery", str(g))
@@ -102,7 +103,8 @@ def test_enroll_twice_is_a_no_op_and_gallery_commands(synth_train, tmp_path):
     r = run_cli("gallery", "threshold", "0.3", "--gallery", str(g))
     assert json.loads(r.stdout)["threshold"] == 0.3 and json.loads(r.stdout)["source"] == "override"
     r = run_cli("gallery", "threshold", "auto", "--gallery", str(g))
-    assert json.loads(r.stdout)["source"] == "calibrated"
+    assert json.loads(r.stdout)["source"] == "default", "two characters cannot calibrate their own threshold"
+    assert "too small to calibrate" in r.stderr
 
 
 def test_missing_gallery_is_a_clear_error(tmp_path, synth_scene):

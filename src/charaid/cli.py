@@ -519,7 +519,10 @@ def cmd_gallery(args) -> int:
                 g.set_json(GALLERY_THRESHOLD_KEY, {"threshold": float(args.value)})
             rec = Recognizer(g)
             cal = rec.calibration
-            src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated"
+            src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated" if cal.n_known else "default"
+            if src == "default":
+                print("this gallery is too small to calibrate its own threshold (it needs 3 characters, "
+                      f"2 faces each); the default {rec.threshold:.2f} is used", file=sys.stderr)
             print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
         elif args.action == "model":
             from .models import gallery_models, switch_model
