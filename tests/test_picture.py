@@ -85,6 +85,9 @@ def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_pa
         src = sorted((synth_train / "sora").iterdir())[0]
         m = big.match([picture_crop(Image.open(src).convert("RGB"))])[0]
         assert big.method == "prototype" and big.calibration.method == "prototype" and m.top[0].character == "sora"
+        g.remove_character("hikari")  # two characters left: no threshold can be calibrated from them
+        two = PictureMatcher(g, rec.pictures.embedder)
+        assert not two.ready and two.match([picture_crop(Image.open(src).convert("RGB"))]) == [None]
 
 
 def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):

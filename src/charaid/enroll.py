@@ -17,12 +17,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import default_settings
-from .embed import Embedder, default_embedder
+from .embed import Embedder
 from .errors import ImageError
 from .gallery import EnrollReport, Gallery, NewSample
 from .images import iter_image_paths, sha256_file
 from .models import embedder_for
-from .picture import NewPicture, add_pictures, has_picture
+from .picture import NewPicture, add_pictures, has_picture, picture_embedder
 from .prepare import DetectorSpec, PreparedImage, prepare_many
 
 
@@ -104,9 +104,8 @@ def enroll_items(
             summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
             pending.clear()
         if pictures:
-            if pic_embedder is None:  # pictures are always compared in the default (ImageNet) space
-                base = default_embedder()
-                pic_embedder = embedder if embedder.model_id == base.model_id else base
+            if pic_embedder is None:
+                pic_embedder = picture_embedder(embedder)
             vecs = pic_embedder.embed_batch([p[3] for p in pictures])
             rows = [NewPicture(c, h, v, path) for (c, h, path, _), v in zip(pictures, vecs)]
             summary.pictures += add_pictures(gallery, rows, pic_embedder.model_id, pic_embedder.dim)

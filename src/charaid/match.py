@@ -25,6 +25,9 @@ import numpy as np
 from .config import Thresholds
 
 METHODS = ("hybrid", "logreg", "prototype", "knn")
+#: A gallery calibrates its own threshold only from this many characters on: one is held out at
+#: a time, and the matcher of the rest must still compare characters (see :func:`calibrate`).
+MIN_CALIBRATION_CHARACTERS = 3
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def calibrate(
     X = np.asarray(X, dtype=np.float32)
     classes, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
     fb = Thresholds().fallback_unknown_threshold if fallback is None else fallback
-    if len(classes) < 3 or counts.min() < 2:
+    if len(classes) < MIN_CALIBRATION_CHARACTERS or counts.min() < 2:
         # Too small to calibrate from itself. With two characters, holding one out leaves one,
         # and a one-character matcher scores by another rule (prototypes: plain cosines, higher
         # than the two-character hybrid's probability x cosine), which put the threshold of

@@ -1,6 +1,7 @@
 """Whole-picture recognition: the fallback for pictures whose faces are not found or not known.
 
-animeface-2009 finds no face in many web pictures (119 of 206 in web4: screenshots, figures,
+animeface-2009 finds no face in many web pictures (93 of the 206 web4 pictures that
+benchmarks/sort_web4.py sorts, even after looking again in reduced copies: screenshots, figures,
 male characters, small or turned faces). The picture as a whole still says much: the series'
 drawing style, the character's colours, hair and clothes. So at enrolment (with detection)
 every picture is also embedded whole, and a picture with no named face can be compared with the
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .config import Settings, Thresholds
-from .match import Calibration, Match, Matcher, calibrate
+from .match import MIN_CALIBRATION_CHARACTERS, Calibration, Match, Matcher, calibrate
 
 if TYPE_CHECKING:  # pragma: no cover
     from .embed import Embedder
@@ -35,6 +36,15 @@ if TYPE_CHECKING:  # pragma: no cover
 SIDE = 256
 CALIBRATION_KEY = "picture_calibration"
 METHOD = "hybrid"
+
+
+def picture_embedder(embedder: "Embedder") -> "Embedder":
+    """The embedder pictures are compared with: always the default ImageNet features (a model
+    tuned on faces knows nothing of whole pictures); ``embedder`` itself when it is that one."""
+    from .embed import default_embedder
+
+    base = default_embedder()
+    return embedder if embedder.model_id == base.model_id else base
 
 
 def picture_crop(image: Image.Image, side: int = SIDE) -> Image.Image:
@@ -113,7 +123,7 @@ class PictureMatcher:
         labels, X = picture_vectors(self.gallery, self.embedder.model_id)
         classes, counts = np.unique(labels, return_counts=True) if len(labels) else ([], [])
         self._matcher, self.calibration = None, None
-        if len(classes) >= 2 and min(counts) >= 2:  # else no honest threshold: name nothing
+        if len(classes) >= MIN_CALIBRATION_CHARACTERS and min(counts) >= 2:  # else no honest threshold: name nothing
             self.method = METHOD if len(labels) < self.large else "prototype"
             self._matcher = Matcher(self.method).fit(labels, X)
             self.floor = typical_similarity(labels, X, self.quantile)
@@ -130,7 +140,8 @@ class PictureMatcher:
 
     @property
     def ready(self) -> bool:
-        """True when the gallery holds enrolled pictures of at least 2 characters, 2 each."""
+        """True when the gallery holds enrolled pictures of at least 3 characters, 2 each (what a
+        threshold needs to be calibrated from them, see :func:`charaid.match.calibrate`)."""
         self._refresh()
         return self._matcher is not None
 

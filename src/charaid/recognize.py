@@ -190,12 +190,9 @@ class Recognizer:
     def pictures(self):
         """The whole-picture matcher (charaid.picture), made on first use."""
         if self._pictures is None:
-            from .embed import default_embedder
-            from .picture import PictureMatcher
+            from .picture import PictureMatcher, picture_embedder
 
-            base = default_embedder()
-            emb = self.embedder if self.embedder.model_id == base.model_id else base
-            self._pictures = PictureMatcher(self.gallery, emb, self.settings.thresholds.picture_similarity_quantile,
+            self._pictures = PictureMatcher(self.gallery, picture_embedder(self.embedder), self.settings.thresholds.picture_similarity_quantile,
                                             self.settings.exact_search_limit)
         return self._pictures
 

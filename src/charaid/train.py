@@ -303,7 +303,7 @@ def train_gallery(
     them: it has seen every one of their characters, so none of them looks unknown.)
     """
     from .config import Thresholds
-    from .match import Calibration, Matcher, auroc, best_threshold
+    from .match import MIN_CALIBRATION_CHARACTERS, Calibration, Matcher, auroc, best_threshold
     from .models import models_dir, save_tuned, tuned_embedder
 
     t0 = time.time()
@@ -322,7 +322,7 @@ def train_gallery(
     mdir.mkdir(parents=True, exist_ok=True)
     budget = None if minutes is None else minutes
     cal = None
-    if calibrate_run and len(counts) >= 3:
+    if calibrate_run and len(counts) >= MIN_CALIBRATION_CHARACTERS:
         rng = np.random.default_rng(cfg.seed)
         names = sorted(counts)
         held = set(rng.choice(names, max(1, round(0.3 * len(names))), replace=False).tolist())
