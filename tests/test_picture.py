@@ -25,6 +25,15 @@ def test_picture_crop_is_the_centre_square():
     assert np.asarray(crop)[:, :, 1].mean() > 250, "only the green centre is kept"
 
 
+def test_the_whole_picture_is_prepared_only_when_asked_for(synth_scene):
+    from charaid.prepare import prepare_image
+
+    assert prepare_image(synth_scene, with_hash=False).picture is None, "recognising faces alone skips it"
+    pic = prepare_image(synth_scene, with_hash=False, with_picture=True).picture
+    assert pic is not None and pic.size == (256, 256)
+    assert prepare_image(synth_scene, False, with_hash=False, with_picture=True).picture is None, "no detection, no picture"
+
+
 def _vec(seed: int, dim: int = 8) -> np.ndarray:
     v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
     return v / np.linalg.norm(v)

@@ -111,7 +111,7 @@ def enroll_items(
             summary.pictures += add_pictures(gallery, rows, pic_embedder.model_id, pic_embedder.dim)
             pictures.clear()
 
-    for (character, path, h), prep in zip(todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False)):
+    for (character, path, h), prep in zip(todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False, with_picture=True)):
         sample = _pick_sample(character, h, prep)
         if prep.ok and prep.picture is not None:
             pictures.append((character, h, str(path), prep.picture))

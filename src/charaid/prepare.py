@@ -47,7 +47,7 @@ class PreparedImage:
     faces: list[Face | None] = field(default_factory=list)
     crops: list[Image.Image] = field(default_factory=list)
     error: str | None = None
-    #: With detection: the whole picture, reduced for charaid.picture (None without detection).
+    #: With detection and when asked for: the whole picture, reduced for charaid.picture.
     picture: Image.Image | None = None
 
     @property
@@ -75,8 +75,10 @@ def prepare_image(
     spec: DetectorSpec | None = None,
     with_hash: bool = True,
     image: Image.Image | None = None,
+    with_picture: bool = False,
 ) -> PreparedImage:
-    """Decode ``path`` (or use ``image``), find its faces and cut a square crop around each."""
+    """Decode ``path`` (or use ``image``), find its faces and cut a square crop around each;
+    with ``with_picture`` (and detection), also reduce the whole picture for charaid.picture."""
     spec = spec or DetectorSpec()
     out = PreparedImage(str(path))
     try:
@@ -105,13 +107,14 @@ def prepare_image(
     for f in faces:
         out.faces.append(f)
         out.crops.append(crop_face(im, f.box, spec.thresholds.crop_margin, side))
-    out.picture = picture_crop(im)
+    if with_picture:
+        out.picture = picture_crop(im)
     return out
 
 
 def _prepare_job(args) -> PreparedImage:
-    path, detect, spec, with_hash = args
-    return prepare_image(path, detect, spec, with_hash)
+    path, detect, spec, with_hash, with_picture = args
+    return prepare_image(path, detect, spec, with_hash, with_picture=with_picture)
 
 
 def _init_worker(threads: int) -> None:
@@ -131,13 +134,14 @@ def prepare_many(
     workers: int = 0,
     with_hash: bool = True,
     window: int = 64,
+    with_picture: bool = False,
 ) -> Iterator[PreparedImage]:
     """``prepare_image`` over many paths, in order, with ``workers`` processes (0: in this one).
 
     At most ``window`` images are in flight, so a folder of millions streams in bounded memory.
     """
     spec = spec or DetectorSpec()
-    jobs = ((p, detect, spec, with_hash) for p in paths)
+    jobs = ((p, detect, spec, with_hash, with_picture) for p in paths)
     if workers <= 0:
         for j in jobs:
             yield _prepare_job(j)

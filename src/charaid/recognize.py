@@ -183,7 +183,7 @@ class Recognizer:
     def recognize_image(self, image: Image.Image, detect: bool = True, name: str = "<image>", pictures: bool = False) -> ImageResult:
         """Every face in an in-memory RGB image, named or unknown; with ``pictures``, the whole
         picture too when no face is named (see :meth:`recognize_prepared`)."""
-        prep = prepare_image(name, detect, self.spec, with_hash=False, image=image)
+        prep = prepare_image(name, detect, self.spec, with_hash=False, image=image, with_picture=pictures)
         return self.recognize_prepared([prep], pictures)[0]
 
     @property
@@ -228,7 +228,7 @@ class Recognizer:
         """Results in input order, streamed batch by batch; a bad file yields a result with ``error``."""
         batch: list[PreparedImage] = []
         n_crops = 0
-        for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False):
+        for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False, with_picture=pictures):
             batch.append(prep)
             n_crops += len(prep.crops)
             if n_crops >= self.settings.batch_size or len(batch) >= self.settings.batch_size:

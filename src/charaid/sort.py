@@ -170,7 +170,7 @@ class Sorter:
                 yield Decision(Path(prep.path), prep.content_hash, decide(res, threshold, self.opt.multi), chars, len(res.faces), by_picture=pic)
 
         n = 0
-        for prep in prepare_many(paths, True, self.rec.spec, self.opt.workers, with_hash=True):
+        for prep in prepare_many(paths, True, self.rec.spec, self.opt.workers, with_hash=True, with_picture=self.opt.pictures):
             batch.append(prep)
             n += len(prep.crops)
             if n >= self.rec.settings.batch_size or len(batch) >= self.rec.settings.batch_size:
