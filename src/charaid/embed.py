@@ -71,14 +71,19 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
     """Resize, scale to [0, 1] and normalise a batch of crops into an NCHW float tensor."""
-    import torch
-
     s = info.input_size
     arr = np.stack(
         [np.asarray(f.convert("RGB").resize((s, s), Image.BICUBIC), dtype=np.float32) for f in faces]
     )
-    arr = (arr / 255.0 - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    return nhwc_to_tensor((arr / 255.0 - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32))
+
+
+def nhwc_to_tensor(arr: np.ndarray):
+    """An (N, H, W, C) float array as an NCHW tensor in channels-last memory, with no copy: the
+    layout the cached EfficientNet runs in (1.45x faster on a CPU than NCHW; docs/benchmarks.md)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(0, 3, 1, 2)
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,7 +108,9 @@ def _open_efficientnet(variant: str):
     # The loader prints "Loaded pretrained weights..." to stdout, which must hold JSON only.
     with contextlib.redirect_stdout(io.StringIO()):
         model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=cls.get_model_file_path())
-    return model.eval()
+    # Channels-last memory: the same arithmetic, 1.45x faster on a CPU (inference and training
+    # alike, measured on 2 cores); inputs come in that layout from nhwc_to_tensor.
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def pooled_features(model, x):
