@@ -80,3 +80,21 @@ def test_loading_weights_prints_nothing_on_stdout():
 def test_unknown_variant_lists_choices():
     with pytest.raises(ValueError, match="lite0, lite1, lite2"):
         EfficientNetLiteEmbedder("b7")
+
+
+def test_channels_last_layout_gives_the_plain_layouts_vectors(faces):
+    """The cached EfficientNet runs in channels-last memory for speed; its vectors must be those
+    of the usual NCHW layout (a layout bug would silently change every stored vector)."""
+    import torch
+
+    from charaid.embed import _open_efficientnet, nhwc_to_tensor, pooled_features
+
+    arr = np.stack([np.asarray(f.convert("RGB").resize((224, 224)), np.float32) / 255.0 for f in faces[:4]])
+    x = nhwc_to_tensor(arr)
+    assert x.shape == (4, 3, 224, 224) and x.is_contiguous(memory_format=torch.channels_last)
+    assert np.array_equal(x.numpy(), arr.transpose(0, 3, 1, 2))
+    model = _open_efficientnet("lite0")
+    with torch.inference_mode():
+        fast = pooled_features(model, x).numpy()
+        plain = pooled_features(model, x.contiguous()).numpy()
+    assert np.allclose(fast, plain, atol=1e-4)
