@@ -2,12 +2,15 @@
 pictures get a face, per detector setting.
 
     python benchmarks/detection.py [--settings plain,retry,union-retry] [--iou 0.3]
+    python benchmarks/detection.py --settings retry@1024,retry@768   # detection size
 
 Settings:
   plain        animeface-2009 at the picture's size only (charaid before the retry)
   retry        animeface-2009, then, when it finds nothing, reduced copies (Thresholds.detect_retry_scales;
                charaid's default)
   union-retry  retry + nagadomi's LBP cascade (../shared/data/models), merged
+  ...@SIDE     the picture downscaled to at most SIDE px before detection (default 1024,
+               Settings.max_detect_side)
 
 Sets: cartoonface300 (300 cartoon/anime images with face boxes: recall = labelled faces matched
 by a found box at IoU >= --iou, each box used once; precision = found boxes matching a label),
@@ -35,10 +38,13 @@ from charaid.images import load_image  # noqa: E402
 
 
 def detector(setting: str):
+    """``plain``, ``retry`` or ``union-retry``, optionally ``@SIDE``: pictures downscaled to at most
+    SIDE px before detection (default: Settings.max_detect_side)."""
+    setting, _, side = setting.partition("@")
     t = Thresholds() if "retry" in setting else Thresholds(detect_retry_scales=())
     union = setting.startswith("union")
     return make_detector("union" if union else "animeface", datasets.cascade_xml() if union else None, t,
-                         default_settings().max_detect_side)
+                         int(side) if side else default_settings().max_detect_side)
 
 
 def matched(found: list[Box], truth: list[Box], iou: float) -> int:
