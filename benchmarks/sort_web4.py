@@ -1,6 +1,6 @@
 """`charaid sort` on messy real-world pictures: web4 (4 characters of 4 series) plus 64 photos.
 
-    python benchmarks/sort_web4.py [--enrol 20] [--union] [--faces-only]
+    python benchmarks/sort_web4.py [--enrol 20] [--union] [--faces-only] [--train]
 
 The first --enrol images of each web4 character (by file name) are enrolled with `charaid
 enroll` (largest face of each picture); the rest of web4 and the 64 photos are copied into one
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
     ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
+    ap.add_argument("--train", action="store_true", help="run `charaid train` (defaults) between enrol and sort, as a user may")
     ap.add_argument("--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)")
     args = ap.parse_args()
     det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
@@ -63,6 +64,12 @@ def main() -> None:
         t = time.time()
         cli("enroll", str(enrol), "--gallery", str(g), "-q", *det)
         enrol_s = time.time() - t
+        train_s = None
+        if args.train:
+            t = time.time()
+            tr = cli("train", "--gallery", str(g), "-q")
+            train_s = time.time() - t
+            print(tr.stderr.strip(), file=sys.stderr)
         t = time.time()
         r = cli("sort", str(src), str(tmp / "dst"), "--gallery", str(g), "--json", "-q", *det, *how)
         wall = time.time() - t
@@ -83,9 +90,10 @@ def main() -> None:
             for row in rows[:-1]:
                 f.write(json.dumps({**row, "truth": truth[Path(row["path"]).name]}) + "\n")
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
-    mode = ", ".join(filter(None, ["union detector" if args.union else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
+    mode = ", ".join(filter(None, ["union detector" if args.union else "", "after charaid train" if args.train else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
     print(f"# charaid sort on web4 + photos ({mode}); {machine()}; {time.strftime('%Y-%m-%d')}\n")
-    print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); sorted {summary['images']} pictures "
+    print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); "
+          f"{'' if train_s is None else f'charaid train {train_s:.0f} s; '}sorted {summary['images']} pictures "
           f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n")
     print(table(["pictures", "count", "in the right folder", "share"],
                 [["web4 (not enrolled)", n_web, right["web4", True], right["web4", True] / max(1, n_web)],
