@@ -70,10 +70,11 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
-    """Resize, scale to [0, 1] and normalise a batch of crops into an NCHW float tensor."""
+    """Resize (when needed), scale to [0, 1] and normalise a batch of crops into an NCHW float
+    tensor; ``charaid.train`` builds its batches with it too."""
     s = info.input_size
     arr = np.stack(
-        [np.asarray(f.convert("RGB").resize((s, s), Image.BICUBIC), dtype=np.float32) for f in faces]
+        [np.asarray(f.convert("RGB").resize((s, s), Image.BICUBIC) if f.size != (s, s) else f.convert("RGB"), dtype=np.float32) for f in faces]
     )
     return nhwc_to_tensor((arr / 255.0 - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32))
 

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .embed import IMAGENET_MEAN, IMAGENET_STD, Embedder, EmbedderInfo, _open_efficientnet, l2_normalise, nhwc_to_tensor
+from .embed import IMAGENET_MEAN, IMAGENET_STD, Embedder, EmbedderInfo, _open_efficientnet, l2_normalise, to_tensor_batch
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,7 @@ def augment(im: Image.Image, rng: random.Random, size: int) -> Image.Image:
 
 # -- the network ------------------------------------------------------------------------------
 def _to_tensor(ims: Sequence[Image.Image], size: int):
-    a = np.stack([np.asarray(i.convert("RGB").resize((size, size), Image.BICUBIC) if i.size != (size, size) else i, np.float32) for i in ims])
-    return nhwc_to_tensor((a / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32))
+    return to_tensor_batch(ims, EmbedderInfo("", 0, size, IMAGENET_MEAN, IMAGENET_STD))
 
 
 def trunk_forward(base, x, upto: int):
