@@ -33,17 +33,18 @@ from charaid.match import Matcher, calibrate  # noqa: E402
 from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
 
 
-def load_sets(embedder, spec) -> dict[str, tuple[EmbeddedSet, EmbeddedSet | None, int]]:
-    """name -> (train or whole set, fixed test set or None, folds)."""
+def load_sets(embedder, spec, only=None) -> dict[str, tuple[EmbeddedSet, EmbeddedSet | None, int]]:
+    """name -> (train or whole set, fixed test set or None, folds); ``only``: these names alone."""
     tr, te = datasets.tla_author_split()
     mtr, mte = datasets.moeimouto10()
-    return {
-        "tla (author split)": (embedded("tla-train", tr, embedder, False), embedded("tla-test", te, embedder, False), 0),
-        "tla (6-fold)": (embedded("tla", datasets.tla_faces(), embedder, False), None, 6),
-        "moeimouto10 (split)": (embedded("moe-train", mtr, embedder, False), embedded("moe-test", mte, embedder, False), 0),
-        "danbooru6 (5-fold)": (embedded("danbooru6", datasets.danbooru6(), embedder, False), None, 5),
-        "newgame8 (5-fold)": (embedded("newgame8", datasets.newgame8_singles(), embedder, True, spec), None, 5),
+    build = {
+        "tla (author split)": lambda: (embedded("tla-train", tr, embedder, False), embedded("tla-test", te, embedder, False), 0),
+        "tla (6-fold)": lambda: (embedded("tla", datasets.tla_faces(), embedder, False), None, 6),
+        "moeimouto10 (split)": lambda: (embedded("moe-train", mtr, embedder, False), embedded("moe-test", mte, embedder, False), 0),
+        "danbooru6 (5-fold)": lambda: (embedded("danbooru6", datasets.danbooru6(), embedder, False), None, 5),
+        "newgame8 (5-fold)": lambda: (embedded("newgame8", datasets.newgame8_singles(), embedder, True, spec), None, 5),
     }
+    return {name: make() for name, make in build.items() if only is None or name in only}
 
 
 def closed_set(sets, method) -> list[list]:
