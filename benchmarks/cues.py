@@ -42,7 +42,7 @@ from charaid.detect import AnimeFaceDetector, Face  # noqa: E402
 from charaid.embed import ColourHistogramEmbedder, Embedder, EmbedderInfo, EfficientNetLiteEmbedder, l2_normalise, to_tensor_batch  # noqa: E402
 from charaid.embed import _open_efficientnet, pooled_features  # noqa: E402
 from charaid.evaluate import EmbeddedSet  # noqa: E402
-from charaid.prepare import DetectorSpec  # noqa: E402
+from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
 
 _FACES: dict[str, tuple[Face | None, float, int]] = {}
 
@@ -144,6 +144,7 @@ VARIANTS = [  # (name, {block: weight}, crop margin of newgame8 or None for the 
     ("colour 1.0", {"cnn": 1, "colour": 1.0}, None),
     ("eye-aligned cnn + colour 0.5", {"aligned": 1, "colour": C}, None),
     ("default + cue colours 0.25", {"cnn": 1, "colour": C, "cue-colour": 0.25}, None),
+    ("default + cue colours 0.25, newgame8's from the picture's detection", {"cnn": 1, "colour": C, "cue-colour-pic": 0.25}, None),
     ("default + cue colours 0.5", {"cnn": 1, "colour": C, "cue-colour": 0.5}, None),
     ("default + cue shape 0.25", {"cnn": 1, "colour": C, "cue-shape": 0.25}, None),
     ("default + both cues 0.25", {"cnn": 1, "colour": C, "cue-colour": 0.25, "cue-shape": 0.25}, None),
@@ -153,18 +154,39 @@ VARIANTS = [  # (name, {block: weight}, crop margin of newgame8 or None for the 
 ]
 
 
+def picture_colours(spec: DetectorSpec, paths: list[str]) -> np.ndarray:
+    """Raw cue colours of each picture's largest face as the pipeline's own detection measured
+    them on the picture (no second run on the crop), in the order of ``paths``."""
+    preps = {p.path: p for p in prepare_many(paths, True, spec, workers=2, with_hash=False)}
+    out = np.full((len(paths), 9), np.nan, np.float32)
+    for i, path in enumerate(paths):
+        prep = preps[path]
+        f = prep.faces[prep.largest()] if prep.faces else None
+        if f is not None and f.colours:
+            eye = (np.asarray(f.colours["left_eye"]) + np.asarray(f.colours["right_eye"])) / 2
+            out[i] = np.concatenate([lab(f.colours["hair"]), lab(f.colours["skin"]), lab(eye)])
+    return out
+
+
 def join(parts: list[EmbeddedSet], weights: list[float]) -> EmbeddedSet:
     norm = math.sqrt(sum(w * w for w in weights))
     return EmbeddedSet(parts[0].labels, parts[0].paths, np.hstack([p.X * (w / norm) for p, w in zip(parts, weights)]).astype(np.float32))
 
 
+def _stats(raw) -> tuple[np.ndarray, np.ndarray]:
+    allX = np.vstack([e.X for trio in raw.values() for e in trio[:2] if e is not None])
+    return np.nanmean(allX, 0), np.nanstd(allX, 0) + 1e-6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="hybrid")
+    ap.add_argument("--variants", default="", help="only the variants whose names contain one of these (comma-separated)")
     args = ap.parse_args()
     s = default_settings()
     print(f"# detector cues and crop variants; matcher {args.method}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     blocks: dict[tuple[str, float | None], dict] = {}
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def sets_of(block: str, margin: float | None):
         if (block, margin) not in blocks:
@@ -175,17 +197,26 @@ def main() -> None:
         return blocks[block, margin]
 
     # standardise the cue blocks over all sets' faces, then unit length; no face -> zeros
-    for cue in ("cue-colour", "cue-shape"):
-        raw = sets_of(cue, None)
+    raws = {cue: sets_of(cue, None) for cue in ("cue-colour", "cue-shape")}
+    ng8 = raws["cue-colour"]["newgame8 (5-fold)"][0]
+    pic = EmbeddedSet(ng8.labels, ng8.paths, picture_colours(DetectorSpec(max_side=s.max_detect_side, thresholds=s.thresholds), list(ng8.paths)))
+    raws["cue-colour-pic"] = {**raws["cue-colour"], "newgame8 (5-fold)": (pic, None, 5)}
+    for cue, raw in raws.items():
+        if cue == "cue-colour-pic":  # the in-crop colours' statistics, as shipped constants would be
+            mu, sd = stats["cue-colour"]
+        else:
+            stats[cue] = (mu, sd) = _stats(raw)
         allX = np.vstack([e.X for trio in raw.values() for e in trio[:2] if e is not None])
-        mu, sd = np.nanmean(allX, 0), np.nanstd(allX, 0) + 1e-6
         found = np.mean(~np.isnan(allX[:, 0]))
         print(f"  [{cue}: face found again in {found:.0%} of the crops]", file=sys.stderr)
         fix = lambda e: EmbeddedSet(e.labels, e.paths, l2_normalise(np.nan_to_num((e.X - mu) / sd)).astype(np.float32))  # noqa: E731
         blocks[cue, None] = {n: (fix(a), fix(b) if b is not None else None, k) for n, (a, b, k) in raw.items()}
 
     rows = []
+    wanted = [w for w in args.variants.split(",") if w]
     for name, weights, margin in VARIANTS:
+        if wanted and not any(w in name for w in wanted):
+            continue
         parts = {b: sets_of(b, None) for b in weights}
         sets = {}
         for n, (a, b, k) in parts[next(iter(weights))].items():
