@@ -1,6 +1,6 @@
 """Detector cues, test-time flip, eye alignment, colour weight and crop margin (issue 3, items 2-3).
 
-    python benchmarks/cues.py [--method hybrid]
+    python benchmarks/cues.py [--method hybrid] [--variants "SUBSTRING,..."]
 
 Each variant is a weighted join of unit-length blocks (as charaid's ConcatEmbedder does it),
 run through issue 2's protocols (benchmarks/accuracy.py: closed-set top-1, leave-3-characters-
@@ -207,8 +207,7 @@ def main() -> None:
         else:
             stats[cue] = (mu, sd) = _stats(raw)
         allX = np.vstack([e.X for trio in raw.values() for e in trio[:2] if e is not None])
-        found = np.mean(~np.isnan(allX[:, 0]))
-        print(f"  [{cue}: face found again in {found:.0%} of the crops]", file=sys.stderr)
+        print(f"  [{cue}: values for {np.mean(~np.isnan(allX[:, 0])):.0%} of the faces]", file=sys.stderr)
         fix = lambda e: EmbeddedSet(e.labels, e.paths, l2_normalise(np.nan_to_num((e.X - mu) / sd)).astype(np.float32))  # noqa: E731
         blocks[cue, None] = {n: (fix(a), fix(b) if b is not None else None, k) for n, (a, b, k) in raw.items()}
 
