@@ -37,6 +37,7 @@ from accuracy import load_sets  # noqa: E402
 from common import machine, table  # noqa: E402
 from whitening import run  # noqa: E402
 
+from charaid import cues as charaid_cues  # noqa: E402
 from charaid.config import Thresholds, default_settings  # noqa: E402
 from charaid.detect import AnimeFaceDetector, Face  # noqa: E402
 from charaid.embed import ColourHistogramEmbedder, Embedder, EmbedderInfo, EfficientNetLiteEmbedder, l2_normalise, to_tensor_batch  # noqa: E402
@@ -77,17 +78,21 @@ class Cues(Embedder):
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.info = EmbedderInfo(f"animeface-cues-{kind}", 9 if kind == "colour" else 5, 256)
+        # colour: charaid.cues' own sampling at the landmarks (animeface-2009's colour estimates
+        # are not repeatable); shape: the landmark geometry
+        self.info = EmbedderInfo("charaid-cues-colour" if kind == "colour" else f"animeface-cues-{kind}", 9 if kind == "colour" else 5, 256)
 
     def embed_batch(self, faces) -> np.ndarray:
         out = np.full((len(faces), self.dim), np.nan, np.float32)
         for i, im in enumerate(faces):
+            if self.kind == "colour":
+                v = charaid_cues.crop_colours(im)
+                if v is not None:
+                    out[i] = v
+                continue
             f, _, _ = face_in_crop(im)
             if f is None:
                 continue
-            if self.kind == "colour":
-                eye = (np.asarray(f.colours["left_eye"]) + np.asarray(f.colours["right_eye"])) / 2
-                out[i] = np.concatenate([lab(f.colours["hair"]), lab(f.colours["skin"]), lab(eye)])
             else:
                 p = {k: np.asarray(v, np.float64) for k, v in f.landmarks.items()}
                 mid = (p["left_eye"] + p["right_eye"]) / 2
@@ -161,10 +166,9 @@ def picture_colours(spec: DetectorSpec, paths: list[str]) -> np.ndarray:
     out = np.full((len(paths), 9), np.nan, np.float32)
     for i, path in enumerate(paths):
         prep = preps[path]
-        f = prep.faces[prep.largest()] if prep.faces else None
-        if f is not None and f.colours:
-            eye = (np.asarray(f.colours["left_eye"]) + np.asarray(f.colours["right_eye"])) / 2
-            out[i] = np.concatenate([lab(f.colours["hair"]), lab(f.colours["skin"]), lab(eye)])
+        v = prep.crops[prep.largest()].info.get(charaid_cues.INFO_KEY) if prep.crops else None
+        if v is not None:
+            out[i] = v
     return out
 
 

@@ -194,10 +194,10 @@ def test_ray_engine_gives_the_single_process_results(shared, tmp_path):
     r2 = run_cli("index", str(d), "--store", str(b), "--json", "-q", "--engine", "ray", "--workers", "2")
     assert r1.returncode == 0 and r2.returncode == 0, r2.stderr[-2000:]
     assert sorted(r1.stdout.splitlines()) == sorted(r2.stdout.splitlines())
-    from charaid.embed import default_embedder
+    from charaid.embed import imagenet_embedder
     from charaid.store import FaceStore
 
-    emb = default_embedder()
+    emb = imagenet_embedder()
     with FaceStore(a, emb.model_id, emb.dim) as sa, FaceStore(b, emb.model_id, emb.dim) as sb:
         assert sa.counts() == sb.counts() and sa.counts()["faces"] >= 4
         ia, ib = sa.face_ids(), sb.face_ids()

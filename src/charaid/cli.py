@@ -401,10 +401,10 @@ def cmd_serve(args) -> int:
 
 
 def _store(args):
-    from .embed import default_embedder
+    from .embed import imagenet_embedder
     from .store import FaceStore
 
-    emb = default_embedder()
+    emb = imagenet_embedder()
     path = Path(args.store).expanduser() if args.store else default_settings().store
     return FaceStore(path, emb.model_id, emb.dim), emb
 

@@ -44,6 +44,14 @@ class Thresholds:
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md).
     colour_weight: float = 0.5
+    #: Weight of animeface-2009's hair/skin/eye colours (charaid.cues) beside the CNN block; 0
+    #: leaves them out. 0.25 against 0.5 on issue 2's sets: mean unknown AUROC 0.862 vs 0.856,
+    #: and 0.5 lost 2 of the tla author split's 18 faces (docs/benchmarks.md, "Detector cues").
+    cue_colour_weight: float = 0.25
+    #: Mean and spread of the nine cue values (Lab of hair, skin, eyes) over the development
+    #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py), to standardise them.
+    cue_colour_mean: tuple[float, ...] = (51.64, 15.05, 10.30, 91.65, 3.32, 12.13, 27.55, 7.49, 0.17)
+    cue_colour_std: tuple[float, ...] = (24.53, 17.81, 25.70, 6.81, 5.79, 8.43, 18.58, 12.74, 15.57)
     #: Inverse regularisation strength of the logistic-regression matcher (higher is looser).
     logreg_c: float = 10.0
     #: Matcher of a gallery using ImageNet features (see charaid.match; measured best there).

@@ -27,11 +27,11 @@ class _FaceActor:
     def __init__(self, spec, threads: int = 1):
         import torch
 
-        from .embed import default_embedder
+        from .embed import imagenet_embedder
 
         torch.set_num_threads(max(1, threads))
         self.spec = spec
-        self.embedder = default_embedder()
+        self.embedder = imagenet_embedder()  # the face store's space (cli._store)
 
     def __call__(self, batch: dict) -> dict:
         from .prepare import prepare_image

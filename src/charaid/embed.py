@@ -192,7 +192,21 @@ class ConcatEmbedder(Embedder):
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def default_embedder(thresholds: Thresholds | None = None) -> Embedder:
-    """EfficientNet-Lite0 (with mirror) joined with the colour histogram at the configured weight."""
+def imagenet_embedder(thresholds: Thresholds | None = None) -> Embedder:
+    """EfficientNet-Lite0 (with mirror) joined with the colour histogram at the configured weight:
+    the features of whole pictures (charaid.picture), of the face store (``index``/``search``),
+    and the default of galleries made before the detector's colours joined it."""
     t = thresholds or Thresholds()
     return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder()], [1.0, t.colour_weight])
+
+
+def default_embedder(thresholds: Thresholds | None = None) -> Embedder:
+    """The face features of a new gallery: :func:`imagenet_embedder`'s two blocks and, at
+    ``cue_colour_weight``, animeface-2009's hair/skin/eye colours (charaid.cues)."""
+    t = thresholds or Thresholds()
+    if t.cue_colour_weight <= 0:
+        return imagenet_embedder(t)
+    from .cues import CueColourEmbedder
+
+    return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder(), CueColourEmbedder(t)],
+                          [1.0, t.colour_weight, t.cue_colour_weight])

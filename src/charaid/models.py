@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Thresholds
-from .embed import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder
+from .embed import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder, imagenet_embedder
 from .errors import EmbeddingSpaceError
 from .gallery import Gallery
 
@@ -67,8 +67,8 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
 
 
 def builtin_embedders() -> dict[str, "callable"]:
-    d = default_embedder()
-    return {d.model_id: default_embedder}
+    d, old = default_embedder(), imagenet_embedder()
+    return {d.model_id: default_embedder, old.model_id: imagenet_embedder}
 
 
 def embedder_for(gallery: Gallery) -> Embedder:

@@ -41,9 +41,9 @@ METHOD = "hybrid"
 def picture_embedder(embedder: "Embedder") -> "Embedder":
     """The embedder pictures are compared with: always the default ImageNet features (a model
     tuned on faces knows nothing of whole pictures); ``embedder`` itself when it is that one."""
-    from .embed import default_embedder
+    from .embed import imagenet_embedder
 
-    base = default_embedder()
+    base = imagenet_embedder()
     return embedder if embedder.model_id == base.model_id else base
 
 

@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 from PIL import Image
 
 from .config import Thresholds, default_settings
+from . import cues
 from .detect import Detector, Face, crop_face, make_detector
 from .errors import ImageError
 from .images import load_image, sha256_file
@@ -97,6 +98,9 @@ def prepare_image(
         crop = im.copy()
         if max(crop.size) > side:
             crop.thumbnail((side, side), Image.BICUBIC)
+        if spec.thresholds.cue_colour_weight > 0:  # here, in the worker, rather than in the embedder
+            colours = cues.colours_in_crop(crop)
+            crop.info[cues.INFO_KEY] = None if colours is None else colours.tolist()
         out.faces, out.crops = [None], [crop]
         return out
     try:
@@ -106,7 +110,7 @@ def prepare_image(
         return out
     for f in faces:
         out.faces.append(f)
-        out.crops.append(crop_face(im, f.box, spec.thresholds.crop_margin, side))
+        out.crops.append(cues.attach(crop_face(im, f.box, spec.thresholds.crop_margin, side), f, im))
     if with_picture:
         out.picture = picture_crop(im)
     return out

@@ -1,0 +1,101 @@
+"""charaid.cues: the detector's hair/skin/eye colours as a block of the default features."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+from PIL import Image
+
+from charaid import cues
+from charaid.config import Thresholds
+from charaid.detect import AnimeFaceDetector
+from charaid.embed import default_embedder, imagenet_embedder
+from charaid.images import load_image
+from charaid.models import builtin_embedders
+from charaid.prepare import DetectorSpec, prepare_image
+from charaid.synth import CAST, portrait
+
+DESIGN = {d.name: d for d in CAST}
+
+
+def test_lab_of_known_colours():
+    assert np.allclose(cues.lab((255, 255, 255)), (100, 0, 0), atol=0.5)
+    assert np.allclose(cues.lab((255, 0, 0)), (53.2, 80.1, 67.2), atol=0.5)
+    assert np.allclose(cues.lab((0, 0, 0)), (0, 0, 0), atol=0.5)
+
+
+def test_detected_crops_carry_their_faces_colours_through_pickling():
+    im = portrait(DESIGN["akane"], seed=2)
+    prep = prepare_image("akane.png", True, DetectorSpec(), with_hash=False, image=im)
+    assert len(prep.crops) == 1
+    crop = pickle.loads(pickle.dumps(prep.crops[0]))  # as it comes back from a worker process
+    carried = np.asarray(crop.info[cues.INFO_KEY])
+    assert carried.shape == (9,)
+    assert np.allclose(carried, cues.face_colours(prep.faces[0], im))
+    assert carried[7] > 15, f"dark red eyes have a positive a*, got {carried[6:]}"
+    # found again inside the crop (what a crop re-read from the gallery gets): the same eye hue
+    again = cues.colours_in_crop(crop)
+    assert again is not None and again[7] > 15 and np.abs(again[6:] - carried[6:]).max() < 15
+
+
+def test_no_detect_crops_are_searched_in_the_worker():
+    prep = prepare_image("akane.png", False, DetectorSpec(), with_hash=False, image=portrait(DESIGN["akane"], seed=1))
+    v = prep.crops[0].info[cues.INFO_KEY]
+    assert v is not None and v[7] > 15, f"dark red eyes have a positive a*, got {v and v[6:]}"
+    off = prepare_image("akane.png", False, DetectorSpec(thresholds=Thresholds(cue_colour_weight=0)), with_hash=False,
+                        image=portrait(DESIGN["akane"], seed=1))
+    assert cues.INFO_KEY not in off.crops[0].info  # not needed, not paid for
+
+
+def test_colours_are_repeatable():
+    """animeface-2009's own colour estimates change from call to call; charaid's must not."""
+    ims = [portrait(d, seed=1) for d in CAST]
+    first = [cues.colours_in_crop(im) for im in ims]
+    again = [cues.colours_in_crop(im) for im in reversed(ims)][::-1]
+    assert all(a is not None and np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_block_is_unit_length_with_a_face_and_zero_without():
+    X = cues.CueColourEmbedder().embed_batch([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
+    assert abs(np.linalg.norm(X[0]) - 1) < 1e-5
+    assert not X[1].any()
+
+
+def test_block_puts_real_faces_of_one_character_together(shared):
+    """moeimouto10 test faces, 6 of each character: the colours alone are closer within a
+    character than between characters (on average)."""
+    e = cues.CueColourEmbedder()
+    X, y = [], []
+    for folder in sorted((shared / "moeimouto10" / "test").iterdir()):
+        crops = [prepare_image(p, False, DetectorSpec(), with_hash=False).crops[0] for p in sorted(folder.iterdir())[:6]]
+        X.append(e.embed_batch(crops))
+        y += [folder.name] * len(crops)
+    X, y = np.vstack(X), np.array(y)
+    found = X.any(axis=1)
+    assert found.mean() > 0.8, f"face found again in only {found.mean():.0%} of the crops"
+    S = X @ X.T
+    same = (y[:, None] == y[None, :]) & ~np.eye(len(y), dtype=bool) & found[:, None] & found[None, :]
+    diff = (y[:, None] != y[None, :]) & found[:, None] & found[None, :]
+    assert S[same].mean() > S[diff].mean() + 0.3, (S[same].mean(), S[diff].mean())
+
+
+def test_default_joins_the_block_and_old_galleries_keep_their_space():
+    d, old = default_embedder(), imagenet_embedder()
+    assert d.model_id == old.model_id + "+animeface-colours-lab9*0.25" and d.dim == old.dim + 9
+    known = builtin_embedders()
+    assert known[old.model_id]().model_id == old.model_id  # a gallery enrolled before opens as it was
+    assert default_embedder(Thresholds(cue_colour_weight=0)).model_id == old.model_id
+
+
+def test_real_faces_get_colours_from_detection(shared):
+    paths = sorted((shared / "tla" / "raw" / "nishikino_maki").iterdir())[:3]
+    det = AnimeFaceDetector()
+    got = 0
+    for p in paths:
+        im = load_image(p)
+        for f in det.detect(im):
+            v = cues.face_colours(f, im)
+            assert v is not None and np.isfinite(v).all()
+            got += 1
+    assert got >= 2
