@@ -10,12 +10,15 @@ out unknowns with the gallery's own calibrated threshold). Blocks:
   cnn-noflip   the same without the mirror image
   colour       charaid's 12x4x4 HSV histogram of the crop
   aligned      cnn on the crop turned so that animeface-2009's two eye centres are level
-  cue-colour   animeface-2009's hair, skin and eye colours (CIE Lab)      } Takayama et al. 2012's
+  cue-colour   hair, skin and eye colours (CIE Lab), sampled at animeface-2009's landmarks by
+               charaid.cues (until commit 6aa0dbb: animeface-2009's own colour estimates, which
+               are not repeatable)                                         } Takayama et al. 2012's
   cue-shape    its landmark geometry (eyes, nose, mouth, chin; by eye gap) } cues, the seed's reference
 
 The cue blocks need animeface-2009 to find the face again inside the crop (enlarged to 256 px
-and padded); where it does not, the block is zero (it says nothing). Cue values are
-standardised with the mean and spread over all sets' faces. Crop margin (`margin`) only
+and padded; newgame8's colours come from the picture's own detection, as in charaid); where it
+does not, the block is zero (it says nothing). Cue values are standardised with the mean and
+spread over all sets' faces. Crop margin (`margin`) only
 changes newgame8, the one face set cut from full illustrations here.
 """
 

@@ -31,7 +31,8 @@ def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]
 
 
 def embed_faces(crops) -> "list":
-    """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram)."""
+    """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram + the face's
+    hair/skin/eye colours, found again in each crop: see charaid.cues)."""
     return default_embedder().embed_batch(list(crops))
 
 

@@ -44,14 +44,17 @@ class Thresholds:
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md).
     colour_weight: float = 0.5
-    #: Weight of animeface-2009's hair/skin/eye colours (charaid.cues) beside the CNN block; 0
-    #: leaves them out. 0.25 against 0.5 on issue 2's sets: mean unknown AUROC 0.862 vs 0.856,
-    #: and 0.5 lost 2 of the tla author split's 18 faces (docs/benchmarks.md, "Detector cues").
+    #: Weight of the face's hair/skin/eye colours (charaid.cues) beside the CNN block; 0 leaves
+    #: them out. Chosen with animeface-2009's own colour estimates (0.25: mean unknown AUROC
+    #: 0.862; 0.5: 0.856 and 2 of the tla author split's 18 faces lost); with the colours
+    #: charaid samples at the landmarks instead, 0.25 gives 0.882 (0.5 not measured again).
+    #: docs/benchmarks.md, "Detector cues".
     cue_colour_weight: float = 0.25
     #: Mean and spread of the nine cue values (Lab of hair, skin, eyes) over the development
     #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py), to standardise them.
-    cue_colour_mean: tuple[float, ...] = (51.64, 15.05, 10.30, 91.65, 3.32, 12.13, 27.55, 7.49, 0.17)
-    cue_colour_std: tuple[float, ...] = (24.53, 17.81, 25.70, 6.81, 5.79, 8.43, 18.58, 12.74, 15.57)
+    #: Other values give other vectors: change the block's model id in charaid.cues with them.
+    cue_colour_mean: tuple[float, ...] = (60.88, 13.26, 10.65, 91.34, 4.29, 12.32, 38.57, 8.27, -0.90)
+    cue_colour_std: tuple[float, ...] = (26.21, 17.71, 24.36, 7.14, 6.48, 8.50, 19.92, 14.79, 18.95)
     #: Inverse regularisation strength of the logistic-regression matcher (higher is looser).
     logreg_c: float = 10.0
     #: Matcher of a gallery using ImageNet features (see charaid.match; measured best there).

