@@ -67,15 +67,6 @@ def face_in_crop(im: Image.Image) -> tuple[Face | None, float, int]:
     return _FACES[key]
 
 
-def lab(rgb) -> np.ndarray:
-    c = np.asarray(rgb, np.float64) / 255
-    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
-    xyz /= np.array([0.9505, 1.0, 1.089])
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
-
-
 class Cues(Embedder):
     """Raw (unstandardised) detector cues; rows of NaN where no face was found in the crop."""
 
