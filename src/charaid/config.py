@@ -51,7 +51,8 @@ class Thresholds:
     #: docs/benchmarks.md, "Detector cues".
     cue_colour_weight: float = 0.25
     #: Mean and spread of the nine cue values (Lab of hair, skin, eyes) over the development
-    #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py), to standardise them.
+    #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py), to standardise them
+    #: (hair measured with the first, plain hair band; not refitted for the skin-free one).
     #: Other values give other vectors: change the block's model id in charaid.cues with them.
     cue_colour_mean: tuple[float, ...] = (60.88, 13.26, 10.65, 91.34, 4.29, 12.32, 38.57, 8.27, -0.90)
     cue_colour_std: tuple[float, ...] = (26.21, 17.71, 24.36, 7.14, 6.48, 8.50, 19.92, 14.79, 18.95)

@@ -47,9 +47,22 @@ def _median(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.nda
     return np.median(a[y0:y1, x0:x1].reshape(-1, 3), axis=0)
 
 
+def _hair(a: np.ndarray, b, skin: np.ndarray) -> np.ndarray | None:
+    """Median colour of the band just above the face box (and its top edge), leaving out pixels
+    close to the skin colour: where a forehead shows, the band is partly skin, not hair."""
+    H, W = a.shape[:2]
+    x0, x1 = max(0, int(b.x + 0.25 * b.w)), min(W, int(np.ceil(b.x + 0.75 * b.w)))
+    y0, y1 = max(0, int(b.y - 0.3 * b.h)), min(H, int(np.ceil(b.y + 0.05 * b.h)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    px = a[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
+    far = np.linalg.norm(px - skin, axis=1) > 40
+    return np.median(px[far] if far.sum() >= 0.1 * len(px) else px, axis=0)
+
+
 def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
-    """The nine raw Lab values of a face: median colours of the hair above its box, the skin
-    between nose and mouth, and both eyes, sampled at animeface-2009's landmarks in ``image``
+    """The nine raw Lab values of a face: median colours of the hair above its box (skin-coloured
+    pixels left out), the skin between nose and mouth, and both eyes, sampled at animeface-2009's landmarks in ``image``
     (the picture it was detected in). None for a face without landmarks (the LBP cascade).
 
     Sampled here rather than taken from animeface-2009's own colour estimates, which are not
@@ -66,10 +79,10 @@ def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
     nx, ny = lm["nose"]
     my = lm["mouth"][1]
     skin = _median(a, nx - 2 * r, ny, nx + 2 * r, max(ny + 1, (ny + my) / 2))
-    hair = _median(a, b.x + 0.25 * b.w, b.y - 0.2 * b.h, b.x + 0.75 * b.w, b.y)
-    if hair is None:  # the box touches the top of the picture: its top band instead
-        hair = _median(a, b.x + 0.25 * b.w, b.y, b.x + 0.75 * b.w, b.y + 0.1 * b.h)
-    if any(v is None for v in eyes) or skin is None or hair is None:
+    if any(v is None for v in eyes) or skin is None:
+        return None
+    hair = _hair(a, b, skin)
+    if hair is None:
         return None
     return np.concatenate([lab(hair), lab(skin), lab((eyes[0] + eyes[1]) / 2)]).astype(np.float32)
 
