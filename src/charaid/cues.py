@@ -2,13 +2,13 @@
 
 Takayama et al. (2012), the seed's reference, recognise anime characters by these colours; beside
 the CNN features they make unknown faces easier to tell from known ones (mean AUROC over issue
-2's sets 0.846 -> 0.862, docs/benchmarks.md, "Detector cues"). The nine values are the CIE Lab
+2's sets 0.846 -> 0.882, docs/benchmarks.md, "Current default"). The nine values are the CIE Lab
 colours of hair, skin and the mean of the two eyes, standardised with the mean and spread
 measured over the development sets' faces (``Thresholds.cue_colour_mean``/``cue_colour_std``).
 
-Where detection ran on a picture, its face already carries the colours and they travel with
-the crop (:func:`attach`, in ``crop.info``); a crop that arrives without them (``--no-detect``,
-a crop re-read from the gallery) is searched again with animeface-2009. A crop in which no face
+Where detection ran on a picture, the colours are sampled there at the face's landmarks and
+travel with the crop (:func:`attach`, in ``crop.info``); a crop that arrives without them
+(``--no-detect``, a crop re-read from the gallery) is searched again with animeface-2009. A crop in which no face
 is found gets a zero block: it says nothing either way.
 """
 
@@ -39,31 +39,32 @@ def lab(rgb) -> np.ndarray:
     return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
-def _median(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray | None:
+def _pixels(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray | None:
+    """The pixels of a rectangle clipped to the image, as (n, 3) floats; None if nothing is left."""
     H, W = a.shape[:2]
     x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(W, int(np.ceil(x1))), min(H, int(np.ceil(y1)))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return np.median(a[y0:y1, x0:x1].reshape(-1, 3), axis=0)
+    return a[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) if x1 > x0 and y1 > y0 else None
+
+
+def _median(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray | None:
+    px = _pixels(a, x0, y0, x1, y1)
+    return None if px is None else np.median(px, axis=0)
 
 
 def _hair(a: np.ndarray, b, skin: np.ndarray) -> np.ndarray | None:
     """Median colour of the band just above the face box (and its top edge), leaving out pixels
     close to the skin colour: where a forehead shows, the band is partly skin, not hair."""
-    H, W = a.shape[:2]
-    x0, x1 = max(0, int(b.x + 0.25 * b.w)), min(W, int(np.ceil(b.x + 0.75 * b.w)))
-    y0, y1 = max(0, int(b.y - 0.3 * b.h)), min(H, int(np.ceil(b.y + 0.05 * b.h)))
-    if x1 <= x0 or y1 <= y0:
+    px = _pixels(a, b.x + 0.25 * b.w, b.y - 0.3 * b.h, b.x + 0.75 * b.w, b.y + 0.05 * b.h)
+    if px is None:
         return None
-    px = a[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
     far = np.linalg.norm(px - skin, axis=1) > 40
     return np.median(px[far] if far.sum() >= 0.1 * len(px) else px, axis=0)
 
 
 def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
     """The nine raw Lab values of a face: median colours of the hair above its box (skin-coloured
-    pixels left out), the skin between nose and mouth, and both eyes, sampled at animeface-2009's landmarks in ``image``
-    (the picture it was detected in). None for a face without landmarks (the LBP cascade).
+    pixels left out), the skin between nose and mouth, and both eyes, sampled at animeface-2009's
+    landmarks in ``image`` (the picture it was detected in). None for a face without landmarks (the LBP cascade).
 
     Sampled here rather than taken from animeface-2009's own colour estimates, which are not
     repeatable: its clustering draws from a random generator whose state runs on from call to
@@ -104,20 +105,10 @@ def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
     pad = int(0.2 * max(im.size))
     canvas = Image.new("RGB", (im.width + 2 * pad, im.height + 2 * pad), (255, 255, 255))
     canvas.paste(im, (pad, pad))
-    faces = [f for f in _detector().detect(canvas) if f.landmarks]
+    from .prepare import DetectorSpec, _detector  # prepare's cached detector (prepare imports this module)
+
+    faces = [f for f in _detector(DetectorSpec()).detect(canvas) if f.landmarks]
     return face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None
-
-
-_DETECTOR = None
-
-
-def _detector():
-    global _DETECTOR
-    if _DETECTOR is None:
-        from .detect import AnimeFaceDetector
-
-        _DETECTOR = AnimeFaceDetector()
-    return _DETECTOR
 
 
 def crop_colours(crop: Image.Image) -> np.ndarray | None:
