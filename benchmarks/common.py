@@ -15,7 +15,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 
-from charaid.config import default_settings  # noqa: E402
+from charaid import cues  # noqa: E402
+from charaid.config import Thresholds, default_settings  # noqa: E402
 from charaid.evaluate import EmbeddedSet, embed_items  # noqa: E402
 from charaid.prepare import DetectorSpec  # noqa: E402
 
@@ -33,6 +34,9 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
     key = [name, embedder.model_id, detect, spec.name, spec.max_side, spec.thresholds.crop_margin, len(items)]
     if detect and spec.thresholds.detect_retry_scales:  # which faces are found (older caches: none)
         key.append(list(spec.thresholds.detect_retry_scales))
+    if "animeface-colours" in embedder.model_id:  # how the colours are sampled (same model id)
+        t = Thresholds()
+        key.append([cues.SEARCH_SIDE, cues.SAMPLE_VERSION, list(t.cue_colour_mean), list(t.cue_colour_std)])
     key = json.dumps(key)
     f = CACHE / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if f.exists():
