@@ -28,7 +28,7 @@ def test_augment_keeps_hue():
         assert abs(np.median(hue) - np.asarray(im.convert("HSV"))[0, 0, 0]) <= 3  # colours are identity
 
 
-def test_fine_tune_separates_characters(synth_train):
+def test_fine_tune_separates_characters(synth_train, tmp_path):
     from charaid.enroll import labelled_images
     from charaid.train import TunedEmbedder
 
@@ -46,12 +46,30 @@ def test_fine_tune_separates_characters(synth_train):
     other = S[y[:, None] != y[None, :]].mean()
     assert same > other + 0.2
 
+    # a model saved now joins the face's colours (charaid.cues); one saved before them keeps its space
+    import torch
+
+    from charaid.models import load_tuned, save_tuned
+
+    g = tmp_path / "g.sqlite"
+    emb = save_tuned(g, state, cfg, {"faces": len(crops)})
+    core_id = emb.model_id.split("*", 1)[0]
+    assert emb.model_id.endswith("+animeface-colours-lab9*0.25") and emb.dim == cfg.proj_dim + 9
+    assert load_tuned(g, core_id).model_id == emb.model_id
+    f = models_dir(g) / f"{core_id}.pt"
+    saved = torch.load(f, weights_only=False)
+    del saved["meta"]["cue_colour_weight"]
+    torch.save(saved, f)
+    old = load_tuned(g, core_id)
+    assert old.model_id == core_id and old.dim == cfg.proj_dim
+
 
 def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "5", "-q")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
+    assert "animeface-colours-lab9" in out["model_id"], "the tuned space keeps the face's colours"
     assert "calibration: AUROC" in r.stderr, "the user is told how well the tuned model rejects unknown faces"
     with Gallery(gallery_path) as g:
         assert g.model_id == out["model_id"] and not g.missing_vectors(g.model_id)

@@ -70,6 +70,12 @@ class Thresholds:
     picture_similarity_quantile: float = 0.10
     #: Weight of the colour histogram beside a tuned model (0: the tuned vector alone).
     tuned_colour_weight: float = 0.0
+    #: Weight of the face's hair/skin/eye colours (charaid.cues) beside a model tuned from now
+    #: on; saved with the model, so models tuned before (without them) keep their space. Held-out
+    #: unknowns after fine-tuning, one draw a set: mean AUROC 0.860 alone, 0.883 with the colours
+    #: at 0.25 (better on all four sets), 0.891 at 0.5 (worse on danbooru6); 0.25 is the default
+    #: features' weight (docs/benchmarks.md, "Fine-tuning ... with the colour cues").
+    tuned_cue_weight: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,22 @@ def models_dir(gallery_path: str | Path) -> Path:
     return p.with_name(p.name + ".models")
 
 
-def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None) -> Embedder:
-    """The tuned network joined with the colour histogram, as the default embedder is."""
+def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_weight: float | None = None) -> Embedder:
+    """The tuned network joined, as the default embedder is, with the colour histogram
+    (``tuned_colour_weight``) and the face's hair/skin/eye colours (``cue_weight``, by default
+    ``tuned_cue_weight``; a saved model records the weight it was tuned with)."""
     t = thresholds or Thresholds()
-    if t.tuned_colour_weight <= 0:
-        return core
-    return ConcatEmbedder([core, ColourHistogramEmbedder()], [1.0, t.tuned_colour_weight])
+    w = t.tuned_cue_weight if cue_weight is None else cue_weight
+    parts, weights = [core], [1.0]
+    if t.tuned_colour_weight > 0:
+        parts.append(ColourHistogramEmbedder())
+        weights.append(t.tuned_colour_weight)
+    if w > 0:
+        from .cues import CueColourEmbedder
+
+        parts.append(CueColourEmbedder(t))
+        weights.append(w)
+    return core if len(parts) == 1 else ConcatEmbedder(parts, weights)
 
 
 def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Embedder:
@@ -40,6 +50,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
 
     from .train import TunedEmbedder
 
+    meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight}
     buf = io.BytesIO()
     torch.save({"top": top_state, "config": asdict(cfg), "meta": meta}, buf)
     data = buf.getvalue()
@@ -51,7 +62,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
     tmp.write_bytes(data)
     tmp.replace(target)
     (d / f"{core_id}.json").write_text(json.dumps({"config": asdict(cfg), **meta}, indent=1, default=str))
-    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id))
+    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id), cue_weight=meta["cue_colour_weight"])
 
 
 def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
@@ -63,7 +74,8 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
     if not f.is_file():
         raise EmbeddingSpaceError(f"{gallery_path}: its vectors come from the tuned model {core_id}, but {f} is missing")
     saved = torch.load(f, map_location="cpu", weights_only=False)
-    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id))
+    cue_weight = saved.get("meta", {}).get("cue_colour_weight", 0.0)  # models saved before the colours: none
+    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight)
 
 
 def builtin_embedders() -> dict[str, "callable"]:
