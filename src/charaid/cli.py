@@ -663,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--merge", action="store_true", help="if NEW exists, move OLD's faces into it")
     a = gsub.add_parser("threshold", help="show the unknown threshold; set it with VALUE, or 'auto' to calibrate")
     a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
-    a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the ImageNet features)")
+    a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the default, untuned features)")
     a.add_argument("model", nargs="?", metavar="MODEL|default")
     for a in gsub.choices.values():
         a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")

@@ -109,7 +109,7 @@ def gallery_models(gallery: Gallery) -> list[tuple[str, int]]:
 
 
 def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
-    """Make ``model`` the space the gallery compares in: ``"default"`` (the ImageNet features) or
+    """Make ``model`` the space the gallery compares in: ``"default"`` (the default, untuned features) or
     the id of a model that embedded it before (a tuned one needs its file beside the gallery).
     Samples without a vector of that model are embedded from their stored crops first; a tuned
     model gets back the threshold of its own training run."""

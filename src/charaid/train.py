@@ -348,7 +348,7 @@ def train_gallery(
         if on_stage:
             on_stage(f"calibration: AUROC {cal['auroc']:.3f} between held-out known and unknown faces; threshold "
                      f"{thr:.3f} names {acc:.0%} of the known ones right and rejects {rej:.0%} of the unknown ones "
-                     "(`charaid gallery model default` goes back to the ImageNet features)")
+                     "(`charaid gallery model default` goes back to the default, untuned features)")
     elif calibrate_run and on_stage:
         on_stage(f"only {len(counts)} characters: none can be held out to calibrate the unknown threshold, and a model "
                  f"tuned on {len(counts)} characters names most faces of other characters as one of them; "
