@@ -71,6 +71,10 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
     assert "animeface-colours-lab9" in out["model_id"], "the tuned space keeps the face's colours"
     assert "calibration: AUROC" in r.stderr, "the user is told how well the tuned model rejects unknown faces"
+    # ... and how the gallery's model before training did on the same held-out faces
+    assert "the gallery's current model on the same faces: top-1" in r.stderr
+    before = out["calibration"]["before"]
+    assert before["model_id"].startswith("efficientnet-lite0") and 0 <= before["top1"] <= 1 and 0 <= before["auroc"] <= 1
     with Gallery(gallery_path) as g:
         assert g.model_id == out["model_id"] and not g.missing_vectors(g.model_id)
     assert (models_dir(gallery_path) / f"{out['model_id'].split('*')[0]}.pt").exists()

@@ -282,6 +282,28 @@ class TrainResult:
     calibration: dict | None = None
 
 
+def _held_out_before(gallery, train_ids, train_labels, known_ids, known_labels, unknown_ids) -> dict | None:
+    """The calibration run's measures for the gallery's current model on the same faces (its
+    stored vectors, nothing re-embedded): what the tuned model is to be compared with. None
+    when the current model has no usable vectors (a new or foreign space)."""
+    from .config import Thresholds
+    from .match import Matcher, auroc
+    from .models import TUNED_PREFIX, builtin_embedders
+
+    mid = gallery.model_id
+    if mid is None or not (mid in builtin_embedders() or mid.startswith(TUNED_PREFIX)):
+        return None
+    try:
+        A, K, U = (gallery.vectors_for(ids, mid) for ids in (train_ids, known_ids, unknown_ids))
+    except KeyError:
+        return None
+    t = Thresholds()
+    m = Matcher(t.tuned_matcher if mid.startswith(TUNED_PREFIX) else t.default_matcher).fit(train_labels, A)
+    Sk = m.scores(K)
+    ok = m.classes[Sk.argmax(axis=1)] == known_labels
+    return {"model_id": mid, "top1": float(ok.mean()), "auroc": auroc(Sk.max(axis=1), m.scores(U).max(axis=1))}
+
+
 def train_gallery(
     gallery,
     cfg: TrainConfig = TrainConfig(),
@@ -344,11 +366,20 @@ def train_gallery(
         ok = m.classes[Sk.argmax(axis=1)] == lab[te_i]
         thr, acc, rej = best_threshold(ks, ok, us)
         cal = {"threshold": thr, "known_accuracy": acc, "unknown_rejected": rej, "auroc": auroc(ks, us),
-               "n_known": int(len(ks)), "n_unknown": int(len(us)), "held_out": sorted(held)}
+               "n_known": int(len(ks)), "n_unknown": int(len(us)), "held_out": sorted(held), "top1": float(ok.mean()),
+               "before": _held_out_before(gallery, [samples[i].id for i in tr_i], lab[tr_i], [samples[i].id for i in te_i],
+                                          lab[te_i], [samples[i].id for i in un_i])}
         if on_stage:
             on_stage(f"calibration: AUROC {cal['auroc']:.3f} between held-out known and unknown faces; threshold "
                      f"{thr:.3f} names {acc:.0%} of the known ones right and rejects {rej:.0%} of the unknown ones "
                      "(`charaid gallery model default` goes back to the default, untuned features)")
+            b = cal["before"]
+            if b is not None:
+                worse = b["top1"] > cal["top1"] and b["auroc"] > cal["auroc"]
+                on_stage(f"held-out faces, tuned model: top-1 {cal['top1']:.0%}, AUROC {cal['auroc']:.3f}; the gallery's "
+                         f"current model on the same faces: top-1 {b['top1']:.0%}, AUROC {b['auroc']:.3f}"
+                         + ("; the tuned model is worse on both here, so `charaid gallery model "
+                            f"{b['model_id'] if b['model_id'].startswith('tuned-') else 'default'}` may serve you better" if worse else ""))
     elif calibrate_run and on_stage:
         on_stage(f"only {len(counts)} characters: none can be held out to calibrate the unknown threshold, and a model "
                  f"tuned on {len(counts)} characters names most faces of other characters as one of them; "
