@@ -69,3 +69,22 @@ def cli(*args: str):
     if r.returncode not in (0, 2):
         raise SystemExit(f"charaid {' '.join(args)} failed:\n{r.stderr[-3000:]}")
     return r
+
+
+def topk_accuracy(Xa, ya, Xb, yb, method) -> tuple[float, float]:
+    """Top-1 and top-5 of a matcher fitted on (Xa, ya), asked Xb (labels yb)."""
+    from charaid.match import Matcher
+
+    m = Matcher(method).fit(ya, Xa)
+    order = np.argsort(-m.scores(Xb), axis=1)
+    top1 = float((m.classes[order[:, 0]] == yb).mean())
+    top5 = float(np.mean([t in m.classes[o[:5]] for t, o in zip(yb, order)]))
+    return top1, top5
+
+
+def kshot_draw(labels, K: int, seed: int) -> np.ndarray:
+    """Indices of K samples of each character (sorted by name), drawn with ``seed``: the same
+    draw for the frozen features (kshot.py) and for fine-tuning (finetune.py)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.choice(np.flatnonzero(labels == c), K, replace=False) for c in sorted(set(labels.tolist()))])

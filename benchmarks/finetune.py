@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
-from common import machine, table  # noqa: E402
+from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
 from charaid.embed import default_embedder  # noqa: E402
@@ -92,15 +92,6 @@ def cached(key: str, fn):
     return r
 
 
-def closed_scores(Xa, ya, Xb, yb, method):
-    m = Matcher(method).fit(ya, Xa)
-    S = m.scores(Xb)
-    order = np.argsort(-S, axis=1)
-    top1 = float((m.classes[order[:, 0]] == yb).mean())
-    top5 = float(np.mean([t in m.classes[o[:5]] for t, o in zip(yb, order)]))
-    return top1, top5
-
-
 def train_and_embed(la, ca, others):
     t = time.time()
     state, st = fine_tune(ca, list(la), CFG)
@@ -128,11 +119,11 @@ def part_closed(S):
         for f, (la, ca), (lb, cb) in splits(data, None):
             def run():
                 Xa0, Xb0 = base.embed_batch(ca), base.embed_batch(cb)
-                before = closed_scores(Xa0, la, Xb0, lb, Thresholds().default_matcher)
+                before = topk_accuracy(Xa0, la, Xb0, lb, Thresholds().default_matcher)
                 secs, Xa, (Xb,) = train_and_embed(la, ca, [cb])
-                after = closed_scores(Xa, la, Xb, lb, Thresholds().tuned_matcher)
+                after = topk_accuracy(Xa, la, Xb, lb, Thresholds().tuned_matcher)
                 Ca, Cb = cue_vectors(ca), cue_vectors(cb)
-                cues = {str(w): closed_scores(with_cues(Xa, Ca, w), la, with_cues(Xb, Cb, w), lb, Thresholds().tuned_matcher)
+                cues = {str(w): topk_accuracy(with_cues(Xa, Ca, w), la, with_cues(Xb, Cb, w), lb, Thresholds().tuned_matcher)
                         for w in CUE_WEIGHTS}
                 return {"n": len(lb), "before": before, "after": after, "after_cues": cues, "train_s": secs, "train_faces": len(la)}
             res.append(cached(f"closed-c-{name}-{f}", run))
@@ -158,14 +149,13 @@ def part_kshot(S, ks=(5, 10, 30), only=None):
                 continue
             accs, accs0 = [], []
             for seed in range(5):
-                rng = np.random.default_rng(seed)
-                pick = np.concatenate([rng.choice(np.flatnonzero(la == c), K, replace=False) for c in sorted(counts)])
+                pick = kshot_draw(la, K, seed)
                 lk, ck = la[pick], [ca[i] for i in pick]
 
                 def run():
-                    before = closed_scores(base.embed_batch(ck), lk, Xb0, lb, Thresholds().default_matcher)[0]
+                    before = topk_accuracy(base.embed_batch(ck), lk, Xb0, lb, Thresholds().default_matcher)[0]
                     secs, Xa, (Xb,) = train_and_embed(lk, ck, [cb])
-                    return {"before": before, "after": closed_scores(Xa, lk, Xb, lb, Thresholds().tuned_matcher)[0], "train_s": secs}
+                    return {"before": before, "after": topk_accuracy(Xa, lk, Xb, lb, Thresholds().tuned_matcher)[0], "train_s": secs}
                 r = cached(f"kshot-{name}-{K}-{seed}", run)
                 accs.append(r["after"])
                 accs0.append(r["before"])

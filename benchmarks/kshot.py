@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import load_sets  # noqa: E402
-from common import machine, table  # noqa: E402
+from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 
 from charaid.config import default_settings  # noqa: E402
 from charaid.embed import default_embedder  # noqa: E402
 from charaid.evaluate import stratified_folds, subset  # noqa: E402
-from charaid.match import METHODS, Matcher  # noqa: E402
+from charaid.match import METHODS  # noqa: E402
 from charaid.prepare import DetectorSpec  # noqa: E402
 
 
@@ -38,13 +38,8 @@ def train_test(a, b, folds):
 
 
 def kshot(tr, te, K: int, seed: int, method: str) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.choice(np.flatnonzero(tr.labels == c), K, replace=False) for c in sorted(set(tr.labels))])
-    m = Matcher(method).fit(tr.labels[pick], tr.X[pick])
-    order = np.argsort(-m.scores(te.X), axis=1)
-    top1 = float((m.classes[order[:, 0]] == te.labels).mean())
-    top5 = float(np.mean([t in m.classes[o[:5]] for t, o in zip(te.labels, order)]))
-    return top1, top5
+    pick = kshot_draw(tr.labels, K, seed)
+    return topk_accuracy(tr.X[pick], tr.labels[pick], te.X, te.labels, method)
 
 
 def main() -> None:

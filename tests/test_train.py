@@ -75,6 +75,7 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert "the gallery's current model on the same faces: top-1" in r.stderr
     before = out["calibration"]["before"]
     assert before["model_id"].startswith("efficientnet-lite0") and 0 <= before["top1"] <= 1 and 0 <= before["auroc"] <= 1
+    assert before["switch"] == "default", "the name `charaid gallery model` takes to go back"
     with Gallery(gallery_path) as g:
         assert g.model_id == out["model_id"] and not g.missing_vectors(g.model_id)
     assert (models_dir(gallery_path) / f"{out['model_id'].split('*')[0]}.pt").exists()

@@ -7,7 +7,7 @@ colours of hair, skin and the mean of the two eyes, standardised with the mean a
 measured over the development sets' faces (``Thresholds.cue_colour_mean``/``cue_colour_std``).
 
 Where detection ran on a picture, the colours are sampled there at the face's landmarks and
-travel with the crop (:func:`attach`, in ``crop.info``); a crop that arrives without them
+travel with the crop (:func:`carry`, in ``crop.info``); a crop that arrives without them
 (``--no-detect``, a crop re-read from the gallery) is searched again with animeface-2009. A crop in which no face
 is found gets a zero block: it says nothing either way.
 """
@@ -92,10 +92,10 @@ def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
     return np.concatenate([lab(hair), lab(skin), lab((eyes[0] + eyes[1]) / 2)]).astype(np.float32)
 
 
-def attach(crop: Image.Image, face, image: Image.Image) -> Image.Image:
-    """Let ``crop`` carry its face's colours (sampled in ``image``) to the embedder; they survive pickling."""
-    v = face_colours(face, image)
-    crop.info[INFO_KEY] = None if v is None else v.tolist()
+def carry(crop: Image.Image, colours: np.ndarray | None) -> Image.Image:
+    """Let ``crop`` carry its face's colours (None: no face found) to the embedder; they survive
+    pickling, so a worker process can find them and the main process embed."""
+    crop.info[INFO_KEY] = None if colours is None else np.asarray(colours, np.float32).tolist()
     return crop
 
 
@@ -116,11 +116,12 @@ def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
 
 
 def crop_colours(crop: Image.Image) -> np.ndarray | None:
-    """The colours a crop carries, else those found in it again."""
-    if INFO_KEY in crop.info:
-        v = crop.info[INFO_KEY]
-        return None if v is None else np.asarray(v, np.float32)
-    return colours_in_crop(crop)
+    """The colours a crop carries, else those found in it again (and then carried: a crop
+    embedded twice, as `charaid train` does with the gallery's crops, is searched once)."""
+    if INFO_KEY not in crop.info:
+        carry(crop, colours_in_crop(crop))
+    v = crop.info[INFO_KEY]
+    return None if v is None else np.asarray(v, np.float32)
 
 
 class CueColourEmbedder(Embedder):

@@ -94,13 +94,13 @@ def prepare_image(
         return out
     out.size = im.size
     side = default_settings().stored_crop_side
+    colours = spec.thresholds.cue_colour_weight > 0  # the face's colours (charaid.cues) travel with its crop
     if not detect:
         crop = im.copy()
         if max(crop.size) > side:
             crop.thumbnail((side, side), Image.BICUBIC)
-        if spec.thresholds.cue_colour_weight > 0:  # here, in the worker, rather than in the embedder
-            colours = cues.colours_in_crop(crop)
-            crop.info[cues.INFO_KEY] = None if colours is None else colours.tolist()
+        if colours:  # searched here, in the worker, rather than in the embedder
+            cues.carry(crop, cues.colours_in_crop(crop))
         out.faces, out.crops = [None], [crop]
         return out
     try:
@@ -110,7 +110,8 @@ def prepare_image(
         return out
     for f in faces:
         out.faces.append(f)
-        out.crops.append(cues.attach(crop_face(im, f.box, spec.thresholds.crop_margin, side), f, im))
+        crop = crop_face(im, f.box, spec.thresholds.crop_margin, side)
+        out.crops.append(cues.carry(crop, cues.face_colours(f, im)) if colours else crop)
     if with_picture:
         out.picture = picture_crop(im)
     return out

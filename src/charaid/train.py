@@ -30,7 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .embed import IMAGENET_MEAN, IMAGENET_STD, Embedder, EmbedderInfo, _open_efficientnet, l2_normalise, to_tensor_batch
+from .embed import (IMAGENET_MEAN, IMAGENET_STD, Embedder, EmbedderInfo, _open_efficientnet, default_embedder, l2_normalise,
+                    to_tensor_batch)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,8 @@ def _held_out_before(gallery, train_ids, train_labels, known_ids, known_labels, 
     m = Matcher(t.tuned_matcher if mid.startswith(TUNED_PREFIX) else t.default_matcher).fit(train_labels, A)
     Sk = m.scores(K)
     ok = m.classes[Sk.argmax(axis=1)] == known_labels
-    return {"model_id": mid, "top1": float(ok.mean()), "auroc": auroc(Sk.max(axis=1), m.scores(U).max(axis=1))}
+    return {"model_id": mid, "top1": float(ok.mean()), "auroc": auroc(Sk.max(axis=1), m.scores(U).max(axis=1)),
+            "switch": "default" if mid == default_embedder().model_id else mid}  # what `charaid gallery model` takes
 
 
 def train_gallery(
@@ -378,8 +380,8 @@ def train_gallery(
                 worse = b["top1"] > cal["top1"] and b["auroc"] > cal["auroc"]
                 on_stage(f"held-out faces, tuned model: top-1 {cal['top1']:.0%}, AUROC {cal['auroc']:.3f}; the gallery's "
                          f"current model on the same faces: top-1 {b['top1']:.0%}, AUROC {b['auroc']:.3f}"
-                         + ("; the tuned model is worse on both here, so `charaid gallery model "
-                            f"{b['model_id'] if b['model_id'].startswith('tuned-') else 'default'}` may serve you better" if worse else ""))
+                         + (f"; the tuned model is worse on both here, so `charaid gallery model {b['switch']}` may serve "
+                            "you better" if worse else ""))
     elif calibrate_run and on_stage:
         on_stage(f"only {len(counts)} characters: none can be held out to calibrate the unknown threshold, and a model "
                  f"tuned on {len(counts)} characters names most faces of other characters as one of them; "
