@@ -99,3 +99,22 @@ def test_real_faces_get_colours_from_detection(shared):
             assert v is not None and np.isfinite(v).all()
             got += 1
     assert got >= 2
+
+
+def test_spaces_without_the_colours_do_not_search_crops_for_them(tmp_path):
+    from charaid.gallery import Gallery
+    from charaid.models import tuned_embedder
+    from charaid.recognize import Recognizer
+
+    assert cues.uses_colours(default_embedder()) and not cues.uses_colours(imagenet_embedder())
+    assert not cues.uses_colours(tuned_embedder(imagenet_embedder(), cue_weight=0.0))  # a model tuned before them
+    spec = DetectorSpec()
+    assert spec.for_embedder(default_embedder()) is spec
+    assert spec.for_embedder(imagenet_embedder()).thresholds.cue_colour_weight == 0
+    # a gallery of the older space: its recogniser's crops come without a search
+    old = imagenet_embedder()
+    with Gallery(tmp_path / "old.sqlite") as g:
+        rec = Recognizer(g, embedder=old)
+        assert rec.spec.thresholds.cue_colour_weight == 0
+        prep = prepare_image("akane.png", False, rec.spec, with_hash=False, image=portrait(DESIGN["akane"], seed=1))
+        assert cues.INFO_KEY not in prep.crops[0].info

@@ -124,6 +124,15 @@ def crop_colours(crop: Image.Image) -> np.ndarray | None:
     return None if v is None else np.asarray(v, np.float32)
 
 
+def uses_colours(embedder: Embedder) -> bool:
+    """True when ``embedder`` (or one of its joined parts) reads the colours a crop carries:
+    galleries of older spaces (ImageNet features alone, a model tuned before the colours joined)
+    need not search their crops for them."""
+    if isinstance(embedder, CueColourEmbedder):
+        return True
+    return any(uses_colours(p) for p in getattr(embedder, "parts", ()))
+
+
 class CueColourEmbedder(Embedder):
     """The standardised nine colour values, unit length; zeros where no face colours are known."""
 

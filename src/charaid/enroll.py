@@ -77,6 +77,7 @@ def enroll_items(
     embedder = embedder or embedder_for(gallery)
     batch_size = batch_size or default_settings().batch_size
     gallery.check_space(embedder.model_id, embedder.dim)
+    spec = (spec or DetectorSpec()).for_embedder(embedder)
     summary = EnrollSummary(images=len(items))
     todo: list[tuple[str, Path, str]] = []
     for character, path in items:

@@ -97,8 +97,9 @@ class Recognizer:
     ):
         self.gallery = gallery
         self.settings = settings or default_settings()
-        self.spec = detector or DetectorSpec(max_side=self.settings.max_detect_side, thresholds=self.settings.thresholds)
         self.embedder = embedder or embedder_for(gallery)
+        spec = detector or DetectorSpec(max_side=self.settings.max_detect_side, thresholds=self.settings.thresholds)
+        self.spec = spec.for_embedder(self.embedder)
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
         t = self.settings.thresholds
