@@ -31,7 +31,7 @@ class _FaceActor:
 
         torch.set_num_threads(max(1, threads))
         self.spec = spec
-        self.embedder = imagenet_embedder()  # the face store's space (cli._store)
+        self.embedder = imagenet_embedder()  # the face store's space (cli.common._store)
 
     def __call__(self, batch: dict) -> dict:
         from .prepare import prepare_image

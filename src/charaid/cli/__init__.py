@@ -1,0 +1,31 @@
+"""The ``charaid`` command: a thin layer over the library.
+
+Exit status: 0 when every input was used, 2 when any input failed (it is reported on stderr and,
+with ``--json``, in the ``error`` field), 1 for a usage or set-up error, 3 when ``train`` stopped
+at its time limit (running it again resumes). With ``--json`` stdout
+holds one JSON object per line and nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+from .common import EXIT_INPUT, EXIT_OK, EXIT_SETUP, EXIT_STOPPED
+from .parser import build_parser
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SETUP", "EXIT_INPUT", "EXIT_STOPPED"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("charaid: interrupted" + ("; run `charaid train` again to resume" if args.command == "train" else ""), file=sys.stderr)
+        return 130
+    except (FileNotFoundError, NotADirectoryError, ValueError, GalleryError, EmbeddingSpaceError,
+            UnknownCharacterError, RuntimeError) as e:
+        print(f"charaid: error: {e}", file=sys.stderr)
+        return EXIT_SETUP

@@ -1,0 +1,67 @@
+"""Helpers shared by the commands: exit codes, progress bars, the gallery path, the detector."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..config import default_settings
+
+EXIT_OK, EXIT_SETUP, EXIT_INPUT, EXIT_STOPPED = 0, 1, 2, 3
+
+
+def _progress(total: int | None, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=quiet, leave=False, dynamic_ncols=True)
+
+
+def _warn(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"charaid: {msg}", file=sys.stderr)
+
+
+def _gallery_path(args) -> Path:
+    return Path(args.gallery).expanduser() if args.gallery else default_settings().gallery
+
+
+def _detector_spec(args):
+    from ..prepare import DetectorSpec
+
+    s = default_settings()
+    name = args.detector or ("cascade" if args.cascade else "animeface")
+    spec = DetectorSpec(name, str(args.cascade) if args.cascade else None, s.max_detect_side, s.thresholds)
+    spec.build()  # fail now, once, with a clear message (bad cascade path, Pillow too new...)
+    return spec
+
+
+def _workers(args, n: int) -> int:
+    from ..prepare import default_workers
+
+    return default_workers(n) if args.workers is None else args.workers
+
+
+def _sync_index(g) -> None:
+    """Big galleries: bring the ANN index up to date now rather than at the next recognition."""
+    limit = default_settings().exact_search_limit
+    if len(g) >= limit:
+        from ..index import GalleryIndex
+
+        GalleryIndex(g, exact_limit=limit).ensure()
+
+
+def _open_recognizer(args, gallery):
+    from ..recognize import Recognizer
+
+    spec = None if args.no_detect else _detector_spec(args)
+    return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k)
+
+
+def _store(args):
+    from ..embed import imagenet_embedder
+    from ..store import FaceStore
+
+    emb = imagenet_embedder()
+    path = Path(args.store).expanduser() if args.store else default_settings().store
+    return FaceStore(path, emb.model_id, emb.dim), emb

@@ -1,0 +1,245 @@
+"""Commands on faces and the gallery: demo, enroll, recognize, detect, evaluate, gallery."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import (EXIT_INPUT, EXIT_OK, _detector_spec, _gallery_path, _open_recognizer, _progress, _sync_index, _warn,
+                     _workers)
+
+
+def cmd_demo(args) -> int:
+    from ..demo import run_demo
+
+    out = Path(args.out)
+    t0 = time.time()
+    print(f"Drawing 3 characters x 8 portraits and a group picture into {out}/ ...", file=sys.stderr)
+    r = run_demo(out)
+    faces = sorted(r.result.faces, key=lambda f: f.box.x)
+    print(f"Gallery: {r.gallery} (akane, sora, hikari enrolled)")
+    print(f"Recognised {r.scene} ({len(faces)} faces, left to right):")
+    for f, want in zip(faces, r.expected + [None] * len(faces)):
+        top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
+        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown':8s} score {f.score:.2f}   top: {top}")
+    print(f"Annotated picture: {r.annotated}")
+    ok = r.correct
+    print(("OK: " if ok else "UNEXPECTED: ") + f"expected {[e or 'unknown' for e in r.expected]} ({time.time() - t0:.1f} s)")
+    return EXIT_OK if ok else EXIT_INPUT
+
+
+def cmd_enroll(args) -> int:
+    from ..enroll import enroll_items, labelled_images
+    from ..gallery import Gallery
+
+    items = labelled_images(args.dir)
+    spec = None if args.no_detect else _detector_spec(args)
+    with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
+        s = enroll_items(
+            g, items, detect=not args.no_detect, spec=spec, workers=_workers(args, len(items)),
+            on_progress=bar.update, on_error=lambda p, r: _warn(f"{p}: {r}"),
+        )
+        for src, other in s.conflicts:
+            _warn(f"{src}: already enrolled as {other!r}; skipped")
+        _sync_index(g)
+        print(
+            f"enrolled {s.added} faces of {len(s.characters)} characters and {s.pictures} whole pictures into {g.path} "
+            f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
+            f"{len(s.errors)} unreadable); "
+            f"gallery now {len(g)} faces of {len(g.characters())} characters",
+            file=sys.stderr,
+        )
+    return EXIT_INPUT if s.errors else EXIT_OK
+
+
+def cmd_recognize(args) -> int:
+    from ..annotate import annotate, annotated_path
+    from ..gallery import Gallery
+    from ..images import iter_image_paths, load_image
+
+    paths = list(iter_image_paths(args.paths))
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first (charaid enroll DIR --gallery {gp})")
+    failed = 0
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    out = None
+    if args.output:
+        done = _resume_output(Path(args.output))
+        if done:
+            _warn(f"{args.output}: {len(done)} images already done, resuming with the rest")
+            paths = [p for p in paths if str(p) not in done]
+        out = open(args.output, "a", encoding="utf-8")
+    with Gallery(gp) as g, _progress(len(paths), "recognise", args.quiet) as bar:
+        rec = _open_recognizer(args, g)
+        if not g.names():
+            _warn(f"{gp}: the gallery is empty, every face will be unknown")
+        for res in rec.recognize_paths(paths, detect=not args.no_detect, workers=_workers(args, len(paths)), pictures=args.picture):
+            bar.update(1)
+            if res.error:
+                failed += 1
+                _warn(f"{res.path}: {res.error}")
+            if out is not None:
+                out.write(res.to_json() + "\n")
+                out.flush()
+            if args.json:
+                bar.clear()
+                print(res.to_json(), flush=True)
+            elif out is None:
+                _print_human(res)
+            if args.annotate and not res.error:
+                annotate(load_image(res.path), res.faces).save(annotated_path(args.annotate, res.path))
+    if out is not None:
+        out.close()
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _resume_output(path: Path) -> set[str]:
+    """Paths already answered in a JSON-lines output file; a line torn by a kill is cut off."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    done = set()
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            done.add(json.loads(line)["path"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
+
+
+def _print_human(res) -> None:
+    if res.error:
+        print(f"{res.path}: error: {res.error}")
+        return
+    print(f"{res.path}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
+    for f in res.faces:
+        top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
+        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown'}  ({f.score:.2f})  top: {top}")
+
+
+def cmd_detect(args) -> int:
+    from ..annotate import annotated_path
+    from ..images import iter_image_paths, load_image
+    from ..prepare import prepare_many
+
+    paths = list(iter_image_paths(args.paths))
+    spec = _detector_spec(args)
+    failed = 0
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    with _progress(len(paths), "detect", args.quiet) as bar:
+        for prep in prepare_many(paths, True, spec, _workers(args, len(paths)), with_hash=False):
+            bar.update(1)
+            faces = [{"box": f.box.as_list(), "score": round(f.score, 4)} for f in prep.faces if f is not None]
+            if prep.error:
+                failed += 1
+                _warn(f"{prep.path}: {prep.error}")
+            if args.json:
+                print(json.dumps({"path": prep.path, "faces": faces, "error": prep.error}, ensure_ascii=False), flush=True)
+            elif not prep.error:
+                print(f"{prep.path}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
+            if args.annotate and prep.ok:
+                from PIL import ImageDraw
+
+                im = load_image(prep.path)
+                dr = ImageDraw.Draw(im)
+                for f in prep.faces:
+                    x, y, w, h = f.box.as_list()
+                    dr.rectangle([x, y, x + w, y + h], outline=(255, 0, 80), width=max(2, max(im.size) // 300))
+                im.save(annotated_path(args.annotate, prep.path))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .. import evaluate as ev
+    from ..embed import default_embedder
+
+    embedder = default_embedder()
+    spec = None if args.no_detect else _detector_spec(args)
+    errors: list[str] = []
+
+    def embed(root):
+        from ..enroll import labelled_images
+
+        n = len(labelled_images(root))
+        with _progress(n, f"embed {Path(root).name}", args.quiet) as bar:
+            return ev.embed_labelled(
+                root, embedder, not args.no_detect, spec, _workers(args, n),
+                on_error=lambda p, r: (errors.append(p), _warn(f"{p}: {r}")), on_progress=bar.update,
+            )
+
+    data = embed(args.dir)
+    if args.test:
+        test = embed(args.test)
+        report = ev.evaluate_split(data, test, args.method)
+        if report.unknown is None:
+            report.unknown = ev.leave_out_unknowns(data, test, method=args.method)
+    else:
+        report = ev.evaluate_folds(data, args.folds, args.method)
+        tr, te = ev.split_holdout(data, 1 / args.folds)
+        report.unknown = ev.leave_out_unknowns(tr, te, method=args.method)
+    print(report.to_markdown())
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
+        (out / "report.md").write_text(report.to_markdown())
+        ev.plot_confusion(report, out / "confusion.png")
+        print(f"report written to {out}/ (report.md, report.json, confusion.png)", file=sys.stderr)
+    return EXIT_INPUT if errors else EXIT_OK
+
+
+def cmd_gallery(args) -> int:
+    from ..gallery import Gallery
+    from ..recognize import GALLERY_THRESHOLD_KEY, Recognizer
+
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here")
+    with Gallery(gp) as g:
+        if args.action == "list":
+            chars = g.characters()
+            if args.json:
+                for c in chars:
+                    print(json.dumps({"character": c.name, "samples": c.samples}, ensure_ascii=False))
+            else:
+                for c in chars:
+                    print(f"{c.name}\t{c.samples}")
+                print(f"{len(chars)} characters, {len(g)} faces, model {g.model_id}", file=sys.stderr)
+        elif args.action == "remove":
+            n = g.remove_character(args.name)
+            _sync_index(g)
+            print(f"removed {args.name!r} and its {n} faces", file=sys.stderr)
+        elif args.action == "rename":
+            g.rename_character(args.old, args.new, merge=args.merge)
+            print(f"renamed {args.old!r} to {args.new!r}", file=sys.stderr)
+        elif args.action == "threshold":
+            if args.value == "auto":
+                g.set_json(GALLERY_THRESHOLD_KEY, None)
+            elif args.value is not None:
+                g.set_json(GALLERY_THRESHOLD_KEY, {"threshold": float(args.value)})
+            rec = Recognizer(g)
+            cal = rec.calibration
+            src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated" if cal.n_known else "default"
+            if src == "default":
+                print("this gallery is too small to calibrate its own threshold (it needs 3 characters, "
+                      f"2 faces each); the default {rec.threshold:.2f} is used", file=sys.stderr)
+            print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
+        elif args.action == "model":
+            from ..models import gallery_models, switch_model
+
+            if args.model:
+                emb = switch_model(g, args.model)
+                _sync_index(g)
+                print(f"{g.path} now compares with {emb.model_id}", file=sys.stderr)
+            for mid, n in gallery_models(g):
+                print(json.dumps({"model_id": mid, "samples": n, "active": mid == g.model_id}))
+    return EXIT_OK

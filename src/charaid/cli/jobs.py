@@ -1,0 +1,231 @@
+"""Longer jobs: sort a folder, fine-tune (train), serve the web app, the face store (index, search)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import (EXIT_INPUT, EXIT_OK, EXIT_STOPPED, _detector_spec, _gallery_path, _progress, _store, _warn, _workers)
+
+
+def cmd_sort(args) -> int:
+    from .. import sort as srt
+    from ..gallery import Gallery
+    from ..images import iter_image_paths
+    from ..journal import Journal
+    from ..recognize import Recognizer
+
+    if args.list_runs or args.undo is not None or args.resume:
+        if len(args.paths) != 1:
+            raise ValueError("--list-runs, --undo and --resume take one folder: the destination DST")
+        dst = Path(args.paths[0])
+        if not (dst / ".charaid" / "journal.sqlite").exists():
+            raise FileNotFoundError(f"{dst}: no sort journal here (not a charaid sort destination)")
+        if args.list_runs:
+            j = Journal(dst)
+            for r in j.runs():
+                acts = j.actions(r.id)
+                row = {"run": r.id, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started)), "status": r.status,
+                       "src": r.src, "options": r.options, "files": len({a.src for a in acts}),
+                       "copied": sum(a.kind == "copy" and a.state == "done" for a in acts),
+                       "moved": sum(a.kind == "move" and a.state == "done" for a in acts)}
+                print(json.dumps(row) if args.json else
+                      f"run {row['run']}  {row['started']}  {row['status']:8s} {'move' if r.options.get('move') else 'copy'}  "
+                      f"{row['files']} files ({row['copied']} copied, {row['moved']} moved)  from {r.src}")
+            j.close()
+            return EXIT_OK
+        if args.undo is not None:
+            n, problems = srt.undo(dst, args.undo, on_error=lambda p, r: _warn(f"{p}: {r}"))
+            print(f"run {args.undo} undone: {n} files put back or removed, {len(problems)} problems", file=sys.stderr)
+            return EXIT_INPUT if problems else EXIT_OK
+    else:
+        if len(args.paths) != 2:
+            raise ValueError("sort takes SRC and DST (or --resume/--undo RUN/--list-runs with DST alone)")
+        src, dst = (Path(p) for p in args.paths)
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first")
+    failed = 0
+
+    def on_error(p, r):
+        nonlocal failed
+        failed += 1
+        _warn(f"{p}: {r}")
+
+    def on_decision(d):
+        if args.json or args.dry_run:
+            row = {"path": str(d.src), "folders": d.folders, "faces": d.faces,
+                   "characters": [{"character": c, "score": sc} for c, sc in d.characters], "by_picture": d.by_picture,
+                   "error": d.error}
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                print(f"{d.src}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
+
+    with Gallery(gp) as g:
+        rec = Recognizer(g, detector=_detector_spec(args), threshold=args.threshold)
+        if args.resume:
+            workers = _workers(args, 100)
+            with _progress(None, "sort (resume)", args.quiet) as bar:
+                s = srt.resume(dst, rec, workers, on_progress=bar.update, on_error=on_error, on_decision=on_decision)
+            if s is None:
+                print(f"nothing to resume in {dst}: its last run finished", file=sys.stderr)
+                return EXIT_OK
+        else:
+            n = sum(1 for _ in iter_image_paths([src]))
+            opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan, not args.faces_only)
+            with _progress(n, "sort", args.quiet) as bar:
+                s = srt.Sorter(rec, dst, opts).run(src, on_progress=bar.update, on_error=on_error,
+                                                   on_decision=on_decision, dry_run=args.dry_run)
+    summary = {"run": s.run_id, "images": s.images, "unchanged": s.unchanged, "folders": dict(sorted(s.per_folder.items())),
+               "copied": s.copied, "moved": s.moved, "duplicates": s.duplicates, "errors": len(s.errors),
+               "seconds": round(s.seconds, 1), "images_per_second": round(s.images_per_second, 2), "dry_run": bool(args.dry_run)}
+    if args.json:
+        print(json.dumps({"summary": summary}))
+    lines = [f"{'planned' if args.dry_run else 'sorted'} {s.images} images in {s.seconds:.1f} s "
+             f"({s.images_per_second:.1f}/s); {s.unchanged} unchanged since the last run"]
+    lines += [f"  {k}: {v}" for k, v in sorted(s.per_folder.items())]
+    lines.append(f"  copied {s.copied}, moved {s.moved}, duplicates skipped {s.duplicates}, errors {len(s.errors)}"
+                 + (f"; run {s.run_id} (undo: charaid sort --undo {s.run_id} {dst})" if s.run_id else ""))
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_INPUT if s.errors else EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from ..gallery import Gallery
+    from ..train import TrainConfig, train_gallery
+
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first")
+    cfg = TrainConfig(epochs=args.epochs) if args.epochs else TrainConfig()
+    bars: dict[str, tqdm] = {}
+
+    def on_epoch(stage: str, epoch: int, total: int, loss: float) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=f"train ({stage})", unit="epoch", file=sys.stderr, disable=args.quiet, leave=False)
+            bars[stage].update(epoch - 1)
+        bars[stage].update(1)
+        bars[stage].set_postfix(loss=f"{loss:.3f}")
+
+    with Gallery(gp) as g:
+        res = train_gallery(g, cfg, args.minutes, not args.no_calibration, on_epoch, lambda m: _warn(m))
+    for b in bars.values():
+        b.close()
+    if res.resumed_from:
+        _warn(f"resumed an interrupted run at epoch {res.resumed_from}")
+    if res.model_id is None:
+        _warn(f"stopped at the time limit after epoch {res.epochs_done} of {res.epochs}; run `charaid train` again to resume")
+        return EXIT_STOPPED
+    cal = res.calibration or {}
+    print(json.dumps({"model_id": res.model_id, "faces": res.faces, "characters": res.characters,
+                      "epochs": res.epochs_done, "seconds": round(res.seconds, 1),
+                      "threshold": cal.get("threshold"), "calibration": cal or None}, default=str))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from ..gallery import Gallery
+    from ..web.app import ServerConfig, create_app
+
+    gp = _gallery_path(args)
+    Gallery(gp).close()  # create it (empty) if new, fail now if it is not a gallery
+    label_dir = Path(args.label_dir).resolve() if args.label_dir else None
+    if label_dir is not None and not label_dir.is_dir():
+        raise NotADirectoryError(f"{args.label_dir}: not a folder")
+    cfg = ServerConfig.for_host(gp, args.host, label_dir=label_dir, max_upload_mb=args.max_upload_mb)
+    app = create_app(cfg)
+    url = f"http://{args.host if ':' not in args.host else '[' + args.host + ']'}:{args.port}/"
+    print(f"charaid serve: gallery {gp}" + (f", labelling {label_dir}" if label_dir else ""), file=sys.stderr)
+    if cfg.token:
+        print(f"bound to {args.host}: changing the gallery needs this token (header X-Charaid-Token): {cfg.token}", file=sys.stderr)
+        print(f"open {url}?token={cfg.token}", file=sys.stderr)
+    else:
+        print(f"open {url}  (API docs: {url}docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
+def cmd_index(args) -> int:
+    from ..images import iter_image_paths
+    from ..store import index_local, pending_paths
+
+    spec = _detector_spec(args)
+    store, emb = _store(args)
+    failed = done = faces = 0
+    t0 = time.time()
+    with store, _progress(None, "index", args.quiet) as bar:
+        todo = pending_paths(store, iter_image_paths(args.paths), args.rescan)
+        if args.engine == "ray":
+            from ..distributed import index_ray
+
+            results = index_ray(todo, spec, emb.dim, address=args.ray_address, actors=args.workers or 0)
+        else:
+            results = index_local(todo, emb, spec, _workers(args, 10**9))
+        batch = []
+        for r in results:
+            bar.update(1)
+            batch.append(r)
+            done += 1
+            faces += len(r.boxes)
+            if r.error:
+                failed += 1
+                _warn(f"{r.path}: {r.error}")
+            if args.json:
+                bar.clear()
+                print(json.dumps(r.to_dict(), ensure_ascii=False), flush=True)
+            if len(batch) >= 64:
+                store.write(batch)
+                batch = []
+        store.write(batch)
+        n = store.sync_index()
+        c = store.counts()
+    secs = time.time() - t0
+    print(f"charaid: indexed {done} new images ({faces} faces, {failed} failed) in {secs:.1f} s"
+          f" ({done / max(secs, 1e-9):.2f} images/s); the store holds {c['images']} images, {c['faces']} faces;"
+          f" index: {len(n)} vectors ({n.backend})", file=sys.stderr)
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_search(args) -> int:
+    from ..errors import ImageError
+    from ..images import load_image
+    from ..prepare import PreparedImage, prepare_image
+
+    spec = None if args.no_detect else _detector_spec(args)
+    store, emb = _store(args)
+    failed = 0
+    with store:
+        for path in args.images:
+            try:
+                im = load_image(path)
+            except ImageError as e:
+                im, prep = None, PreparedImage(path, error=e.reason)
+            if im is not None:
+                prep = prepare_image(path, not args.no_detect, spec, with_hash=False, image=im)
+                if prep.ok and not prep.crops:  # no face found: take the whole picture as the face
+                    prep = prepare_image(path, False, spec, with_hash=False, image=im)
+            if prep.error:
+                failed += 1
+                _warn(f"{path}: {prep.error}")
+                out = {"path": path, "faces": [], "error": prep.error}
+            else:
+                hits = store.search(emb.embed_batch(prep.crops), args.k)
+                out = {"path": path, "error": None, "faces": [
+                    {"box": (f.box.as_list() if f is not None else [0, 0, *prep.size]), "hits": [h.to_dict() for h in hs]}
+                    for f, hs in zip(prep.faces, hits)]}
+            if args.json:
+                print(json.dumps(out, ensure_ascii=False), flush=True)
+            else:
+                print(f"{path}: {len(out['faces'])} face(s)")
+                for f in out["faces"]:
+                    print(f"  face {f['box']}:")
+                    for h in f["hits"]:
+                        print(f"    {h['similarity']:.3f}  {h['path']}  {h['box']}")
+    return EXIT_INPUT if failed else EXIT_OK

@@ -1,0 +1,144 @@
+"""The argument parser: every command, its options and its help."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..detect import DETECTORS
+from .faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_recognize
+from .jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train
+
+
+def _float_or_auto(v: str) -> str:
+    if v != "auto":
+        float(v)
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="charaid", description="Recognise anime characters in pictures.")
+    p.add_argument("--version", action="version", version=f"charaid {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, gallery=True, detect=True):
+        if gallery:
+            sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+        if detect:
+            sp.add_argument("--detector", choices=DETECTORS, help="face detector (default animeface; cascade if --cascade is given)")
+            sp.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, e.g. lbpcascade_animeface.xml")
+            sp.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection (default: all cores for batches)")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
+    sp.add_argument("--out", default="charaid-demo", help="folder for the demo's pictures and gallery (default ./charaid-demo)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("enroll", help="add characters from DIR/<character>/<images> to the gallery")
+    sp.add_argument("dir", metavar="DIR")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    common(sp)
+    sp.set_defaults(func=cmd_enroll)
+
+    sp = sub.add_parser("recognize", aliases=["recognise"], help="name the characters in images")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    sp.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates per face (default 5)")
+    sp.add_argument("--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
+    sp.add_argument("--output", metavar="FILE", help="append JSON lines to FILE; run again to resume: images already in FILE are skipped")
+    sp.add_argument("--picture", action="store_true",
+                    help="when no face is named, compare the whole picture with the enrolled pictures (adds a 'picture' field)")
+    common(sp)
+    sp.set_defaults(func=cmd_recognize)
+
+    sp = sub.add_parser("detect", help="find anime faces in images")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with its face boxes to OUTDIR")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_detect)
+
+    sp = sub.add_parser("evaluate", help="measure recognition on labelled folders")
+    sp.add_argument("dir", metavar="DIR", help="DIR/<character>/<images>")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--test", metavar="DIR2", help="fit on DIR, test on DIR2 (characters missing from DIR are unknowns)")
+    g.add_argument("--folds", type=int, default=5, help="k-fold cross-validation on DIR (default 5)")
+    sp.add_argument("--report", metavar="OUT", help="folder for report.md, report.json and confusion.png")
+    sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
+    sp.add_argument("--method", default="logreg", choices=["logreg", "prototype", "knn"], help="matcher (default logreg)")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("sort", help="sort pictures into DST/<character>/ folders (copy or move; resumable; undoable)")
+    sp.add_argument("paths", nargs="+", metavar="SRC DST", help="source and destination folders (DST alone with --resume, --undo, --list-runs)")
+    sp.add_argument("--move", action="store_true", help="move instead of copy (each move is verified before the source goes)")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    sp.add_argument("--multi", choices=["copy-each", "group", "primary"], default="copy-each",
+                    help="pictures with several characters: into each folder (default), DST/_group/A+B/, or the most confident")
+    sp.add_argument("--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)")
+    sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    sp.add_argument("--json", action="store_true", help="one JSON line per picture, then a summary line")
+    sp.add_argument("--rescan", action="store_true", help="look at every file again, even unchanged ones")
+    sp.add_argument("--faces-only", action="store_true",
+                    help="sort by faces alone: a picture with no named face goes to _no_face/_unknown, never by its whole-picture look")
+    sp.add_argument("--resume", action="store_true", help="finish the last interrupted run in DST")
+    sp.add_argument("--undo", type=int, metavar="RUN", help="put every file of run RUN back where it was")
+    sp.add_argument("--list-runs", action="store_true", help="list the runs recorded in DST")
+    common(sp)
+    sp.set_defaults(func=cmd_sort)
+
+    sp = sub.add_parser("train", help="fine-tune the embedder on the gallery's faces (minutes on a CPU; resumable)")
+    sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+    sp.add_argument("--epochs", type=int, metavar="N", help="epochs (default 20)")
+    sp.add_argument("--minutes", type=float, metavar="N", help="stop after this long; running train again resumes")
+    sp.add_argument("--no-calibration", action="store_true", help="skip the held-out run that calibrates the unknown threshold")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("serve", help="web pages to recognise, label and manage the gallery, and a REST API")
+    sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; elsewhere, changes need a token)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)")
+    sp.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20 MB)")
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("index", help="embed every face of big folders into a face store, for search by image (resumable)")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
+    sp.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data actors")
+    sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)")
+    sp.add_argument("--rescan", action="store_true", help="index every image again, even unchanged ones")
+    sp.add_argument("--json", action="store_true", help="one JSON object per newly indexed image on stdout")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("search", help="find the indexed faces most like the faces of an image (robust to crops and flips)")
+    sp.add_argument("images", nargs="+", metavar="IMAGE")
+    sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
+    sp.add_argument("--k", type=int, default=10, help="images to return per face (default 10)")
+    sp.add_argument("--no-detect", action="store_true", help="the image is already a face crop")
+    sp.add_argument("--json", action="store_true", help="one JSON object per query image on stdout")
+    common(sp, gallery=False)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("gallery", help="list, remove or rename characters; show or set the threshold; switch models")
+    gsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = gsub.add_parser("list", help="characters and their face counts")
+    a.add_argument("--json", action="store_true")
+    a = gsub.add_parser("remove", help="delete a character and its faces")
+    a.add_argument("name")
+    a = gsub.add_parser("rename", help="rename a character")
+    a.add_argument("old")
+    a.add_argument("new")
+    a.add_argument("--merge", action="store_true", help="if NEW exists, move OLD's faces into it")
+    a = gsub.add_parser("threshold", help="show the unknown threshold; set it with VALUE, or 'auto' to calibrate")
+    a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
+    a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the default, untuned features)")
+    a.add_argument("model", nargs="?", metavar="MODEL|default")
+    for a in gsub.choices.values():
+        a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")
+    sp.set_defaults(func=cmd_gallery)
+    return p
