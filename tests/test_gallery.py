@@ -169,7 +169,7 @@ def test_killed_mid_enrol_loses_nothing(tmp_path):
 
 def test_schema_migrates_forward_keeping_data(tmp_path):
     """A gallery made by the first schema (no labelling tables) opens, upgrades, keeps its faces."""
-    from charaid.gallery import MIGRATIONS, SCHEMA_VERSION
+    from charaid.schema import GALLERY_MIGRATIONS as MIGRATIONS, SCHEMA_VERSION
 
     p = tmp_path / "old.sqlite"
     with sqlite3.connect(p) as db:  # exactly what version 1 created

@@ -24,77 +24,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+from .schema import GALLERY_MIGRATIONS, migrate
 
-# Each entry moves the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE characters (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE samples (
-        id INTEGER PRIMARY KEY,
-        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
-        source_path TEXT,
-        content_hash TEXT NOT NULL,
-        box TEXT NOT NULL,
-        crop BLOB,
-        created_at REAL NOT NULL,
-        UNIQUE (content_hash, box)
-    );
-    CREATE INDEX samples_character ON samples(character_id);
-    CREATE TABLE embeddings (
-        sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
-        model_id TEXT NOT NULL,
-        dim INTEGER NOT NULL,
-        vector BLOB NOT NULL,
-        PRIMARY KEY (sample_id, model_id)
-    );
-    """,
-    # 2: the labelling assistant's queue (charaid serve, /label)
-    """
-    CREATE TABLE label_faces (
-        id INTEGER PRIMARY KEY,
-        source TEXT NOT NULL,
-        content_hash TEXT NOT NULL,
-        box TEXT NOT NULL,
-        crop BLOB NOT NULL,
-        detector_score REAL NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        character TEXT,
-        sample_id INTEGER,
-        model_id TEXT,
-        vector BLOB,
-        added_at REAL NOT NULL,
-        UNIQUE (content_hash, box)
-    );
-    CREATE INDEX label_faces_status ON label_faces(status);
-    CREATE TABLE label_rejections (
-        face_id INTEGER NOT NULL REFERENCES label_faces(id) ON DELETE CASCADE,
-        character TEXT NOT NULL,
-        PRIMARY KEY (face_id, character)
-    );
-    CREATE TABLE label_actions (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL);
-    """,
-    # 3: whole enrolled pictures (charaid.picture), the fallback when no face is named
-    """
-    CREATE TABLE pictures (
-        id INTEGER PRIMARY KEY,
-        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
-        content_hash TEXT NOT NULL,
-        source_path TEXT,
-        model_id TEXT NOT NULL,
-        dim INTEGER NOT NULL,
-        vector BLOB NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (content_hash, model_id)
-    );
-    CREATE INDEX pictures_character ON pictures(character_id);
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -177,20 +108,7 @@ class Gallery:
 
     # -- life cycle -------------------------------------------------------------------------
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise GalleryError(
-                f"{self.path}: made by a newer charaid (schema {version}, this one reads up to {SCHEMA_VERSION})"
-            )
-        if version == 0:
-            tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if tables:
-                raise GalleryError(f"{self.path}: an SQLite file, but not a charaid gallery")
-        for v in range(version, SCHEMA_VERSION):
-            with self.transaction():
-                for stmt in _split_sql(MIGRATIONS[v]):
-                    self._db.execute(stmt)
-                self._db.execute(f"PRAGMA user_version = {v + 1}")
+        migrate(self._db, GALLERY_MIGRATIONS, self.path, "gallery")
 
     def close(self) -> None:
         self._db.close()
@@ -484,8 +402,3 @@ def rows_for_ids(db: sqlite3.Connection, query: str, ids: Sequence[int], args: t
         part = ids[i : i + 900]
         yield from db.execute(query.format(",".join("?" * len(part))), (*args, *part))
 
-
-def _split_sql(script: str) -> Iterator[str]:
-    for stmt in script.split(";"):
-        if stmt.strip():
-            yield stmt

@@ -24,6 +24,7 @@ import numpy as np
 from .detect import Box
 from .errors import EmbeddingSpaceError, GalleryError
 from .gallery import rows_for_ids
+from .schema import migrate
 from .index import SyncedIndex
 
 MIGRATIONS = [
@@ -110,17 +111,7 @@ class FaceStore:
         self._current = None  # the synced index, until the next write
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise GalleryError(f"{self.path}: made by a newer charaid (schema {version})")
-        if version == 0 and self._db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
-            raise GalleryError(f"{self.path}: an SQLite file, but not a charaid face store")
-        for v in range(version, len(MIGRATIONS)):
-            self._db.execute("BEGIN IMMEDIATE")
-            for stmt in filter(str.strip, MIGRATIONS[v].split(";")):
-                self._db.execute(stmt)
-            self._db.execute(f"PRAGMA user_version = {v + 1}")
-            self._db.execute("COMMIT")
+        migrate(self._db, MIGRATIONS, self.path, "face store")
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,111 @@
+"""Schema migrations shared by charaid's SQLite files (the gallery, the face store).
+
+Each file records its schema version in SQLite's ``user_version``; each migration moves it one
+step, in its own transaction, so a file is never left half-migrated. A file of a newer charaid
+is refused rather than misread, and so is an SQLite file that is not charaid's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import GalleryError
+
+# Each entry moves the schema from version i to i + 1; append, never edit.
+GALLERY_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE characters (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        source_path TEXT,
+        content_hash TEXT NOT NULL,
+        box TEXT NOT NULL,
+        crop BLOB,
+        created_at REAL NOT NULL,
+        UNIQUE (content_hash, box)
+    );
+    CREATE INDEX samples_character ON samples(character_id);
+    CREATE TABLE embeddings (
+        sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (sample_id, model_id)
+    );
+    """,
+    # 2: the labelling assistant's queue (charaid serve, /label)
+    """
+    CREATE TABLE label_faces (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        box TEXT NOT NULL,
+        crop BLOB NOT NULL,
+        detector_score REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        character TEXT,
+        sample_id INTEGER,
+        model_id TEXT,
+        vector BLOB,
+        added_at REAL NOT NULL,
+        UNIQUE (content_hash, box)
+    );
+    CREATE INDEX label_faces_status ON label_faces(status);
+    CREATE TABLE label_rejections (
+        face_id INTEGER NOT NULL REFERENCES label_faces(id) ON DELETE CASCADE,
+        character TEXT NOT NULL,
+        PRIMARY KEY (face_id, character)
+    );
+    CREATE TABLE label_actions (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL);
+    """,
+    # 3: whole enrolled pictures (charaid.picture), the fallback when no face is named
+    """
+    CREATE TABLE pictures (
+        id INTEGER PRIMARY KEY,
+        character_id INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        source_path TEXT,
+        model_id TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (content_hash, model_id)
+    );
+    CREATE INDEX pictures_character ON pictures(character_id);
+    """,
+]
+SCHEMA_VERSION = len(GALLERY_MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[str], path: Path, kind: str) -> None:
+    """Bring ``db`` (the file at ``path``, a charaid ``kind``) up to ``len(migrations)``."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(migrations):
+        raise GalleryError(f"{path}: made by a newer charaid (schema {version}, this one reads up to {len(migrations)})")
+    if version == 0 and db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+        raise GalleryError(f"{path}: an SQLite file, but not a charaid {kind}")
+    for v in range(version, len(migrations)):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in split_sql(migrations[v]):
+                db.execute(stmt)
+            db.execute(f"PRAGMA user_version = {v + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def split_sql(script: str) -> Iterator[str]:
+    """The statements of a migration script (none of charaid's contain a ';' in a literal)."""
+    for stmt in script.split(";"):
+        if stmt.strip():
+            yield stmt
