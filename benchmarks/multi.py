@@ -1,0 +1,78 @@
+"""One answer per face in pictures of several characters: newgame8's multi-character illustrations.
+
+    python benchmarks/multi.py [--workers 2]
+
+`newgame8/raw` labels each of its 320 illustrations with the SET of characters it shows. The
+271 that show one character are enrolled (largest face of each, as `charaid enroll` does, into a
+temporary gallery); the 49 that show two or more are recognised with the gallery's own
+calibrated threshold, as `charaid recognize` does. No illustration is in both. For each
+listed character: is it named on some face of its picture (recall)? For each name given: is
+it one of the picture's characters (precision)? Also the faces found against the characters
+listed, and how many pictures get their whole set right.
+
+These are 8 look-alikes of one series (New Game!), the hard case: the single-face figures of the
+same gallery are in benchmarks/accuracy.py ("newgame8 (5-fold)").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+from common import machine, table  # noqa: E402
+
+from charaid.enroll import enroll_items  # noqa: E402
+from charaid.gallery import Gallery  # noqa: E402
+from charaid.recognize import Recognizer  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=2, help="processes for decoding and detection (default 2)")
+    args = ap.parse_args()
+    datasets.require()
+    labelled = datasets.newgame8_raw_labels()
+    singles = [(labels[0], p) for p, labels in labelled if len(labels) == 1]
+    multi = [(p, set(labels)) for p, labels in labelled if len(labels) > 1]
+    print(f"# multi-character pictures: newgame8; {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "g.sqlite") as g:
+        t = time.time()
+        s = enroll_items(g, singles, workers=args.workers)
+        enrol_s = time.time() - t
+        rec = Recognizer(g)
+        thr = rec.threshold
+        t = time.time()
+        results = list(rec.recognize_paths([p for p, _ in multi], workers=args.workers))
+        rec_s = time.time() - t
+    listed = found = given = right = whole = faces = 0
+    missed: Counter = Counter()
+    for (path, truth), r in zip(multi, results):
+        names = {f.character for f in r.faces if f.character}
+        tops = {f.top[0].character for f in r.faces if f.top}
+        listed += len(truth)
+        found += len(truth & names)
+        given += len(names)
+        right += len(names & truth)
+        whole += names == truth
+        faces += len(r.faces)
+        for c in truth - names:
+            missed["not detected or unknown" if c not in tops else "top guess, below the threshold"] += 1
+    print(f"Enrolled {len(singles)} single-character pictures ({sum(1 for _ in s.characters)} characters, "
+          f"{len(s.no_face)} without a face found) in {enrol_s:.0f} s; threshold {thr:.3f} (calibrated by the gallery).\n")
+    print(table(
+        ["pictures", "characters listed", "faces found", "characters named (recall)", "names given", "names right (precision)",
+         "pictures with exactly their set", "seconds"],
+        [[len(multi), listed, faces, f"{found} ({found / max(1, listed):.3f})", given, f"{right} ({right / max(1, given):.3f})",
+          whole, f"{rec_s:.1f}"]],
+    ))
+    print(f"\nListed characters not named: {dict(missed)}")
+
+
+if __name__ == "__main__":
+    main()
