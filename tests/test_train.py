@@ -142,3 +142,11 @@ def test_train_needs_two_characters(tmp_path, synth_train):
         enroll_items(gal, [x for x in labelled_images(synth_train) if x[0] == "sora"])
     r = run_cli("train", "--gallery", str(g), "--epochs", "1", "-q")
     assert r.returncode == 0 and "none can be held out to calibrate" in r.stderr, r.stderr
+
+
+def test_train_advises_against_itself_with_few_faces_a_character():
+    from charaid.train import few_faces_advice
+
+    msg = few_faces_advice({"a": 8, "b": 12, "c": 40}, 30)
+    assert msg is not None and "median character has 12 faces" in msg and "gallery model default" in msg
+    assert few_faces_advice({"a": 30, "b": 31, "c": 5}, 30) is None  # the median decides, not the smallest

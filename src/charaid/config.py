@@ -76,6 +76,12 @@ class Thresholds:
     #: at 0.25 (better on all four sets), 0.891 at 0.5 (worse on danbooru6); 0.25 is the default
     #: features' weight (docs/benchmarks.md, "Fine-tuning ... with the colour cues").
     tuned_cue_weight: float = 0.25
+    #: ``charaid train`` advises against itself when the median character has fewer faces than
+    #: this: fine-tuning on 5 or 10 faces a character lost 0.06-0.15 top-1 against the untuned
+    #: features (moeimouto10, danbooru6, newgame8; 5 seeds each), on 30 it about broke even
+    #: (+0.020, -0.011), on all of moeimouto10's (~76) it gained 0.04 (docs/benchmarks.md, "K
+    #: faces a character after fine-tuning").
+    train_advised_faces: int = 30
 
 
 @dataclass(frozen=True)

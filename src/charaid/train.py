@@ -306,6 +306,17 @@ def _held_out_before(gallery, train_ids, train_labels, known_ids, known_labels, 
             "switch": "default" if mid == default_embedder().model_id else mid}  # what `charaid gallery model` takes
 
 
+def few_faces_advice(counts: dict[str, int], advised: int) -> str | None:
+    """A warning when the median character has fewer than ``advised`` faces (None otherwise):
+    with so few, fine-tuning measured worse than the default features."""
+    median = float(np.median(list(counts.values()))) if counts else 0.0
+    if median >= advised:
+        return None
+    return (f"the median character has {median:g} faces; with fewer than {advised} a character, fine-tuning "
+            "measured worse than the default, untuned features (docs/benchmarks.md): enrol more faces, or go back "
+            "afterwards with `charaid gallery model default`")
+
+
 def train_gallery(
     gallery,
     cfg: TrainConfig = TrainConfig(),
@@ -337,6 +348,9 @@ def train_gallery(
         )
     if on_stage:
         on_stage(f"reading {len(samples)} faces of {len(counts)} characters")
+        advice = few_faces_advice(counts, Thresholds().train_advised_faces)
+        if advice:
+            on_stage(advice)
     crops = [gallery.crop(s.id) for s in samples]
     mdir = models_dir(gallery.path)
     mdir.mkdir(parents=True, exist_ok=True)
