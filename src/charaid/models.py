@@ -48,7 +48,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
     """Write a tuned model beside the gallery; returns its embedder (whose id names the file)."""
     import torch
 
-    from .train import TunedEmbedder
+    from .tune import TunedEmbedder
 
     meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight}
     buf = io.BytesIO()
@@ -68,7 +68,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
 def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
     import torch
 
-    from .train import TrainConfig, TunedEmbedder
+    from .tune import TrainConfig, TunedEmbedder
 
     f = models_dir(gallery_path) / f"{core_id}.pt"
     if not f.is_file():
