@@ -69,6 +69,16 @@ def unknowns(sets, method) -> tuple[list[list], list[float]]:
     return rows, list(m)
 
 
+def variant_row(name, sets, method: str = "hybrid") -> tuple[list[str], list]:
+    """One table row for a variant of the features: every set's closed-set top-1 and unknown
+    AUROC, then the means of the unknowns part; returns (headers, row)."""
+    cs = closed_set(sets, method)
+    un, mean = unknowns(sets, method)
+    heads = ["variant", *(f"top-1 {r[0]}" for r in cs), *(f"AUROC {r[0]}" for r in un[:-1]),
+             "mean AUROC", "unknowns rejected", "known accuracy"]
+    return heads, [name] + [r[3] for r in cs] + [r[3] for r in un[:-1]] + list(mean)
+
+
 def gallery_of_all(sets) -> tuple[np.ndarray, np.ndarray]:
     parts = [(a.labels, a.X) for name, (a, b, f) in sets.items() if name != "tla (6-fold)"]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -90,12 +90,9 @@ def main() -> None:
     rows = []
     for name, (s, cls) in variants.items():
         with matcher_class(cls):
-            cs = accuracy.closed_set(s, "hybrid")
-            un, mean = accuracy.unknowns(s, "hybrid")
-        rows.append([name] + [r[3] for r in cs] + [r[3] for r in un[:-1]] + list(mean))
-    heads = ["mean", *(f"top-1 {n}" for n in sets), *(f"AUROC {n}" for n in sets if n != "tla (6-fold)"),
-             "mean AUROC", "unknowns rejected", "known accuracy"]
-    print(table(heads, rows))
+            heads, row = accuracy.variant_row(name, s)
+        rows.append(row)
+    print(table(["mean", *heads[1:]], rows))
 
 
 if __name__ == "__main__":

@@ -39,12 +39,9 @@ def main() -> None:
     rows, heads = [], None
     for side in sides:
         sets = accuracy.load_sets(embedder(side), DetectorSpec(max_side=default_settings().max_detect_side))
-        cs = accuracy.closed_set(sets, "hybrid")
-        un, mean = accuracy.unknowns(sets, "hybrid")
-        heads = ["input px", *(f"top-1 {r[0]}" for r in cs), *(f"AUROC {r[0]}" for r in un[:-1]),
-                 "mean AUROC", "unknowns rejected", "known accuracy"]
-        rows.append([side] + [r[3] for r in cs] + [r[3] for r in un[:-1]] + list(mean))
-    print(table(heads, rows))
+        heads, row = accuracy.variant_row(side, sets)
+        rows.append(row)
+    print(table(["input px", *heads[1:]], rows))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main() -> None:
         faces += len(r.faces)
         for c in truth - names:
             missed["not detected or unknown" if c not in tops else "top guess, below the threshold"] += 1
-    print(f"Enrolled {len(singles)} single-character pictures ({sum(1 for _ in s.characters)} characters, "
+    print(f"Enrolled {len(singles)} single-character pictures ({len(s.characters)} characters, "
           f"{len(s.no_face)} without a face found) in {enrol_s:.0f} s; threshold {thr:.3f} (calibrated by the gallery).\n")
     print(table(
         ["pictures", "characters listed", "faces found", "characters named (recall)", "names given", "names right (precision)",

@@ -185,3 +185,18 @@ def test_schema_migrates_forward_keeping_data(tmp_path):
         assert g.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert g.db.execute("SELECT count(*) FROM label_faces").fetchone()[0] == 0
         assert g.db.execute("SELECT count(*) FROM pictures").fetchone()[0] == 0
+
+
+def test_transaction_is_all_or_nothing(tmp_path):
+    from charaid.schema import transaction
+
+    db = sqlite3.connect(str(tmp_path / "t.sqlite"), isolation_level=None)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(ZeroDivisionError):
+        with transaction(db):
+            db.execute("INSERT INTO t VALUES (1)")
+            1 / 0
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # rolled back
+    with transaction(db):
+        db.execute("INSERT INTO t VALUES (2)")
+    assert db.execute("SELECT x FROM t").fetchall() == [(2,)]

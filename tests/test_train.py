@@ -71,6 +71,7 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
     assert "animeface-colours-lab9" in out["model_id"], "the tuned space keeps the face's colours"
     assert "calibration: AUROC" in r.stderr, "the user is told how well the tuned model rejects unknown faces"
+    assert "median character has 6 faces" in r.stderr, "and, with 6 faces a character, that tuning measured worse"
     # ... and how the gallery's model before training did on the same held-out faces
     assert "the gallery's current model on the same faces: top-1" in r.stderr
     before = out["calibration"]["before"]

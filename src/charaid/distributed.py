@@ -30,8 +30,8 @@ class _FaceActor:
         from .embed import imagenet_embedder
 
         torch.set_num_threads(max(1, threads))
-        self.spec = spec
         self.embedder = imagenet_embedder()  # the face store's space (cli.common._store)
+        self.spec = spec.for_embedder(self.embedder)
 
     def __call__(self, batch: dict) -> dict:
         from .prepare import prepare_image

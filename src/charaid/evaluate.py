@@ -109,6 +109,7 @@ def embed_items(
 ) -> EmbeddedSet:
     """One vector per (label, path): the image's largest face, or the whole image."""
     labels, paths, crops = [], [], []
+    spec = (spec or DetectorSpec()).for_embedder(embedder)
     for (character, path), prep in zip(items, prepare_many([p for _, p in items], detect, spec, workers, with_hash=False)):
         if on_progress:
             on_progress(1)

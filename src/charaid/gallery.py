@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
-from .schema import GALLERY_MIGRATIONS, migrate
+from .schema import GALLERY_MIGRATIONS, migrate, transaction
 
 
 
@@ -119,25 +119,14 @@ class Gallery:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection):
-            self.db = db
-
-        def __enter__(self):
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db
-
-        def __exit__(self, exc_type, exc, tb):
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
     @property
     def db(self) -> sqlite3.Connection:
         """The raw connection, for modules that keep their own tables in the gallery (labelling)."""
         return self._db
 
-    def transaction(self) -> "Gallery._Tx":
+    def transaction(self):
         """``with gallery.transaction():`` — all or nothing, even if the process is killed."""
-        return Gallery._Tx(self._db)
+        return transaction(self._db)
 
     # -- meta -------------------------------------------------------------------------------
     def _get_meta(self, key: str) -> str | None:

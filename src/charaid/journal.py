@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .images import sha256_file
+from .schema import migrate
 
 JOURNAL_DIR = ".charaid"
 TMP_PREFIX = ".charaid-tmp-"
@@ -136,12 +137,7 @@ class Journal:
         self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")  # an action is on disk before its file moves
-        if self.db.execute("PRAGMA user_version").fetchone()[0] == 0:
-            self.db.execute("BEGIN IMMEDIATE")
-            for stmt in SCHEMA:
-                self.db.execute(stmt)
-            self.db.execute("PRAGMA user_version = 1")
-            self.db.execute("COMMIT")
+        migrate(self.db, [";\n".join(SCHEMA)], self.path, "sort journal")
 
     def close(self) -> None:
         self.db.close()

@@ -1,4 +1,4 @@
-"""Schema migrations shared by charaid's SQLite files (the gallery, the face store).
+"""Schema migrations and transactions shared by charaid's SQLite files (gallery, face store, sort journal).
 
 Each file records its schema version in SQLite's ``user_version``; each migration moves it one
 step, in its own transaction, so a file is never left half-migrated. A file of a newer charaid
@@ -7,6 +7,7 @@ is refused rather than misread, and so is an SQLite file that is not charaid's.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -93,15 +94,23 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str], path: Path, kind:
     if version == 0 and db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
         raise GalleryError(f"{path}: an SQLite file, but not a charaid {kind}")
     for v in range(version, len(migrations)):
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             for stmt in split_sql(migrations[v]):
                 db.execute(stmt)
             db.execute(f"PRAGMA user_version = {v + 1}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``with transaction(db):`` all or nothing, even if the process is killed (the connection
+    must be in autocommit mode, ``isolation_level=None``, as all of charaid's are)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def split_sql(script: str) -> Iterator[str]:

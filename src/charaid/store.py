@@ -24,7 +24,7 @@ import numpy as np
 from .detect import Box
 from .errors import EmbeddingSpaceError, GalleryError
 from .gallery import rows_for_ids
-from .schema import migrate
+from .schema import migrate, transaction
 from .index import SyncedIndex
 
 MIGRATIONS = [
@@ -132,8 +132,7 @@ class FaceStore:
         """Store a batch in one transaction (replacing earlier results for the same paths)."""
         now = time.time()
         self._current = None
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             for r in batch:
                 self._db.execute("DELETE FROM images WHERE path = ?", (r.path,))
                 w, h = r.image_size or (None, None)
@@ -146,10 +145,6 @@ class FaceStore:
                         "INSERT INTO faces(image_id, x, y, w, h, score, model_id, dim, vector) VALUES (?,?,?,?,?,?,?,?,?)",
                         [(cur.lastrowid, *b.as_list(), float(s), self.model_id, self.dim, np.asarray(v, np.float32).tobytes())
                          for b, s, v in zip(r.boxes, r.scores, r.vectors)])
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     # -- reading ----------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -219,10 +214,10 @@ def embed_prepared(batch, embedder) -> list[IndexedImage]:
 
 def index_local(paths: Iterable[str], embedder, spec, workers: int = 0, batch_faces: int = 32) -> Iterator[IndexedImage]:
     """Index ``paths`` on this machine: ``workers`` processes decode and detect, this one embeds."""
-    from .prepare import prepare_many
+    from .prepare import DetectorSpec, prepare_many
 
     batch, n = [], 0
-    for prep in prepare_many(paths, True, spec, workers, with_hash=False):
+    for prep in prepare_many(paths, True, (spec or DetectorSpec()).for_embedder(embedder), workers, with_hash=False):
         batch.append(prep)
         n += len(prep.crops)
         if n >= batch_faces:

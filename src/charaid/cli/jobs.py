@@ -196,10 +196,10 @@ def cmd_index(args) -> int:
 def cmd_search(args) -> int:
     from ..errors import ImageError
     from ..images import load_image
-    from ..prepare import PreparedImage, prepare_image
+    from ..prepare import DetectorSpec, PreparedImage, prepare_image
 
-    spec = None if args.no_detect else _detector_spec(args)
     store, emb = _store(args)
+    spec = (DetectorSpec() if args.no_detect else _detector_spec(args)).for_embedder(emb)
     failed = 0
     with store:
         for path in args.images:
