@@ -60,12 +60,12 @@ def variants(im: Image.Image, rng) -> dict[str, Image.Image]:
 
 
 def search_part(store_path: Path, queries: int) -> list:
-    from charaid.embed import default_embedder
+    from charaid.embed import imagenet_embedder
     from charaid.images import load_image
     from charaid.prepare import prepare_image
     from charaid.store import FaceStore
 
-    emb = default_embedder()
+    emb = imagenet_embedder()  # the face store's space (charaid.cli.common._store)
     store = FaceStore(store_path, emb.model_id, emb.dim)
     rows = store._db.execute("SELECT i.path, count(f.id) FROM images i LEFT JOIN faces f ON f.image_id = i.id "
                              "WHERE i.error IS NULL GROUP BY i.id ORDER BY i.path").fetchall()

@@ -30,7 +30,7 @@ import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
-from charaid.embed import default_embedder, l2_normalise  # noqa: E402
+from charaid.embed import imagenet_embedder, l2_normalise  # noqa: E402
 from charaid.images import load_image  # noqa: E402
 from charaid.match import Matcher, calibrate  # noqa: E402
 from charaid.picture import picture_crop, typical_similarity  # noqa: E402
@@ -63,7 +63,7 @@ CROPS = {"centre": picture_crop, "top": top_square, "letterbox": letterbox}
 def embed_pictures(name: str, paths: list[Path], crop: str = "centre") -> np.ndarray:
     if "+" in crop:  # the parts' vectors averaged
         return l2_normalise(sum(embed_pictures(name, paths, c) for c in crop.split("+")))
-    emb = default_embedder()
+    emb = imagenet_embedder()  # the whole-picture space (charaid.picture.picture_embedder)
     f = CACHE / f"pictures-{name}-{crop}-{emb.model_id.replace('*', 'x').replace('+', '_')}-{len(paths)}.npz"
     if crop == "centre" and not f.exists():  # caches written before crops were compared
         f = CACHE / f"pictures-{name}-{emb.model_id.replace('*', 'x').replace('+', '_')}-{len(paths)}.npz"
