@@ -228,3 +228,21 @@ def test_sort_move_survives_sigkill(shared, tmp_path):
         assert tree_hashes(src) == original  # same paths, same bytes
     finally:
         shutil.rmtree(src.parent, ignore_errors=True)
+
+
+def test_a_sorted_and_checked_folder_can_be_enrolled(gallery_path, synth_src, tmp_path):
+    """Sort, put right what sort could not know, enrol the result: sort's own folders are no characters."""
+    dst = tmp_path / "dst"
+    run_cli("sort", str(synth_src), str(dst), "--gallery", str(gallery_path), "--multi", "group", "-q")
+    assert {p.name for p in dst.iterdir()} >= {"akane", "sora", "_unknown", "_no_face", "_group"}
+    (dst / "midori").mkdir()
+    shutil.move(dst / "_unknown" / "midori.png", dst / "midori" / "midori.png")  # the user names the unknown
+    r = run_cli("enroll", str(dst), "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 0, r.stderr
+    for skipped in ("_unknown", "_no_face", "_group"):
+        assert f"{dst / skipped}: a folder of charaid sort, not a character; skipped" in r.stderr
+    r = run_cli("gallery", "list", "--json", "--gallery", str(gallery_path))
+    names = [json.loads(l)["character"] for l in r.stdout.splitlines()]
+    assert names == ["akane", "hikari", "midori", "sora"]
+    r = run_cli("evaluate", str(dst), "--folds", "2", "-q")
+    assert f"{dst / '_group'}: a folder of charaid sort" in r.stderr

@@ -21,6 +21,7 @@ from .embed import Embedder
 from .errors import ImageError
 from .gallery import EnrollReport, Gallery, NewSample
 from .images import iter_image_paths, sha256_file
+from .journal import SORT_FOLDERS
 from .models import embedder_for
 from .picture import NewPicture, add_pictures, has_picture, picture_embedder
 from .prepare import DetectorSpec, PreparedImage, prepare_many
@@ -46,14 +47,22 @@ class EnrollSummary:
         self.conflicts.extend(r.conflicts)
 
 
-def labelled_images(root: str | Path) -> list[tuple[str, Path]]:
-    """(character, path) for every image under ``root/<character>/``; raise if there are none."""
+def labelled_images(root: str | Path, on_skip: Callable[[Path, str], None] | None = None) -> list[tuple[str, Path]]:
+    """(character, path) for every image under ``root/<character>/``; raise if there are none.
+
+    The folders `charaid sort` adds beside the characters' (``_unknown``, ``_no_face``,
+    ``_group``) are skipped and reported through ``on_skip``, so that a sorted and checked
+    folder can be enrolled as it is."""
     base = Path(root)
     if not base.is_dir():
         raise NotADirectoryError(f"{root}: not a folder (expected DIR/<character>/<images>)")
     items = []
     for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if sub.is_symlink():
+            continue
+        if sub.name in SORT_FOLDERS:
+            if on_skip:
+                on_skip(sub, "a folder of charaid sort, not a character; skipped")
             continue
         for path in iter_image_paths([sub]):
             items.append((sub.name.strip(), path))

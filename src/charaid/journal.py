@@ -23,6 +23,10 @@ from .images import sha256_file
 from .schema import migrate
 
 JOURNAL_DIR = ".charaid"
+#: The folders `charaid sort` files pictures into beside the characters' own: none of them names a
+#: character, so enrolling or evaluating a sorted folder skips them (charaid.enroll.labelled_images).
+NO_FACE, UNKNOWN, GROUP = "_no_face", "_unknown", "_group"
+SORT_FOLDERS = (NO_FACE, UNKNOWN, GROUP)
 TMP_PREFIX = ".charaid-tmp-"
 
 

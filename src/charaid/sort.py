@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .images import iter_image_paths, sha256_file
-from .journal import TMP_PREFIX, Journal, JOURNAL_DIR, SortError, place_copy, place_move
+from .journal import GROUP, NO_FACE, TMP_PREFIX, UNKNOWN, Journal, JOURNAL_DIR, SortError, place_copy, place_move
 from .prepare import PreparedImage, prepare_many
 from .recognize import ImageResult, Recognizer
 
 MULTI = ("copy-each", "group", "primary")
-NO_FACE, UNKNOWN, GROUP = "_no_face", "_unknown", "_group"
 
 
 @dataclass(frozen=True)

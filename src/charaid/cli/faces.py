@@ -34,7 +34,7 @@ def cmd_enroll(args) -> int:
     from ..enroll import enroll_items, labelled_images
     from ..gallery import Gallery
 
-    items = labelled_images(args.dir)
+    items = labelled_images(args.dir, on_skip=lambda p, why: _warn(f"{p}: {why}"))
     spec = None if args.no_detect else _detector_spec(args)
     with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
         s = enroll_items(
@@ -169,7 +169,7 @@ def cmd_evaluate(args) -> int:
     def embed(root):
         from ..enroll import labelled_images
 
-        n = len(labelled_images(root))
+        n = len(labelled_images(root, on_skip=lambda p, why: _warn(f"{p}: {why}")))
         with _progress(n, f"embed {Path(root).name}", args.quiet) as bar:
             return ev.embed_labelled(
                 root, embedder, not args.no_detect, spec, _workers(args, n),
