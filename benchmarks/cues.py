@@ -98,6 +98,15 @@ class Cues(Embedder):
         return out
 
 
+def eye_centres(im: Image.Image) -> tuple[np.ndarray, np.ndarray] | None:
+    """animeface-2009's two eye centres in the crop's own pixels (left one first), or None."""
+    f, s, pad = face_in_crop(im)
+    if f is None:
+        return None
+    le, re = ((np.asarray(f.landmarks[k], np.float64) - pad) / s for k in ("left_eye", "right_eye"))
+    return (le, re) if le[0] <= re[0] else (re, le)
+
+
 class AlignedCNN(Embedder):
     """charaid's CNN block on the crop turned so that the eyes are level (unchanged if not found)."""
 
@@ -108,15 +117,13 @@ class AlignedCNN(Embedder):
     def embed_batch(self, faces) -> np.ndarray:
         turned = []
         for im in faces:
-            f, s, pad = face_in_crop(im)
-            if f is not None:
-                le, re = (np.asarray(f.landmarks[k], np.float64) for k in ("left_eye", "right_eye"))
-                if le[0] > re[0]:
-                    le, re = re, le
+            eyes = eye_centres(im)
+            if eyes is not None:
+                le, re = eyes
                 deg = math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
                 if 2 < abs(deg) < 45:
-                    centre = tuple(((le + re) / 2 - pad) / s)
-                    im = im.convert("RGB").rotate(deg, resample=Image.BILINEAR, center=centre, fillcolor=im.convert("RGB").getpixel((0, 0)))
+                    rgb = im.convert("RGB")
+                    im = rgb.rotate(deg, resample=Image.BILINEAR, center=tuple((le + re) / 2), fillcolor=rgb.getpixel((0, 0)))
             turned.append(im)
         return self.cnn.embed_batch(turned)
 
@@ -137,10 +144,9 @@ class EyeRegionCNN(Embedder):
         regions = []
         for im in faces:
             im = im.convert("RGB")
-            f, s, pad = face_in_crop(im)
-            if f is not None:
-                le, re = (np.asarray(f.landmarks[k], np.float64) for k in ("left_eye", "right_eye"))
-                mid, gap = ((le + re) / 2 - pad) / s, max(4.0, float(np.linalg.norm(re - le)) / s)
+            eyes = eye_centres(im)
+            if eyes is not None:
+                mid, gap = (eyes[0] + eyes[1]) / 2, max(4.0, float(np.linalg.norm(eyes[1] - eyes[0])))
             else:
                 mid, gap = np.array([0.5 * im.width, 0.61 * im.height]), 0.24 * im.width
             h = self.SIDE * gap / 2
