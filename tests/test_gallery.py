@@ -78,6 +78,22 @@ def test_rename_merge_remove(g):
         g.remove_sample(sid)
 
 
+def test_names_no_character_may_have(g):
+    """Empty, padded, and sort's own folder names are refused by add, rename and the pictures."""
+    from charaid.picture import NewPicture, add_pictures
+
+    g.add([sample("ann", "h1", 1)], "m", DIM)
+    for bad, why in [("", "empty"), (" ann", "padded"), ("_unknown", "reserved for charaid sort"), ("_group", "reserved")]:
+        with pytest.raises(ValueError, match=why):
+            g.add([sample(bad, "h2", 2)], "m", DIM)
+        if bad == bad.strip():  # rename strips what it is given
+            with pytest.raises(ValueError, match=why):
+                g.rename_character("ann", bad)
+        with pytest.raises(ValueError, match=why):
+            add_pictures(g, [NewPicture(bad, "p1", np.zeros(DIM, np.float32))], "m", DIM)
+    assert [c.name for c in g.characters()] == ["ann"] and len(g) == 1
+
+
 def test_failed_batch_leaves_gallery_as_it_was(g, monkeypatch):
     g.add([sample("ann", "h0")], "m", DIM)
     import charaid.gallery as gm

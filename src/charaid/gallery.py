@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+from .journal import SORT_FOLDERS
 from .schema import GALLERY_MIGRATIONS, migrate, transaction
 
 
@@ -84,6 +85,15 @@ def encode_crop(im: Image.Image, side: int) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=92)
     return buf.getvalue()
+
+
+def check_character_name(name: str) -> None:
+    """Refuse a name no character may have: empty, padded with spaces, or one of the folders
+    `charaid sort` files pictures into (its ``_unknown`` folder must never mean a character)."""
+    if not name or name != name.strip():
+        raise ValueError(f"bad character name {name!r}: empty or padded with spaces")
+    if name in SORT_FOLDERS:
+        raise ValueError(f"bad character name {name!r}: reserved for charaid sort's folders ({', '.join(SORT_FOLDERS)})")
 
 
 class Gallery:
@@ -265,8 +275,7 @@ class Gallery:
         for s in samples:
             if s.vector.shape != (dim,):
                 raise EmbeddingSpaceError(f"vector of shape {s.vector.shape} for a model of dim {dim}")
-            if not s.character or s.character != s.character.strip():
-                raise ValueError(f"bad character name {s.character!r}: empty or padded with spaces")
+            check_character_name(s.character)
         with self.transaction():
             self.check_space(model_id, dim)
             if self.model_id is None or len(self) == 0:
@@ -344,6 +353,7 @@ class Gallery:
         new = new.strip()
         if not new:
             raise ValueError("the new name is empty")
+        check_character_name(new)
         with self.transaction():
             cid = self._character_id(old)
             row = self._db.execute("SELECT id FROM characters WHERE name = ?", (new,)).fetchone()
@@ -380,6 +390,7 @@ class Gallery:
         row = self._db.execute("SELECT id FROM characters WHERE name = ?", (name,)).fetchone()
         if row:
             return row[0]
+        check_character_name(name)
         return self._db.execute("INSERT INTO characters(name, created_at) VALUES(?, ?)", (name, now)).lastrowid
 
 

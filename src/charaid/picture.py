@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .config import Settings, Thresholds
+from .gallery import check_character_name
 from .match import MIN_CALIBRATION_CHARACTERS, Calibration, Match, Matcher, calibrate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,8 +70,7 @@ def add_pictures(gallery: "Gallery", pictures: Sequence[NewPicture], model_id: s
     added, now = 0, time.time()
     with gallery.transaction():
         for p in pictures:
-            if not p.character or p.character != p.character.strip():
-                raise ValueError(f"bad character name {p.character!r}: empty or padded with spaces")
+            check_character_name(p.character)
             if p.vector.shape != (dim,):
                 raise ValueError(f"picture vector of shape {p.vector.shape} for a model of dim {dim}")
             cid = gallery.character_id(p.character, create=True)
