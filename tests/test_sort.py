@@ -246,3 +246,32 @@ def test_a_sorted_and_checked_folder_can_be_enrolled(gallery_path, synth_src, tm
     assert names == ["akane", "hikari", "midori", "sora"]
     r = run_cli("evaluate", str(dst), "--folds", "2", "-q")
     assert f"{dst / '_group'}: a folder of charaid sort" in r.stderr
+
+
+def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_src, tmp_path):
+    """After enrolling the character sort did not know, `sort DST/_unknown DST --move` files its
+    pictures; any other folder of DST is refused, and the run can be undone like any other."""
+    from charaid.synth import CAST, portrait
+
+    dst = tmp_path / "dst"
+    run_cli("sort", str(synth_src), str(dst), "--gallery", str(gallery_path), "-q")
+    assert (dst / "_unknown" / "midori.png").exists()
+    r = run_cli("sort", str(dst / "_unknown"), str(dst), "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 1 and "add --move" in r.stderr
+    r = run_cli("sort", str(dst / "akane"), str(dst), "--move", "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 1 and "sort only sorts its own _unknown and _no_face folders again" in r.stderr
+    before = tree_hashes(dst)
+    r = run_cli("sort", str(dst / "_no_face"), str(dst), "--move", "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 0 and tree_hashes(dst) == before  # still no face: the blank picture stays
+    more = tmp_path / "more" / "midori"
+    more.mkdir(parents=True)
+    for k in range(6):
+        portrait(CAST[3], k).save(more / f"{k}.png")
+    assert run_cli("enroll", str(more.parent), "--gallery", str(gallery_path), "-q").returncode == 0
+    r = run_cli("sort", str(dst / "_unknown"), str(dst), "--move", "--gallery", str(gallery_path), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert summary["moved"] == 1 and summary["folders"] == {"midori": 1}
+    assert (dst / "midori" / "midori.png").exists() and not (dst / "_unknown" / "midori.png").exists()
+    assert run_cli("sort", "--undo", str(summary["run"]), str(dst)).returncode == 0
+    assert tree_hashes(dst) == before

@@ -27,6 +27,8 @@ from .prepare import PreparedImage, prepare_many
 from .recognize import ImageResult, Recognizer
 
 MULTI = ("copy-each", "group", "primary")
+#: The destination's folders that `charaid sort DST/_unknown DST --move` may sort again.
+AGAIN = (UNKNOWN, NO_FACE)
 
 
 @dataclass(frozen=True)
@@ -128,18 +130,20 @@ class Sorter:
     # -- planning (reads only) --------------------------------------------------------------------
     def sources(self, src: Path, journal: Journal | None, summary: SortSummary,
                 on_error: Callable[[str, str], None]) -> list[Path]:
-        """Pictures under ``src`` still to do; symbolic links and the destination are left out."""
+        """Pictures under ``src`` still to do; symbolic links and the destination are left out
+        (unless ``src`` is one of the destination's own folders, sorted again)."""
         src = src.resolve()
+        again = self.sorts_again(src)
         out = []
         for p in iter_image_paths([src]):
             sp = str(p)
-            if self.dst == p or self.dst in p.parents:
+            if not again and (self.dst == p or self.dst in p.parents):
                 continue  # DST inside SRC: never sort our own output
             if p.is_symlink():
                 summary.errors.append((sp, "symbolic link, not followed"))
                 on_error(sp, "symbolic link, not followed")
                 continue
-            if journal is not None and not self.opt.rescan:
+            if journal is not None and not self.opt.rescan and not again:  # sorting again: the gallery has changed
                 try:
                     st = p.stat()
                 except OSError as e:
@@ -151,6 +155,19 @@ class Sorter:
                     continue
             out.append(p)
         return out
+
+    def sorts_again(self, src: Path) -> bool:
+        """True when ``src`` is one of the destination's own folders of pictures it could not
+        name (``_unknown``, ``_no_face``), to be sorted again after the gallery has learnt more;
+        any other folder inside the destination is refused (it holds sort's own output)."""
+        src = src.resolve()
+        if src != self.dst and self.dst not in src.parents:
+            return False
+        rel = src.relative_to(self.dst).parts
+        if not rel or rel[0] not in AGAIN:
+            where = "the destination itself" if not rel else f"inside the destination {self.dst}"
+            raise ValueError(f"{src}: {where}; sort only sorts its own {' and '.join(AGAIN)} folders again")
+        return True
 
     def decisions(self, paths: list[Path]) -> Iterator[Decision]:
         assert self.rec is not None
@@ -185,6 +202,8 @@ class Sorter:
         src = Path(src)
         if not src.is_dir():
             raise NotADirectoryError(f"{src}: not a folder")
+        if self.sorts_again(src) and not self.opt.move and not dry_run:
+            raise ValueError(f"{src}: sorting the destination's own folder again moves its pictures out of it: add --move")
         on_error = on_error or (lambda p, r: None)
         t0 = time.time()
         summary = SortSummary()
@@ -230,6 +249,8 @@ class Sorter:
             summary.errors.append((str(d.src), f"vanished or unreadable ({e.strerror or e})"))
             on_error(str(d.src), f"vanished or unreadable ({e.strerror or e})")
             return
+        if d.folders == [d.src.parent.name] and d.src.parent.parent == self.dst:
+            return  # sorted again into the folder it is in: it stays
         # In a move, every copy comes first and the move itself last: the source goes only
         # once all its destinations hold it.
         steps = [(f, "copy") for f in d.folders[1:]] + [(d.folders[0], "move" if self.opt.move else "copy")]

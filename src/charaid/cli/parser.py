@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("sort", help="sort pictures into DST/<character>/ folders (copy or move; resumable; undoable)")
-    sp.add_argument("paths", nargs="+", metavar="SRC DST", help="source and destination folders (DST alone with --resume, --undo, --list-runs)")
+    sp.add_argument("paths", nargs="+", metavar="SRC DST", help="source and destination folders (DST alone with --resume, --undo, --list-runs); "
+                    "SRC may be DST/_unknown or DST/_no_face, with --move, to sort them again once the gallery knows more")
     sp.add_argument("--move", action="store_true", help="move instead of copy (each move is verified before the source goes)")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
     sp.add_argument("--multi", choices=["copy-each", "group", "primary"], default="copy-each",
