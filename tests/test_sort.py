@@ -275,3 +275,25 @@ def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_s
     assert (dst / "midori" / "midori.png").exists() and not (dst / "_unknown" / "midori.png").exists()
     assert run_cli("sort", "--undo", str(summary["run"]), str(dst)).returncode == 0
     assert tree_hashes(dst) == before
+
+
+def test_a_group_picture_in_two_folders_gives_each_its_own_face(gallery_path, synth_src, tmp_path):
+    """sort's default copy-each puts the group picture under akane and sora; enrolling that
+    folder gives each of them the face most like them (akane is left, sora right), not the
+    largest face twice, and a second enrolment does nothing."""
+    from charaid.gallery import Gallery
+
+    dst = tmp_path / "dst"
+    run_cli("sort", str(synth_src), str(dst), "--gallery", str(gallery_path), "-q")
+    assert (dst / "akane" / "group.png").exists() and (dst / "sora" / "group.png").exists()
+    r = run_cli("enroll", str(dst), "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 0, r.stderr
+    h = hashlib.sha256((dst / "akane" / "group.png").read_bytes()).hexdigest()
+    with Gallery(gallery_path) as g:
+        faces = dict(g.content_faces(h))
+        pictures = g.db.execute("SELECT count(*) FROM pictures WHERE content_hash = ?", (h,)).fetchone()[0]
+    assert set(faces) == {"akane", "sora"}
+    assert faces["akane"][0] + faces["akane"][2] <= faces["sora"][0]  # akane's face lies left of sora's
+    assert pictures == 0  # a picture of several characters is no character's look
+    r = run_cli("enroll", str(dst), "--gallery", str(gallery_path), "-q")
+    assert r.returncode == 0 and "enrolled 0 faces" in r.stderr, r.stderr

@@ -88,15 +88,27 @@ def enroll_items(
     gallery.check_space(embedder.model_id, embedder.dim)
     spec = (spec or DetectorSpec()).for_embedder(embedder)
     summary = EnrollSummary(images=len(items))
-    todo: list[tuple[str, Path, str]] = []
+    hashed: list[tuple[str, Path, str]] = []
     for character, path in items:
         try:
-            h = sha256_file(path)
+            hashed.append((character, path, sha256_file(path)))
         except OSError as e:
             _fail(summary, on_error, str(path), ImageError(path, f"cannot read ({e.strerror or e})").reason)
             _tick(on_progress)
-            continue
-        if gallery.has_content(h) and (not detect or has_picture(gallery, h)):
+    holders: dict[str, set[str]] = {}
+    for character, _, h in hashed:
+        holders.setdefault(h, set()).add(character)
+    todo: list[tuple[str, Path, str]] = []
+    shared: dict[str, list[tuple[str, Path]]] = {}  # one picture filed under several characters
+    for character, path, h in hashed:
+        known = {c for c, _ in gallery.content_faces(h)}
+        if detect and len(holders[h]) > 1:
+            if character in known:
+                summary.unchanged += 1
+                _tick(on_progress)
+            else:
+                shared.setdefault(h, []).append((character, path))
+        elif known and (not detect or has_picture(gallery, h)):
             summary.unchanged += 1
             _tick(on_progress)
         else:
@@ -138,7 +150,59 @@ def enroll_items(
             flush()
         _tick(on_progress)
     flush()
+    if shared:
+        _enrol_shared(gallery, embedder, spec, shared, summary, on_error, on_progress)
     return summary
+
+
+def _enrol_shared(gallery: Gallery, embedder: Embedder, spec: DetectorSpec, shared: dict[str, list[tuple[str, Path]]],
+                  summary: EnrollSummary, on_error, on_progress) -> None:
+    """Pictures filed under several characters (as `charaid sort --multi copy-each` leaves a
+    group picture): each character gets the face most like its enrolled faces, never one that
+    another character already has; a character with no faces yet gets the largest one left.
+    The whole picture is not kept for the picture fallback: it shows several characters."""
+    from scipy.optimize import linear_sum_assignment
+
+    from .embed import l2_normalise
+
+    labels, X, _ = gallery.vectors(embedder.model_id)
+    for h, group in shared.items():
+        path = group[0][1]
+        prep = next(iter(prepare_many([path], True, spec, 0, with_hash=False)))
+        for _ in group:
+            _tick(on_progress)
+        if prep.error:
+            for _, p in group:
+                _fail(summary, on_error, str(p), prep.error)
+            continue
+        taken = {box for _, box in gallery.content_faces(h)}
+        free = [i for i, f in enumerate(prep.faces) if f is not None and tuple(f.box.as_list()) not in taken]
+        if not free:
+            for _, p in group:
+                summary.no_face.append(str(p))
+                if on_error:
+                    on_error(str(p), "no face found that another character has not taken")
+            continue
+        V = embedder.embed_batch([prep.crops[i] for i in free])
+        areas = np.array([prep.faces[i].box.area for i in free], np.float64)
+        S = np.empty((len(group), len(free)))
+        for r, (c, _) in enumerate(group):
+            own = X[labels == c] if len(labels) else X[:0]
+            # a known character: cosine to its mean face; a new one: below any cosine, largest first
+            S[r] = V @ l2_normalise(own.mean(axis=0)) if len(own) else areas / areas.max() - 3.0
+        rows, cols = linear_sum_assignment(-S)
+        got = dict(zip(rows.tolist(), cols.tolist()))
+        samples = []
+        for r, (c, p) in enumerate(group):
+            if r not in got:
+                summary.no_face.append(str(p))
+                if on_error:
+                    on_error(str(p), f"no face left for {c!r}: the picture's faces went to its other characters")
+                continue
+            i = free[got[r]]
+            samples.append(NewSample(c, h, V[got[r]], str(p), tuple(prep.faces[i].box.as_list()), prep.crops[i]))
+            summary.characters.add(c)
+        summary.merge(gallery.add(samples, embedder.model_id, embedder.dim))
 
 
 def _pick_sample(character: str, content_hash: str, prep: PreparedImage) -> NewSample | None:

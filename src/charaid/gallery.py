@@ -206,6 +206,14 @@ class Gallery:
     def has_content(self, content_hash: str) -> bool:
         return self._db.execute("SELECT 1 FROM samples WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone() is not None
 
+    def content_faces(self, content_hash: str) -> list[tuple[str, tuple[int, int, int, int] | None]]:
+        """(character, box) of every face already enrolled from this file content."""
+        rows = self._db.execute(
+            "SELECT c.name, s.box FROM samples s JOIN characters c ON c.id = s.character_id WHERE s.content_hash = ? ORDER BY s.id",
+            (content_hash,),
+        ).fetchall()
+        return [(n, _parse_box(b)) for n, b in rows]
+
     def crop(self, sample_id: int) -> Image.Image:
         row = self._db.execute("SELECT crop FROM samples WHERE id = ?", (sample_id,)).fetchone()
         if row is None or row[0] is None:
