@@ -165,7 +165,18 @@ def _enrol_shared(gallery: Gallery, embedder: Embedder, spec: DetectorSpec, shar
 
     from .embed import l2_normalise
 
-    labels, X, _ = gallery.vectors(embedder.model_id)
+    names, means = set(gallery.names()), {}
+
+    def mean_face(c: str) -> np.ndarray | None:
+        """The character's mean enrolled face (its own samples only: a gallery may be huge)."""
+        if c not in means:
+            try:
+                own = gallery.vectors_for([s.id for s in gallery.samples(c)], embedder.model_id) if c in names else None
+            except KeyError:  # samples of another model, not re-embedded
+                own = None
+            means[c] = l2_normalise(own.mean(axis=0)) if own is not None and len(own) else None
+        return means[c]
+
     for h, group in shared.items():
         path = group[0][1]
         prep = next(iter(prepare_many([path], True, spec, 0, with_hash=False)))
@@ -187,9 +198,9 @@ def _enrol_shared(gallery: Gallery, embedder: Embedder, spec: DetectorSpec, shar
         areas = np.array([prep.faces[i].box.area for i in free], np.float64)
         S = np.empty((len(group), len(free)))
         for r, (c, _) in enumerate(group):
-            own = X[labels == c] if len(labels) else X[:0]
+            m = mean_face(c)
             # a known character: cosine to its mean face; a new one: below any cosine, largest first
-            S[r] = V @ l2_normalise(own.mean(axis=0)) if len(own) else areas / areas.max() - 3.0
+            S[r] = V @ m if m is not None else areas / areas.max() - 3.0
         rows, cols = linear_sum_assignment(-S)
         got = dict(zip(rows.tolist(), cols.tolist()))
         samples = []

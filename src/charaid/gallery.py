@@ -203,9 +203,6 @@ class Gallery:
         rows = self._db.execute(q + " ORDER BY s.id", args).fetchall()
         return [SampleInfo(i, n, p, _parse_box(b), h) for i, n, p, b, h in rows]
 
-    def has_content(self, content_hash: str) -> bool:
-        return self._db.execute("SELECT 1 FROM samples WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone() is not None
-
     def content_faces(self, content_hash: str) -> list[tuple[str, tuple[int, int, int, int] | None]]:
         """(character, box) of every face already enrolled from this file content."""
         rows = self._db.execute(
