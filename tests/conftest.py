@@ -23,6 +23,14 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_train() -> Path:
+    p = SHARED.parent / "train"
+    if not (p / "icartoonface").is_dir():
+        pytest.skip(f"training data not found at {p} (../shared/train): training test skipped")
+    return p
+
+
+@pytest.fixture(scope="session")
 def synth_train(tmp_path_factory) -> Path:
     """DIR/<character>/<images> of three drawn characters, six portraits each."""
     from charaid.synth import CAST, write_training_set

@@ -32,6 +32,13 @@ class Thresholds:
     #: 127 to 160 of web4's 286 and from 100 to 106 of tla/raw's 107, for 12% more detection time
     #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md, "Face detection").
     detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
+    #: charaid's own detector (facedet): a face-centre peak below this score is not a face.
+    facedet_min_score: float = 0.4
+    #: charaid's own detector sees the picture reduced to at most this many pixels a side.
+    facedet_input_side: int = 512
+    #: Longest time, in seconds, that one picture's face detection (or any native call on one
+    #: picture) may take; past it, that file gets an error and the run goes on.
+    detect_timeout_s: float = 30.0
     #: Margin added around the detector's box on each side, as a share of the box side.
     #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
     crop_margin: float = 0.25

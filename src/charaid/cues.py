@@ -111,7 +111,9 @@ def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
     canvas.paste(im, (pad, pad))
     from .prepare import DetectorSpec, _detector  # prepare's cached detector (prepare imports this module)
 
-    faces = [f for f in _detector(DetectorSpec()).detect(canvas) if f.landmarks]
+    # animeface-2009 (under its time limit), as for every crop searched since the colours joined:
+    # galleries keep their vectors whichever detector cuts new pictures.
+    faces = [f for f in _detector(DetectorSpec("animeface")).detect(canvas) if f.landmarks]
     return face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None
 
 

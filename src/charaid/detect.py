@@ -1,4 +1,5 @@
-"""Finding anime faces: animeface-2009 by default, an OpenCV LBP cascade, or both merged.
+"""Finding anime faces: charaid's own detector (charaid.facedet) by default, animeface-2009, an
+OpenCV LBP cascade, or the last two merged.
 
 Each detector returns every face it finds as a :class:`Face` with its box in the original
 image's pixels. Large images are downscaled before detection (detection time grows with the
@@ -18,7 +19,11 @@ from PIL import Image
 
 from .config import Thresholds, default_settings
 
-DETECTORS = ("animeface", "cascade", "union")
+DETECTORS = ("facedet", "animeface", "cascade", "union")
+#: The detector of new galleries and of commands without a gallery.
+DEFAULT_DETECTOR = "facedet"
+#: The detector that cut the faces of galleries made before they recorded theirs.
+LEGACY_DETECTOR = "animeface"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class Detector(ABC):
     """A face detector: ``detect(image)`` lists the faces in an RGB image."""
 
     name: str = "detector"
+    #: True when it runs native code that may never return on some picture: batch jobs then run
+    #: it in watched worker processes (charaid.watchdog), even with --workers 0.
+    native: bool = True
 
     def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
         self.thresholds = thresholds or Thresholds()
@@ -86,6 +94,48 @@ class Detector(ABC):
 
     @abstractmethod
     def _detect(self, image: Image.Image) -> list[Face]: ...
+
+
+class NetDetector(Detector):
+    """charaid's own detector network (charaid.facedet), run in batches. Its faces carry
+    landmarks placed by the box (the mean positions of animeface-2009's landmarks in boxes like
+    these), so the colour cues can be sampled as they are for animeface-2009's faces."""
+
+    name = "facedet"
+    native = False  # PyTorch inference: bounded time, and cheaper in this process
+
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
+        super().__init__(thresholds, max_side)
+        from .facedet import FaceDetectorNet, load_network
+
+        load_network()  # fail here, at load, if the weights are missing
+        t = self.thresholds
+        self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score)
+
+    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
+        smalls = [_downscale(im, self.max_side) for im in images]
+        out = []
+        for (small, scale), raw in zip(smalls, self.net.detect_arrays([s for s, _ in smalls])):
+            faces = [_rescale(f, 1.0 / scale) if scale != 1.0 else f for f in self._faces(raw)]
+            faces = [f for f in faces if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
+            out.append(sorted(nms(faces, self.thresholds.nms_iou), key=lambda f: -f.score))
+        return out
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        return self.detect_batch([image])[0]
+
+    def _detect(self, image: Image.Image) -> list[Face]:
+        return self._faces(self.net.detect_arrays([image])[0])
+
+    def _faces(self, raw) -> list[Face]:
+        from .facedet import BOX_LANDMARKS
+
+        faces = []
+        for r in raw:
+            b = Box(round(r.x), round(r.y), max(1, round(r.w)), max(1, round(r.h)))
+            lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in BOX_LANDMARKS.items()}
+            faces.append(Face(b, r.score, self.name, lm))
+        return faces
 
 
 class AnimeFaceDetector(Detector):
@@ -106,45 +156,54 @@ class AnimeFaceDetector(Detector):
         import animeface  # noqa: F401  (fail here, at load, if the C extension is missing)
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        faces = self._detect_once(image)
-        for s in () if faces else self.thresholds.detect_retry_scales:
-            w, h = round(image.width * s), round(image.height * s)
-            if min(w, h) < self.thresholds.min_face_side:
-                break
-            faces = [_rescale(f, image.width / w) for f in self._detect_once(image.resize((w, h), Image.BILINEAR, reducing_gap=2.0))]
-            if faces:
-                break
-        return faces
+        # Under a time limit: animeface-2009's C code can run for ever on some pictures.
+        from . import watchdog
 
-    def _detect_once(self, image: Image.Image) -> list[Face]:
-        import animeface
+        return watchdog.call(_animeface_detect, (image, self.thresholds), self.thresholds.detect_timeout_s)
 
-        faces = []
-        for r in animeface.detect(image):
-            if r.likelihood < self.thresholds.detect_min_score:
-                continue
-            b = r.face.pos
-            faces.append(
-                Face(
-                    box=Box(b.x, b.y, b.width, b.height),
-                    score=float(r.likelihood),
-                    detector=self.name,
-                    landmarks={
-                        "left_eye": _centre(r.left_eye.pos),
-                        "right_eye": _centre(r.right_eye.pos),
-                        "mouth": _centre(r.mouth.pos),
-                        "nose": (r.nose.pos.x, r.nose.pos.y),
-                        "chin": (r.chin.pos.x, r.chin.pos.y),
-                    },
-                    colours={
-                        "hair": _rgb(r.hair.color),
-                        "skin": _rgb(r.skin.color),
-                        "left_eye": _rgb(r.left_eye.color),
-                        "right_eye": _rgb(r.right_eye.color),
-                    },
-                )
+
+def _animeface_detect(image: Image.Image, t: Thresholds) -> list[Face]:
+    """animeface-2009 on the picture, then, if it found nothing, on reduced copies of it."""
+    faces = _animeface_once(image, t)
+    for s in () if faces else t.detect_retry_scales:
+        w, h = round(image.width * s), round(image.height * s)
+        if min(w, h) < t.min_face_side:
+            break
+        faces = [_rescale(f, image.width / w) for f in _animeface_once(image.resize((w, h), Image.BILINEAR, reducing_gap=2.0), t)]
+        if faces:
+            break
+    return faces
+
+
+def _animeface_once(image: Image.Image, t: Thresholds) -> list[Face]:
+    import animeface
+
+    faces = []
+    for r in animeface.detect(image):
+        if r.likelihood < t.detect_min_score:
+            continue
+        b = r.face.pos
+        faces.append(
+            Face(
+                box=Box(b.x, b.y, b.width, b.height),
+                score=float(r.likelihood),
+                detector=AnimeFaceDetector.name,
+                landmarks={
+                    "left_eye": _centre(r.left_eye.pos),
+                    "right_eye": _centre(r.right_eye.pos),
+                    "mouth": _centre(r.mouth.pos),
+                    "nose": (r.nose.pos.x, r.nose.pos.y),
+                    "chin": (r.chin.pos.x, r.chin.pos.y),
+                },
+                colours={
+                    "hair": _rgb(r.hair.color),
+                    "skin": _rgb(r.skin.color),
+                    "left_eye": _rgb(r.left_eye.color),
+                    "right_eye": _rgb(r.right_eye.color),
+                },
             )
-        return faces
+        )
+    return faces
 
 
 class CascadeDetector(Detector):
@@ -213,14 +272,25 @@ def nms(faces: Sequence[Face], iou: float) -> list[Face]:
 
 
 def make_detector(
-    name: str = "animeface",
+    name: str = DEFAULT_DETECTOR,
     cascade: str | Path | None = None,
     thresholds: Thresholds | None = None,
     max_side: int | None = None,
 ) -> Detector:
-    """A detector by name: ``animeface``, ``cascade`` (needs ``cascade``) or ``union`` (both)."""
+    """A detector by name: ``facedet`` (charaid's own), ``animeface``, ``cascade`` (needs
+    ``cascade``) or ``union`` (animeface and the cascade)."""
+    if ":" in name:  # a plug: "package.module:Class", built as Class(thresholds, max_side)
+        import importlib
+
+        mod, _, cls = name.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), cls)(thresholds, max_side)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"detector {name!r} cannot be loaded ({e})") from None
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    if name == "facedet":
+        return NetDetector(thresholds, max_side)
     if name == "animeface":
         return AnimeFaceDetector(thresholds, max_side)
     if cascade is None:

@@ -71,6 +71,18 @@ def labelled_images(root: str | Path, on_skip: Callable[[Path, str], None] | Non
     return items
 
 
+def check_detector(gallery: Gallery, name: str) -> None:
+    """Record the detector of a new gallery; refuse to mix two detectors' crops in one."""
+    recorded = gallery.detector
+    if recorded is None:
+        gallery.set_detector(name)
+    elif recorded != name:
+        raise ValueError(
+            f"{gallery.path}: its faces were cut by the {recorded} detector, not {name}; enrol with "
+            f"--detector {recorded}, or move the gallery first (charaid gallery detector {name})"
+        )
+
+
 def enroll_items(
     gallery: Gallery,
     items: Sequence[tuple[str, Path]],
@@ -86,7 +98,9 @@ def enroll_items(
     embedder = embedder or embedder_for(gallery)
     batch_size = batch_size or default_settings().batch_size
     gallery.check_space(embedder.model_id, embedder.dim)
-    spec = (spec or DetectorSpec()).for_embedder(embedder)
+    spec = (spec or DetectorSpec.for_gallery(gallery)).for_embedder(embedder)
+    if detect:
+        check_detector(gallery, spec.name)
     summary = EnrollSummary(images=len(items))
     hashed: list[tuple[str, Path, str]] = []
     for character, path in items:

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from .detect import LEGACY_DETECTOR
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
 from .journal import SORT_FOLDERS
 from .schema import GALLERY_MIGRATIONS, migrate, transaction
@@ -162,6 +163,22 @@ class Gallery:
     def model_id(self) -> str | None:
         """The model whose vectors this gallery holds and compares (None while empty)."""
         return self._get_meta("model_id")
+
+    @property
+    def detector(self) -> str | None:
+        """The detector that cut this gallery's faces, so recognition crops the way enrolment
+        did: recorded at the first enrolment with detection. Galleries made before it was
+        recorded were cut by animeface-2009; None for a new, empty gallery."""
+        v = self._get_meta("detector")
+        if v:
+            return v
+        has = self._db.execute("SELECT 1 FROM samples WHERE box != '' LIMIT 1").fetchone()
+        return LEGACY_DETECTOR if has else None
+
+    def set_detector(self, name: str) -> None:
+        with self.transaction():
+            self._set_meta("detector", name)
+            self._bump()
 
     @property
     def dim(self) -> int | None:
@@ -326,6 +343,22 @@ class Gallery:
                     "INSERT OR REPLACE INTO embeddings(sample_id, model_id, dim, vector) VALUES(?,?,?,?)",
                     (sid, model_id, dim, np.asarray(v, np.float32).tobytes()),
                 )
+                n += 1
+            self._bump()
+        return n
+
+    def recut_faces(self, rows: Iterable[tuple[int, tuple[int, int, int, int], Image.Image, np.ndarray]], model_id: str, dim: int) -> int:
+        """Give samples a new box and crop (a face cut again by another detector) with its vector
+        in ``model_id``; their vectors of other models, made from the old crop, go. One transaction."""
+        n = 0
+        with self.transaction():
+            for sid, box, crop, v in rows:
+                if v.shape != (dim,):
+                    raise EmbeddingSpaceError(f"vector of shape {v.shape} for a model of dim {dim}")
+                self._db.execute("UPDATE samples SET box = ?, crop = ? WHERE id = ?", (_box_key(box), encode_crop(crop, self.crop_side), sid))
+                self._db.execute("DELETE FROM embeddings WHERE sample_id = ?", (sid,))
+                self._db.execute("INSERT INTO embeddings(sample_id, model_id, dim, vector) VALUES(?,?,?,?)",
+                                 (sid, model_id, dim, np.asarray(v, np.float32).tobytes()))
                 n += 1
             self._bump()
         return n

@@ -7,8 +7,6 @@ as an error rather than an exception, so the rest of the batch goes on.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +16,8 @@ from PIL import Image
 
 from .config import Thresholds, default_settings
 from . import cues
-from .detect import Detector, Face, crop_face, make_detector
+from . import watchdog
+from .detect import DEFAULT_DETECTOR, Detector, Face, crop_face, make_detector
 from .errors import ImageError
 from .images import load_image, sha256_file
 from .picture import picture_crop
@@ -28,10 +27,16 @@ from .picture import picture_crop
 class DetectorSpec:
     """Everything a worker process needs to build the same detector as the parent."""
 
-    name: str = "animeface"
+    name: str = DEFAULT_DETECTOR
     cascade: str | None = None
     max_side: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def for_gallery(cls, gallery, settings=None) -> "DetectorSpec":
+        """The detector that cut ``gallery``'s faces (the default one for a new gallery)."""
+        s = settings or default_settings()
+        return cls(gallery.detector or DEFAULT_DETECTOR, None, s.max_detect_side, s.thresholds)
 
     def build(self) -> Detector:
         return make_detector(self.name, self.cascade, self.thresholds, self.max_side)
@@ -112,6 +117,9 @@ def prepare_image(
         return out
     try:
         faces = _detector(spec).detect(im)
+    except watchdog.CallTimeout as e:
+        out.error = f"face detection {e}"
+        return out
     except Exception as e:  # a detector crash on one odd image must not end the batch
         out.error = f"face detection failed ({type(e).__name__}: {e})"
         return out
@@ -127,10 +135,6 @@ def prepare_image(
 def _prepare_job(args) -> PreparedImage:
     path, detect, spec, with_hash, with_picture = args
     return prepare_image(path, detect, spec, with_hash, with_picture=with_picture)
-
-
-def _init_worker(threads: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def default_workers(n_inputs: int) -> int:
@@ -154,25 +158,20 @@ def prepare_many(
     """
     spec = spec or DetectorSpec()
     jobs = ((p, detect, spec, with_hash, with_picture) for p in paths)
-    if workers <= 0:
+    if workers <= 0 and not (detect and _detector(spec).native):
         for j in jobs:
             yield _prepare_job(j)
         return
-    ctx = mp.get_context("spawn")  # never fork a process that has PyTorch's threads running
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(1,)) as pool:
-        pending: list[tuple[str, cf.Future]] = []
-        for j in jobs:
-            pending.append((str(j[0]), pool.submit(_prepare_job, j)))
-            if len(pending) >= window:
-                yield _result(*pending.pop(0))
-        while pending:
-            yield _result(*pending.pop(0))
+    # In watched worker processes: one picture past the time limit is stopped and reported,
+    # and holds only its own worker meanwhile.
+    with watchdog.TimedPool(max(1, workers), spec.thresholds.detect_timeout_s) as pool:
+        for job, result, error in pool.imap(_prepare_job, jobs, window):
+            yield result if error is None else PreparedImage(str(job[0]), error=_job_error(error))
 
 
-def _result(path: str, fut: cf.Future) -> PreparedImage:
-    try:
-        return fut.result()
-    except cf.process.BrokenProcessPool:
-        raise
-    except Exception as e:  # pragma: no cover - prepare_image already catches per-file errors
-        return PreparedImage(path, error=f"worker failed ({type(e).__name__}: {e})")
+def _job_error(e: BaseException) -> str:
+    if isinstance(e, watchdog.CallTimeout):
+        return f"face detection {e}"
+    if isinstance(e, watchdog.WorkerDied):
+        return f"decoding or detection crashed: {e}"
+    return f"worker failed ({type(e).__name__}: {e})"

@@ -98,7 +98,8 @@ class Recognizer:
         self.gallery = gallery
         self.settings = settings or default_settings()
         self.embedder = embedder or embedder_for(gallery)
-        spec = detector or DetectorSpec(max_side=self.settings.max_detect_side, thresholds=self.settings.thresholds)
+        # Faces are cut the way the gallery's were, unless told otherwise.
+        spec = detector or DetectorSpec.for_gallery(gallery, self.settings)
         self.spec = spec.for_embedder(self.embedder)
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}

@@ -26,11 +26,14 @@ def _gallery_path(args) -> Path:
     return Path(args.gallery).expanduser() if args.gallery else default_settings().gallery
 
 
-def _detector_spec(args):
+def _detector_spec(args, gallery=None):
+    """The detector asked for; else the one that cut ``gallery``'s faces; else the default."""
+    from ..detect import DEFAULT_DETECTOR
     from ..prepare import DetectorSpec
 
     s = default_settings()
-    name = args.detector or ("cascade" if args.cascade else "animeface")
+    recorded = gallery.detector if gallery is not None else None
+    name = args.detector or ("cascade" if args.cascade and recorded not in ("cascade", "union") else recorded) or DEFAULT_DETECTOR
     spec = DetectorSpec(name, str(args.cascade) if args.cascade else None, s.max_detect_side, s.thresholds)
     spec.build()  # fail now, once, with a clear message (bad cascade path, Pillow too new...)
     return spec
@@ -54,7 +57,7 @@ def _sync_index(g) -> None:
 def _open_recognizer(args, gallery):
     from ..recognize import Recognizer
 
-    spec = None if args.no_detect else _detector_spec(args)
+    spec = None if args.no_detect else _detector_spec(args, gallery)
     return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k)
 
 

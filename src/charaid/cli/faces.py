@@ -35,8 +35,8 @@ def cmd_enroll(args) -> int:
     from ..gallery import Gallery
 
     items = labelled_images(args.dir, on_skip=lambda p, why: _warn(f"{p}: {why}"))
-    spec = None if args.no_detect else _detector_spec(args)
     with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
+        spec = None if args.no_detect else _detector_spec(args, g)
         s = enroll_items(
             g, items, detect=not args.no_detect, spec=spec, workers=_workers(args, len(items)),
             on_progress=bar.update, on_error=lambda p, r: _warn(f"{p}: {r}"),
@@ -233,6 +233,19 @@ def cmd_gallery(args) -> int:
                 print("this gallery is too small to calibrate its own threshold (it needs 3 characters, "
                       f"2 faces each); the default {rec.threshold:.2f} is used", file=sys.stderr)
             print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
+        elif args.action == "detector":
+            if args.name:
+                from ..redetect import move_detector
+
+                args.detector = args.name
+                spec = _detector_spec(args)
+                with _progress(len(g), "detect again", args.quiet) as bar:
+                    r = move_detector(g, spec, _workers(args, len(g)), on_progress=bar.update)
+                _sync_index(g)
+                for sid, why in r.kept:
+                    _warn(f"sample {sid}: kept its old crop ({why})")
+                print(f"{g.path}: {r.recut} faces cut again by {r.detector}, {len(r.kept)} kept as they were", file=sys.stderr)
+            print(json.dumps({"detector": g.detector}))
         elif args.action == "model":
             from ..models import gallery_models, switch_model
 

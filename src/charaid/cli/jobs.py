@@ -65,7 +65,7 @@ def cmd_sort(args) -> int:
                 print(f"{d.src}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
 
     with Gallery(gp) as g:
-        rec = Recognizer(g, detector=_detector_spec(args), threshold=args.threshold)
+        rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold)
         if args.resume:
             workers = _workers(args, 100)
             with _progress(None, "sort (resume)", args.quiet) as bar:
@@ -229,3 +229,22 @@ def cmd_search(args) -> int:
                     for h in f["hits"]:
                         print(f"    {h['similarity']:.3f}  {h['path']}  {h['box']}")
     return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_train_detector(args) -> int:
+    from dataclasses import replace
+
+    from ..training.detector import DetectorTrainConfig, train_detector
+
+    data = Path(args.data)
+    if not (data / "icartoonface" / "images").is_dir():
+        raise FileNotFoundError(f"{data}: no icartoonface/images here (the training data of ../shared/train)")
+    cfg = DetectorTrainConfig()
+    cfg = replace(cfg, **{k: v for k, v in (("steps", args.steps), ("side", args.side), ("seed", args.seed)) if v is not None})
+    r = train_detector(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
+    print(json.dumps(r))
+    if not r["done"]:
+        _warn(f"stopped at step {r['step']} of {r['steps']}; run the same command again to resume")
+        return EXIT_STOPPED
+    _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
+    return EXIT_OK

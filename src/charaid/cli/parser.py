@@ -7,7 +7,7 @@ import argparse
 from .. import __version__
 from ..detect import DETECTORS
 from .faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_recognize
-from .jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train
+from .jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train, cmd_train_detector
 
 
 def _float_or_auto(v: str) -> str:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         if gallery:
             sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
         if detect:
-            sp.add_argument("--detector", choices=DETECTORS, help="face detector (default animeface; cascade if --cascade is given)")
+            sp.add_argument("--detector", choices=DETECTORS, help="face detector (default: the one that cut the gallery's faces; else facedet, charaid's own)")
             sp.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, e.g. lbpcascade_animeface.xml")
             sp.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection (default: all cores for batches)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -98,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
 
+    sp = sub.add_parser("train-detector", help="train charaid's face detector on ../shared/train (resumable; the shipped weights come from it)")
+    sp.add_argument("--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface and DIR/faces64 (default ../shared/train)")
+    sp.add_argument("--out", default="artifacts/detector", metavar="DIR", help="checkpoint and weights folder (default artifacts/detector)")
+    sp.add_argument("--steps", type=int, metavar="N", help="training steps of 16 pictures (default 3600)")
+    sp.add_argument("--side", type=int, metavar="PX", help="training picture side (default 256)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--minutes", type=float, metavar="N", help="stop after this long; running it again resumes")
+    sp.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when there is one)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train_detector)
+
     sp = sub.add_parser("serve", help="web pages to recognise, label and manage the gallery, and a REST API")
     sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; elsewhere, changes need a token)")
@@ -139,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
     a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the default, untuned features)")
     a.add_argument("model", nargs="?", metavar="MODEL|default")
+    a = gsub.add_parser("detector", help="show the detector that cut the gallery's faces; with NAME, cut them again from their pictures with it")
+    a.add_argument("name", nargs="?", choices=DETECTORS, metavar="NAME", help=f"one of: {', '.join(DETECTORS)}")
+    a.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, for the cascade and union detectors")
+    a.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     for a in gsub.choices.values():
         a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")
     sp.set_defaults(func=cmd_gallery)

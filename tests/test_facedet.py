@@ -1,0 +1,151 @@
+"""charaid's own face detector: training runs and resumes, the shipped weights find real faces,
+and galleries record the detector that cut their faces."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charaid import facedet
+from charaid.detect import DEFAULT_DETECTOR, make_detector
+from charaid.images import load_image
+from charaid.synth import CAST, group_picture
+from charaid.training.augment import make_sample
+from charaid.training.detector import DetectorTrainConfig, load_frames, targets, train_detector
+
+
+def test_targets_put_one_peak_per_face_with_its_size():
+    boxes = np.array([[16, 16, 80, 96], [200, 40, 232, 72]], np.float32)
+    heat, size, off, mask = targets(boxes, 256)
+    assert mask.sum() == 2 and heat.max() == 1.0 and (heat == 1.0).sum() == 2
+    iy, ix = np.argwhere(mask == 1)[0]
+    assert np.allclose(np.exp(size[:, iy, ix]) * facedet.STRIDE, [64, 80], atol=0.5)
+    assert (0 <= off).all() and (off < 1).all()
+
+
+def test_augmented_samples_keep_boxes_on_the_picture(shared_train):
+    frames = load_frames(shared_train / "icartoonface")[:20]
+    rng = np.random.default_rng(0)
+    n = 0
+    for _ in range(30):
+        a, boxes = make_sample(frames, [], rng, 192)
+        assert a.shape == (192, 192, 3) and a.dtype == np.uint8
+        assert ((boxes >= 0) & (boxes <= 192)).all() and (boxes[:, 2] > boxes[:, 0]).all()
+        n += len(boxes)
+    assert n > 10, "most training pictures hold faces"
+
+
+def test_tiny_training_run_loss_falls_and_resumes(shared_train, tmp_path):
+    frames = load_frames(shared_train / "icartoonface")[:12]
+    cfg = DetectorTrainConfig(side=128, batch=4, steps=16, lr=4e-3, warmup=1, checkpoint_seconds=1e9)
+    first = train_detector(shared_train, tmp_path, cfg, progress=False, faces_limit=50, frames=frames, stop_after=8)
+    assert not first["done"] and first["step"] == 8 and (tmp_path / "checkpoint.pt").is_file()
+    second = train_detector(shared_train, tmp_path, cfg, progress=False, faces_limit=50, frames=frames)
+    assert second["done"] and second["step"] == 16, "the second call resumed at step 8 and finished"
+    losses = second["history"]
+    assert len(losses) == 16
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
+    w = Path(second["weights"])
+    assert w.name == facedet.WEIGHTS_FILE and w.stat().st_size < 25e6
+    net = facedet.FaceDetectorNet(path=str(w), min_score=0.0)
+    assert net.detect_arrays([load_image(shared_train / "faces64" / "1.jpg")])[0], "its weights load and answer"
+    with pytest.raises(ValueError, match="other settings"):
+        train_detector(shared_train, tmp_path, DetectorTrainConfig(side=160, steps=16), progress=False, frames=frames)
+
+
+def test_shipped_weights_are_package_data_and_small():
+    p = Path(facedet.weights_path())
+    assert p.is_file() and p.stat().st_size < 25e6
+    import torch
+
+    saved = torch.load(p, map_location="cpu", weights_only=True)
+    assert saved["model_id"] == facedet.MODEL_ID and saved["version"] == facedet.MODEL_VERSION
+
+
+def test_shipped_detector_finds_faces_in_real_illustrations(shared):
+    """Offline: the weights come from the package, nothing is downloaded."""
+    assert DEFAULT_DETECTOR == "facedet"
+    det = make_detector()
+    paths = sorted((shared / "tla" / "raw" / "sakurauchi_riko").iterdir())[:6]
+    found = [det.detect(load_image(p)) for p in paths]
+    assert sum(bool(f) for f in found) >= 5, [len(f) for f in found]
+    for faces in found:
+        for f in faces:
+            assert f.detector == "facedet" and 0 < f.score <= 1 and f.box.w > 10
+            assert set(f.landmarks) >= {"left_eye", "right_eye", "nose", "mouth"}
+
+
+def test_shipped_detector_finds_every_drawn_face_left_to_right():
+    d = {c.name: c for c in CAST}
+    im = group_picture([d["akane"], d["midori"], d["sora"]], seed=1)
+    faces = sorted(make_detector().detect(im), key=lambda f: f.box.x)
+    assert len(faces) == 3
+    assert faces[0].box.x < im.size[0] / 3 < faces[1].box.x < 2 * im.size[0] / 3 < faces[2].box.x
+
+
+def test_batch_detection_equals_one_by_one(shared):
+    det = make_detector()
+    ims = [load_image(p) for p in sorted((shared / "tla" / "raw" / "nishikino_maki").iterdir())[:3]]
+    one = [[f.box.as_list() for f in det.detect(im)] for im in ims]
+    batch = [[f.box.as_list() for f in faces] for faces in det.detect_batch(ims)]
+    assert len(batch) == 3
+    for a, b in zip(one, batch):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert np.abs(np.array(x) - np.array(y)).max() <= 2, (a, b)
+
+
+# -- galleries record their detector -------------------------------------------------------------
+
+def _names(result) -> list:
+    return [f.character for f in sorted(result.faces, key=lambda f: f.box.x)]
+
+
+def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_train, synth_scene):
+    from charaid.enroll import enroll_items, labelled_images
+    from charaid.gallery import Gallery
+    from charaid.images import load_image
+    from charaid.prepare import DetectorSpec
+    from charaid.recognize import Recognizer
+
+    p = tmp_path / "old.sqlite"
+    with Gallery(p) as g:
+        enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("animeface"))
+        today = Recognizer(g, detector=DetectorSpec("animeface")).recognize_image(load_image(synth_scene))
+    db = sqlite3.connect(p)  # as a gallery of charaid before it recorded its detector
+    db.execute("DELETE FROM meta WHERE key = 'detector'")
+    db.commit()
+    db.close()
+    with Gallery(p) as g:
+        assert g.detector == "animeface"
+        rec = Recognizer(g)
+        assert rec.spec.name == "animeface", "recognition crops the way enrolment did"
+        now = rec.recognize_image(load_image(synth_scene))
+        assert _names(now) == _names(today) == ["akane", None, "sora"]
+        assert [f.box for f in now.faces] == [f.box for f in today.faces]
+        assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in today.faces]
+        with pytest.raises(ValueError, match="cut by the animeface detector"):
+            enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet"))
+
+
+def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth_train, synth_scene):
+    from conftest import run_cli
+
+    gp = tmp_path / "g.sqlite"
+    r = run_cli("enroll", str(synth_train), "--gallery", str(gp), "--detector", "animeface")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("gallery", "detector", "--gallery", str(gp))
+    assert r.returncode == 0 and '"detector": "animeface"' in r.stdout
+    r = run_cli("gallery", "detector", "facedet", "--gallery", str(gp), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "18 faces cut again by facedet, 0 kept" in r.stderr, r.stderr
+    assert '"detector": "facedet"' in r.stdout
+    r = run_cli("recognize", str(synth_scene), "--gallery", str(gp), "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    faces = sorted(json.loads(r.stdout)["faces"], key=lambda f: f["box"][0])
+    assert [f["character"] for f in faces] == ["akane", None, "sora"]
