@@ -5,9 +5,10 @@ pictures get a face, and the time per picture, for each detector setting, in one
     python benchmarks/detection.py --settings facedet/640,facedet//0.3,retry@768
 
 Settings:
-  facedet[/SIDE[/SCORE]]  charaid's own detector (charaid.facedet; the default), seeing the
-               picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
-               scoring at least SCORE (default Thresholds.facedet_min_score)
+  facedet[/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.facedet; the default), seeing
+               the picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
+               scoring at least SCORE (default Thresholds.facedet_min_score), real faces vetoed
+               from a Haar score of VETO ("none": no veto; default Thresholds.photo_face_veto)
   plain        animeface-2009 at the picture's size only (charaid before the retry)
   retry        animeface-2009, then, when it finds nothing, reduced copies (Thresholds.detect_retry_scales)
   union-retry  retry + nagadomi's LBP cascade (../shared/data/models), merged
@@ -20,6 +21,8 @@ tla/raw (107 illustrations, one character each: pictures with a face), web4 (286
 pictures with a face), photos (64 photos of people: pictures with a "face", lower is better).
 Time: median and mean milliseconds of detection alone per picture (decoding excluded), over
 every picture of the four sets, PyTorch on all cores (animeface-2009 is single-threaded).
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +47,11 @@ def detector(setting: str):
     setting, _, side = setting.partition("@")
     max_side = int(side) if side else default_settings().max_detect_side
     if setting.startswith("facedet"):
-        _, inp, score = (setting.split("/") + ["", ""])[:3]
+        _, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
         t = Thresholds()
         t = replace(t, facedet_input_side=int(inp) if inp else t.facedet_input_side,
-                    facedet_min_score=float(score) if score else t.facedet_min_score)
+                    facedet_min_score=float(score) if score else t.facedet_min_score,
+                    photo_face_veto=(None if veto == "none" else float(veto)) if veto else t.photo_face_veto)
         return make_detector("facedet", None, t, max_side)
     t = Thresholds() if "retry" in setting else Thresholds(detect_retry_scales=())
     union = setting.startswith("union")

@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
+from charaid.detect import DEFAULT_DETECTOR  # noqa: E402
 from charaid.enroll import enroll_items  # noqa: E402
+from charaid.prepare import DetectorSpec  # noqa: E402
 from charaid.gallery import Gallery  # noqa: E402
 from charaid.recognize import Recognizer  # noqa: E402
 
@@ -35,17 +37,20 @@ from charaid.recognize import Recognizer  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2, help="processes for decoding and detection (default 2)")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=["facedet", "animeface"], help=f"face detector (default {DEFAULT_DETECTOR})")
     args = ap.parse_args()
     datasets.require()
     labelled = datasets.newgame8_raw_labels()
     singles = [(labels[0], p) for p, labels in labelled if len(labels) == 1]
     multi = [(p, set(labels)) for p, labels in labelled if len(labels) > 1]
-    print(f"# multi-character pictures: newgame8; {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print(f"# multi-character pictures: newgame8, detector {args.detector}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "g.sqlite") as g:
         t = time.time()
-        s = enroll_items(g, singles, workers=args.workers)
+        spec = DetectorSpec(args.detector)
+        s = enroll_items(g, singles, spec=spec, workers=args.workers)
         enrol_s = time.time() - t
         rec = Recognizer(g)
+        assert rec.spec.name == args.detector
         thr = rec.threshold
         t = time.time()
         results = list(rec.recognize_paths([p for p, _ in multi], workers=args.workers))

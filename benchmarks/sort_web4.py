@@ -33,11 +33,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
     ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
+    ap.add_argument("--detector", choices=["facedet", "animeface"], help="detector of enrol and sort (default: charaid's default, facedet)")
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
     ap.add_argument("--train", action="store_true", help="run `charaid train` (defaults) between enrol and sort, as a user may")
     ap.add_argument("--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)")
     args = ap.parse_args()
     det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
+    if args.detector:
+        det = ["--detector", args.detector]
     how = ["--faces-only"] if args.faces_only else []
     datasets.require()
     items = datasets.web4()
@@ -90,7 +93,7 @@ def main() -> None:
             for row in rows[:-1]:
                 f.write(json.dumps({**row, "truth": truth[Path(row["path"]).name]}) + "\n")
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
-    mode = ", ".join(filter(None, ["union detector" if args.union else "", "after charaid train" if args.train else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
+    mode = ", ".join(filter(None, ["union detector" if args.union else "", f"detector {args.detector}" if args.detector else "", "after charaid train" if args.train else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
     print(f"# charaid sort on web4 + photos ({mode}); {machine()}; {time.strftime('%Y-%m-%d')}\n")
     print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); "
           f"{'' if train_s is None else f'charaid train {train_s:.0f} s; '}sorted {summary['images']} pictures "

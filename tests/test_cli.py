@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import run_cli
 
-SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "sort", "serve", "index", "search"]
+SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "train-detector", "sort", "serve", "index", "search"]
 
 
 def test_help_for_every_command():
@@ -18,7 +18,7 @@ def test_help_for_every_command():
     for c in SUBCOMMANDS:
         r = run_cli(c, "--help")
         assert r.returncode == 0 and "usage: charaid " + c in r.stdout, c
-    for a in ["list", "remove", "rename", "threshold"]:
+    for a in ["list", "remove", "rename", "threshold", "model", "detector"]:
         r = run_cli("gallery", a, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout, a
 

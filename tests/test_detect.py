@@ -96,7 +96,7 @@ def test_cascade_and_union_on_real_illustration(shared):
 
 
 def test_make_detector_errors(tmp_path):
-    with pytest.raises(ValueError, match="choose one of: animeface, cascade, union"):
+    with pytest.raises(ValueError, match="choose one of: facedet, animeface, cascade, union"):
         make_detector("yolo")
     with pytest.raises(ValueError, match="needs a cascade XML"):
         make_detector("cascade")

@@ -115,11 +115,12 @@ def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_t
     with Gallery(p) as g:
         enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("animeface"))
         today = Recognizer(g, detector=DetectorSpec("animeface")).recognize_image(load_image(synth_scene))
-    db = sqlite3.connect(p)  # as a gallery of charaid before it recorded its detector
+    db = sqlite3.connect(p)  # as a gallery of charaid before it recorded its detector (schema 3)
     db.execute("DELETE FROM meta WHERE key = 'detector'")
+    db.execute("PRAGMA user_version = 3")
     db.commit()
     db.close()
-    with Gallery(p) as g:
+    with Gallery(p) as g:  # migrated: a gallery with faces was cut by animeface-2009
         assert g.detector == "animeface"
         rec = Recognizer(g)
         assert rec.spec.name == "animeface", "recognition crops the way enrolment did"

@@ -8,6 +8,7 @@ pixel count) and the boxes are mapped back.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -22,8 +23,6 @@ from .config import Thresholds, default_settings
 DETECTORS = ("facedet", "animeface", "cascade", "union")
 #: The detector of new galleries and of commands without a gallery.
 DEFAULT_DETECTOR = "facedet"
-#: The detector that cut the faces of galleries made before they recorded theirs.
-LEGACY_DETECTOR = "animeface"
 
 
 @dataclass(frozen=True)
@@ -116,10 +115,24 @@ class NetDetector(Detector):
         smalls = [_downscale(im, self.max_side) for im in images]
         out = []
         for (small, scale), raw in zip(smalls, self.net.detect_arrays([s for s, _ in smalls])):
-            faces = [_rescale(f, 1.0 / scale) if scale != 1.0 else f for f in self._faces(raw)]
+            faces = [f for f in self._faces(raw) if not self._real_face(small, f)]
+            faces = [_rescale(f, 1.0 / scale) if scale != 1.0 else f for f in faces]
             faces = [f for f in faces if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
             out.append(sorted(nms(faces, self.thresholds.nms_iou), key=lambda f: -f.score))
         return out
+
+    def _real_face(self, image: Image.Image, face: Face) -> bool:
+        """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
+        real person's face in the found face: the network was trained on drawings only, so it
+        takes some faces in photos for anime ones (docs/benchmarks.md, "Face detection")."""
+        veto = self.thresholds.photo_face_veto
+        if veto is None:
+            return False
+        import cv2
+
+        gray = cv2.equalizeHist(np.asarray(crop_face(image, face.box, 0.25, 160).convert("L")))
+        _, _, weights = _photo_cascade().detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True)
+        return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
 
     def detect(self, image: Image.Image) -> list[Face]:
         return self.detect_batch([image])[0]
@@ -136,6 +149,13 @@ class NetDetector(Detector):
             lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in BOX_LANDMARKS.items()}
             faces.append(Face(b, r.score, self.name, lm))
         return faces
+
+
+@functools.lru_cache(maxsize=1)
+def _photo_cascade():
+    import cv2
+
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
 
 
 class AnimeFaceDetector(Detector):

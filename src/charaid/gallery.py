@@ -23,7 +23,6 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from .detect import LEGACY_DETECTOR
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
 from .journal import SORT_FOLDERS
 from .schema import GALLERY_MIGRATIONS, migrate, transaction
@@ -167,13 +166,9 @@ class Gallery:
     @property
     def detector(self) -> str | None:
         """The detector that cut this gallery's faces, so recognition crops the way enrolment
-        did: recorded at the first enrolment with detection. Galleries made before it was
-        recorded were cut by animeface-2009; None for a new, empty gallery."""
-        v = self._get_meta("detector")
-        if v:
-            return v
-        has = self._db.execute("SELECT 1 FROM samples WHERE box != '' LIMIT 1").fetchone()
-        return LEGACY_DETECTOR if has else None
+        did: recorded at the first enrolment with detection (galleries that held faces before it
+        was recorded were given animeface-2009 by migration 4); None until then."""
+        return self._get_meta("detector")
 
     def set_detector(self, name: str) -> None:
         with self.transaction():

@@ -74,6 +74,8 @@ class PreparedImage:
 
 
 _DETECTORS: dict[DetectorSpec, Detector] = {}
+#: Pictures whose faces are found in one pass of the detector network (in this process).
+DETECT_BATCH = 4
 
 
 def _detector(spec: DetectorSpec) -> Detector:
@@ -93,6 +95,20 @@ def prepare_image(
     """Decode ``path`` (or use ``image``), find its faces and cut a square crop around each;
     with ``with_picture`` (and detection), also reduce the whole picture for charaid.picture."""
     spec = spec or DetectorSpec()
+    out, im = _decode(path, with_hash, image)
+    if im is None:
+        return out
+    if not detect:
+        return _whole(out, im, spec)
+    try:
+        faces = _detector(spec).detect(im)
+    except Exception as e:  # a detector crash on one odd image must not end the batch
+        out.error = _detect_error(e)
+        return out
+    return _cut(out, im, faces, spec, with_picture)
+
+
+def _decode(path: str | Path, with_hash: bool, image: Image.Image | None = None) -> tuple[PreparedImage, Image.Image | None]:
     out = PreparedImage(str(path))
     try:
         im = image if image is not None else load_image(path)
@@ -100,36 +116,62 @@ def prepare_image(
             out.content_hash = sha256_file(path)
     except ImageError as e:
         out.error = e.reason
-        return out
+        return out, None
     except OSError as e:  # the file vanished or became unreadable between decode and hash
         out.error = f"cannot read ({e.strerror or e})"
-        return out
+        return out, None
     out.size = im.size
+    return out, im
+
+
+def _detect_error(e: Exception) -> str:
+    if isinstance(e, watchdog.CallTimeout):
+        return f"face detection {e}"
+    return f"face detection failed ({type(e).__name__}: {e})"
+
+
+def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedImage:
+    """The whole image as the face (``--no-detect``: a folder of face crops)."""
     side = default_settings().stored_crop_side
-    colours = spec.thresholds.cue_colour_weight > 0  # the face's colours (charaid.cues) travel with its crop
-    if not detect:
-        crop = im.copy()
-        if max(crop.size) > side:
-            crop.thumbnail((side, side), Image.BICUBIC)
-        if colours:  # searched here, in the worker, rather than in the embedder
-            cues.carry(crop, cues.colours_in_crop(crop))
-        out.faces, out.crops = [None], [crop]
-        return out
-    try:
-        faces = _detector(spec).detect(im)
-    except watchdog.CallTimeout as e:
-        out.error = f"face detection {e}"
-        return out
-    except Exception as e:  # a detector crash on one odd image must not end the batch
-        out.error = f"face detection failed ({type(e).__name__}: {e})"
-        return out
+    crop = im.copy()
+    if max(crop.size) > side:
+        crop.thumbnail((side, side), Image.BICUBIC)
+    if spec.thresholds.cue_colour_weight > 0:  # searched here, in the worker, rather than in the embedder
+        cues.carry(crop, cues.colours_in_crop(crop))
+    out.faces, out.crops = [None], [crop]
+    return out
+
+
+def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorSpec, with_picture: bool) -> PreparedImage:
+    """A square crop around each face, carrying the face's colours (charaid.cues) when they count."""
+    side = default_settings().stored_crop_side
+    t = spec.thresholds
+    colours = t.cue_colour_weight > 0
     for f in faces:
         out.faces.append(f)
-        crop = crop_face(im, f.box, spec.thresholds.crop_margin, side)
-        out.crops.append(cues.carry(crop, cues.face_colours(f, im)) if colours else crop)
+        crop = crop_face(im, f.box, t.crop_margin, side)
+        if colours and (f.detector != "facedet" or t.facedet_colours == "box"):
+            cues.carry(crop, cues.face_colours(f, im))
+        elif colours:  # searched again in the crop by animeface-2009, as a --no-detect crop is
+            cues.carry(crop, cues.colours_in_crop(crop))
+        out.crops.append(crop)
     if with_picture:
         out.picture = picture_crop(im)
     return out
+
+
+def _prepare_batch(jobs: list) -> list[PreparedImage]:
+    """Several pictures at once: decoded one by one, their faces found in one batch."""
+    _, detect, spec, with_hash, with_picture = jobs[0]
+    decoded = [_decode(j[0], with_hash) for j in jobs]
+    ok = [(out, im) for out, im in decoded if im is not None]
+    try:
+        found = _detector(spec).detect_batch([im for _, im in ok]) if ok else []
+    except Exception:  # one picture broke the batch: find out which, one by one
+        return [_prepare_job(j) for j in jobs]
+    for (out, im), faces in zip(ok, found):
+        _cut(out, im, faces, spec, with_picture)
+    return [out for out, _ in decoded]
 
 
 def _prepare_job(args) -> PreparedImage:
@@ -159,8 +201,17 @@ def prepare_many(
     spec = spec or DetectorSpec()
     jobs = ((p, detect, spec, with_hash, with_picture) for p in paths)
     if workers <= 0 and not (detect and _detector(spec).native):
+        if not detect:
+            yield from map(_prepare_job, jobs)
+            return
+        chunk: list = []  # batches of pictures for the detector network
         for j in jobs:
-            yield _prepare_job(j)
+            chunk.append(j)
+            if len(chunk) >= DETECT_BATCH:
+                yield from _prepare_batch(chunk)
+                chunk = []
+        if chunk:
+            yield from _prepare_batch(chunk)
         return
     # In watched worker processes: one picture past the time limit is stopped and reported,
     # and holds only its own worker meanwhile.
@@ -171,7 +222,7 @@ def prepare_many(
 
 def _job_error(e: BaseException) -> str:
     if isinstance(e, watchdog.CallTimeout):
-        return f"face detection {e}"
+        return _detect_error(e)
     if isinstance(e, watchdog.WorkerDied):
         return f"decoding or detection crashed: {e}"
     return f"worker failed ({type(e).__name__}: {e})"

@@ -82,6 +82,11 @@ GALLERY_MIGRATIONS: list[str] = [
     );
     CREATE INDEX pictures_character ON pictures(character_id);
     """,
+    # 4: the detector that cut the gallery's faces (Gallery.detector): a gallery that already
+    # holds faces was cut by animeface-2009, charaid's only detector until then
+    """
+    INSERT OR IGNORE INTO meta(key, value) SELECT 'detector', 'animeface' WHERE EXISTS (SELECT 1 FROM samples)
+    """,
 ]
 SCHEMA_VERSION = len(GALLERY_MIGRATIONS)
 
