@@ -162,3 +162,20 @@ def test_folder_walk_does_not_follow_links_out(tmp_path):
     root.mkdir()
     (root / "link").symlink_to(outside, target_is_directory=True)
     assert list(iter_image_paths([root])) == []
+
+
+def test_special_files_with_an_image_name_are_refused_before_reading(tmp_path):
+    """A FIFO would block for ever and a link to /dev/zero never ends: refused at stat time."""
+    import os
+
+    from charaid.images import sha256_file
+
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    for p, kind in ((fifo, "a FIFO"), (zero, "a character device")):
+        with pytest.raises(ImageError, match=f"not a regular file \\({kind}\\)"):
+            load_image(p)
+        with pytest.raises(OSError, match="not a regular file"):
+            sha256_file(p)

@@ -6,9 +6,11 @@ one-line reason, so that a batch can report a bad file and go on with the rest.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -38,8 +40,10 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
         raise ImageError(path, "permission denied") from None
     except OSError as e:
         raise ImageError(path, f"cannot read ({e.strerror or e})") from None
-    if p.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise ImageError(path, "is a folder, not an image")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(path, f"not a regular file ({_kind(st.st_mode)}); only files are read")
     if st.st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
     try:
@@ -136,7 +140,20 @@ def iter_image_paths(inputs: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's bytes; anything else (a FIFO would block for ever, a link to
+    /dev/zero never ends) raises OSError before it is opened."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)}); only files are read")
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
