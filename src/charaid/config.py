@@ -33,11 +33,11 @@ class Thresholds:
     #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md, "Face detection").
     detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
     #: charaid's own detector (facedet): a face-centre peak below this score is not a face.
-    facedet_min_score: float = 0.4
+    facedet_min_score: float = 0.45
     #: A face charaid's own detector finds is dropped when OpenCV's frontal-face cascade for
     #: photos (haarcascade_frontalface_default, shipped with OpenCV) scores a real person's face
     #: in it at least this high (its last stage's weight); None keeps every face.
-    photo_face_veto: float | None = 6.0
+    photo_face_veto: float | None = 5.0
     #: charaid's own detector sees the picture reduced to at most this many pixels a side.
     facedet_input_side: int = 512
     #: Where the colour cues of a face found by charaid's own detector are sampled: "box", at
@@ -50,6 +50,10 @@ class Thresholds:
     #: Margin added around the detector's box on each side, as a share of the box side.
     #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
     crop_margin: float = 0.25
+    #: The same margin for faces of charaid's own detector, whose boxes are 0.88 of
+    #: animeface-2009's side (charaid.facedet.BOX_LANDMARKS): 0.35 cuts the same square
+    #: (0.88 x 1.70 = 1.5), so crops look like those the features were tuned on.
+    facedet_crop_margin: float = 0.35
     #: Used when a gallery is too small to calibrate its own threshold (fewer than 3 characters,
     #: or fewer than 2 samples per character). 0.58 is the mean of the thresholds the default
     #: matcher (hybrid) calibrated for itself on moeimouto10, danbooru6 and newgame8 with 3

@@ -149,7 +149,7 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     colours = t.cue_colour_weight > 0
     for f in faces:
         out.faces.append(f)
-        crop = crop_face(im, f.box, t.crop_margin, side)
+        crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector == "facedet" else t.crop_margin, side)
         if colours and (f.detector != "facedet" or t.facedet_colours == "box"):
             cues.carry(crop, cues.face_colours(f, im))
         elif colours:  # searched again in the crop by animeface-2009, as a --no-detect crop is

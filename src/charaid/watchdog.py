@@ -17,9 +17,11 @@ sees its pipe close.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection, wait
@@ -80,6 +82,28 @@ def _picklable(e: BaseException) -> bool:
         return False
 
 
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_unseen():
+    """Start a child without it running the parent's ``__main__`` again: spawn re-imports the
+    main script, which in a script without an ``if __name__ == "__main__"`` guard would redo the
+    script's work (and start children of its own). Children need only charaid's modules."""
+    main = sys.modules.get("__main__")
+    with _START_LOCK:
+        saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+        try:
+            if "__file__" in saved:
+                del main.__file__
+            if "__spec__" in saved:
+                main.__spec__ = None
+            yield
+        finally:
+            for k, v in saved.items():
+                setattr(main, k, v)
+
+
 class _Child:
     """One child process and the pipe to it."""
 
@@ -87,7 +111,8 @@ class _Child:
         ctx = mp.get_context("spawn")  # never fork a process that may have PyTorch's threads running
         self.conn, theirs = ctx.Pipe()
         self.proc = ctx.Process(target=_child, args=(theirs, os.getpid(), threads), daemon=True)
-        self.proc.start()
+        with _main_unseen():
+            self.proc.start()
         theirs.close()
         self.deadline: float | None = None
         self.job: Any = None
