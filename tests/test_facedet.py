@@ -50,6 +50,7 @@ def test_tiny_training_run_loss_falls_and_resumes(shared_train, tmp_path):
     assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
     w = Path(second["weights"])
     assert w.name == facedet.WEIGHTS_FILE and w.stat().st_size < 25e6
+    assert (tmp_path / facedet.ONNX_FILE).is_file(), "the ONNX twin is written too"
     net = facedet.FaceDetectorNet(path=str(w), min_score=0.0)
     assert net.detect_arrays([load_image(shared_train / "faces64" / "1.jpg")])[0], "its weights load and answer"
     with pytest.raises(ValueError, match="other settings"):
@@ -63,6 +64,18 @@ def test_shipped_weights_are_package_data_and_small():
 
     saved = torch.load(p, map_location="cpu", weights_only=True)
     assert saved["model_id"] == facedet.MODEL_ID and saved["version"] == facedet.MODEL_VERSION
+    o = Path(facedet.onnx_path())
+    assert o.is_file() and o.stat().st_size < 25e6
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_faces():
+    d = {c.name: c for c in CAST}
+    im = group_picture([d["akane"], d["sora"]], seed=2)
+    ort_faces = facedet.FaceDetectorNet().detect_arrays([im])[0]
+    torch_faces = facedet.FaceDetectorNet(path=facedet.weights_path()).detect_arrays([im])[0]
+    assert len(ort_faces) == len(torch_faces) == 2
+    for a, b in zip(ort_faces, torch_faces):
+        assert abs(a.x - b.x) < 1 and abs(a.w - b.w) < 1 and abs(a.score - b.score) < 1e-3
 
 
 def test_shipped_detector_finds_faces_in_real_illustrations(shared):

@@ -105,11 +105,11 @@ class NetDetector(Detector):
 
     def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
         super().__init__(thresholds, max_side)
-        from .facedet import FaceDetectorNet, load_network
+        from .facedet import FaceDetectorNet
 
-        load_network()  # fail here, at load, if the weights are missing
         t = self.thresholds
-        self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score)
+        # loaded now, so that missing weights fail here, once
+        self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score).load()
 
     def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
         smalls = [_downscale(im, self.max_side) for im in images]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import queue
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -149,6 +150,11 @@ def export_weights(state: dict, path: Path, cfg: DetectorTrainConfig, elapsed: f
                 "config": asdict(cfg), "train_seconds": round(elapsed), "steps": step}, path)
 
 
+def write_onnx(weights: str | Path, path: str | Path) -> None:
+    """The shipped ``.onnx`` twin of a ``.pt`` weights file (what charaid runs)."""
+    facedet.export_onnx(facedet.load_network(str(weights)), str(path))
+
+
 def export_checkpoint(ckpt: str | Path, path: str | Path) -> None:
     """Weights from a checkpoint of an unfinished run (to look at it before it ends)."""
     import torch
@@ -256,6 +262,10 @@ def train_detector(
     weights = out / facedet.WEIGHTS_FILE
     if done:
         export_weights(net.to("cpu").state_dict(), weights, cfg, elapsed, step)
+        try:
+            write_onnx(weights, out / facedet.ONNX_FILE)
+        except ImportError as e:  # the exporter needs the onnx package (the test extra has it)
+            print(f"charaid: {facedet.ONNX_FILE} not written ({e}); pip install onnx, then run train-detector again", file=sys.stderr)
     recent = history[-50:]
     return {"done": done, "step": step, "steps": cfg.steps, "elapsed_s": round(elapsed),
             "loss": round(float(np.mean([h["loss"] for h in recent])), 4) if recent else None, "history": [h["loss"] for h in history],
