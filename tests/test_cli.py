@@ -42,11 +42,12 @@ def test_recognize_json_contract(gallery_path, synth_scene):
 
 
 def test_no_detect_gives_one_whole_image_face(gallery_path, synth_train, tmp_path):
-    from charaid.detect import AnimeFaceDetector, crop_face
+    from charaid.config import Thresholds
+    from charaid.detect import crop_face, make_detector
 
     im = Image.open(synth_train / "hikari" / "00.png").convert("RGB")
-    src = tmp_path / "hikari_face.png"  # a face crop, as a folder of crops would hold
-    crop_face(im, AnimeFaceDetector().detect(im)[0].box).save(src)
+    src = tmp_path / "hikari_face.png"  # a face crop cut as the gallery's were (charaid's detector)
+    crop_face(im, make_detector().detect(im)[0].box, Thresholds().facedet_crop_margin).save(src)
     r = run_cli("recognize", str(src), "--gallery", str(gallery_path), "--json", "--no-detect", "--top-k", "2")
     obj = json.loads(r.stdout)
     w, h = Image.open(src).size

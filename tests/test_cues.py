@@ -82,7 +82,7 @@ def test_block_puts_real_faces_of_one_character_together(shared):
 
 def test_default_joins_the_block_and_old_galleries_keep_their_space():
     d, old = default_embedder(), imagenet_embedder()
-    assert d.model_id == old.model_id + "+animeface-colours-lab9*0.25" and d.dim == old.dim + 9
+    assert d.model_id == old.model_id + "+facedet-colours-lab9*0.25" and d.dim == old.dim + 9
     known = builtin_embedders()
     assert known[old.model_id]().model_id == old.model_id  # a gallery enrolled before opens as it was
     assert default_embedder(Thresholds(cue_colour_weight=0)).model_id == old.model_id

@@ -229,15 +229,12 @@ class FaceDetectorNet:
             return load_network(self.path)(torch.from_numpy(batch).permute(0, 3, 1, 2)).float().numpy()
 
     def detect_arrays(self, images: Sequence[Image.Image]) -> list[list[RawFace]]:
-        """Faces of each picture, in its own pixels. Pictures are run together, padded to the
-        largest of the batch (the padding is the mean colour: zero after normalisation)."""
-        if not images:
-            return []
-        boxes = [letterbox(im, self.input_side) for im in images]
-        H = max(a.shape[0] for a, _ in boxes)
-        W = max(a.shape[1] for a, _ in boxes)
-        batch = np.zeros((len(boxes), H, W, 3), np.float32)
-        for i, (a, _) in enumerate(boxes):
-            batch[i, : a.shape[0], : a.shape[1]] = a
-        out = self._run(batch)
-        return [decode(o, s, self.min_score) for o, (_, s) in zip(out, boxes)]
+        """Faces of each picture, in its own pixels. The pictures go through the network one at
+        a time: on 2 cores a batch of 4 costs as much per picture (ONNX Runtime) or more
+        (PyTorch) (benchmarks/detector_runtime.py), and padding pictures of other sizes to one
+        batch would change their answers at the edges."""
+        out = []
+        for im in images:
+            a, s = letterbox(im, self.input_side)
+            out.append(decode(self._run(a[None])[0], s, self.min_score))
+        return out

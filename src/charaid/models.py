@@ -14,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Thresholds
-from .embed import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder, imagenet_embedder
+from .embed import (ColourHistogramEmbedder, ConcatEmbedder, Embedder, animeface_default_embedder, default_embedder,
+                    imagenet_embedder)
 from .errors import EmbeddingSpaceError
 from .gallery import Gallery
 
@@ -26,7 +27,8 @@ def models_dir(gallery_path: str | Path) -> Path:
     return p.with_name(p.name + ".models")
 
 
-def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_weight: float | None = None) -> Embedder:
+def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_weight: float | None = None,
+                   cue_search: str = "facedet") -> Embedder:
     """The tuned network joined, as the default embedder is, with the colour histogram
     (``tuned_colour_weight``) and the face's hair/skin/eye colours (``cue_weight``, by default
     ``tuned_cue_weight``; a saved model records the weight it was tuned with)."""
@@ -39,7 +41,7 @@ def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_wei
     if w > 0:
         from .cues import CueColourEmbedder
 
-        parts.append(CueColourEmbedder(t))
+        parts.append(CueColourEmbedder(t, cue_search))
         weights.append(w)
     return core if len(parts) == 1 else ConcatEmbedder(parts, weights)
 
@@ -50,7 +52,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
 
     from .tune import TunedEmbedder
 
-    meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight}
+    meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight, "cue_search": "facedet"}
     buf = io.BytesIO()
     torch.save({"top": top_state, "config": asdict(cfg), "meta": meta}, buf)
     data = buf.getvalue()
@@ -62,7 +64,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
     tmp.write_bytes(data)
     tmp.replace(target)
     (d / f"{core_id}.json").write_text(json.dumps({"config": asdict(cfg), **meta}, indent=1, default=str))
-    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id), cue_weight=meta["cue_colour_weight"])
+    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id), cue_weight=meta["cue_colour_weight"], cue_search=meta["cue_search"])
 
 
 def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
@@ -74,13 +76,15 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
     if not f.is_file():
         raise EmbeddingSpaceError(f"{gallery_path}: its vectors come from the tuned model {core_id}, but {f} is missing")
     saved = torch.load(f, map_location="cpu", weights_only=False)
-    cue_weight = saved.get("meta", {}).get("cue_colour_weight", 0.0)  # models saved before the colours: none
-    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight)
+    meta = saved.get("meta", {})
+    cue_weight = meta.get("cue_colour_weight", 0.0)  # models saved before the colours: none
+    cue_search = meta.get("cue_search", "animeface")  # models saved before facedet: animeface-2009
+    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight, cue_search=cue_search)
 
 
 def builtin_embedders() -> dict[str, "callable"]:
-    d, old = default_embedder(), imagenet_embedder()
-    return {d.model_id: default_embedder, old.model_id: imagenet_embedder}
+    makers = (default_embedder, animeface_default_embedder, imagenet_embedder)
+    return {m().model_id: m for m in makers}
 
 
 def embedder_for(gallery: Gallery) -> Embedder:
