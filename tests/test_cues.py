@@ -34,9 +34,12 @@ def test_detected_crops_carry_their_faces_colours_through_pickling():
     assert carried.shape == (9,)
     assert np.allclose(carried, cues.face_colours(prep.faces[0], im))
     assert carried[7] > 15, f"dark red eyes have a positive a*, got {carried[6:]}"
-    # found again inside the crop (what a crop re-read from the gallery gets): the same eye hue
+    # found again inside the crop by animeface-2009 (what a crop re-read from the gallery gets):
+    # the same hair and skin, the same eye hue (charaid's detector places its eye sample where
+    # eyes lie on average, beside this drawing's dark pupil: the eyes' lightness differs)
     again = cues.colours_in_crop(crop)
-    assert again is not None and again[7] > 15 and np.abs(again[6:] - carried[6:]).max() < 15
+    assert again is not None and again[7] > 15 and np.abs(again[:6] - carried[:6]).max() < 15
+    assert np.abs(again[7:] - carried[7:]).max() < 15
 
 
 def test_no_detect_crops_are_searched_in_the_worker():
@@ -82,7 +85,7 @@ def test_block_puts_real_faces_of_one_character_together(shared):
 
 def test_default_joins_the_block_and_old_galleries_keep_their_space():
     d, old = default_embedder(), imagenet_embedder()
-    assert d.model_id == old.model_id + "+facedet-colours-lab9*0.25" and d.dim == old.dim + 9
+    assert d.model_id == old.model_id + "+animeface-colours-lab9*0.25" and d.dim == old.dim + 9
     known = builtin_embedders()
     assert known[old.model_id]().model_id == old.model_id  # a gallery enrolled before opens as it was
     assert default_embedder(Thresholds(cue_colour_weight=0)).model_id == old.model_id

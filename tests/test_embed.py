@@ -21,7 +21,7 @@ def faces():
 def test_default_embedder_declares_its_space():
     e = default_embedder()
     assert e.dim == 1280 + 192 + 9
-    assert "efficientnet-lite0" in e.model_id and "hsv-hist" in e.model_id and "facedet-colours" in e.model_id
+    assert "efficientnet-lite0" in e.model_id and "hsv-hist" in e.model_id and "animeface-colours" in e.model_id
     assert e.info.input_size == 224 and len(e.info.mean) == 3 and len(e.info.std) == 3
 
 

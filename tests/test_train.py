@@ -54,7 +54,7 @@ def test_fine_tune_separates_characters(synth_train, tmp_path):
     g = tmp_path / "g.sqlite"
     emb = save_tuned(g, state, cfg, {"faces": len(crops)})
     core_id = emb.model_id.split("*", 1)[0]
-    assert emb.model_id.endswith("+facedet-colours-lab9*0.25") and emb.dim == cfg.proj_dim + 9
+    assert emb.model_id.endswith("+animeface-colours-lab9*0.25") and emb.dim == cfg.proj_dim + 9
     assert load_tuned(g, core_id).model_id == emb.model_id
     f = models_dir(g) / f"{core_id}.pt"
     saved = torch.load(f, weights_only=False)
@@ -69,7 +69,7 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model_id"].startswith(TUNED_PREFIX) and out["epochs"] == 5 and out["threshold"] is not None
-    assert "facedet-colours-lab9" in out["model_id"], "the tuned space keeps the face's colours"
+    assert "animeface-colours-lab9" in out["model_id"], "the tuned space keeps the face's colours"
     assert "calibration: AUROC" in r.stderr, "the user is told how well the tuned model rejects unknown faces"
     assert "median character has 6 faces" in r.stderr, "and, with 6 faces a character, that tuning measured worse"
     # ... and how the gallery's model before training did on the same held-out faces

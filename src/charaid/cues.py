@@ -99,16 +99,9 @@ def carry(crop: Image.Image, colours: np.ndarray | None) -> Image.Image:
     return crop
 
 
-#: Which detector finds the face in a crop again, by the colour block's model id: charaid's own
-#: (the default features since it shipped) or animeface-2009 (galleries made before keep it).
-SEARCH_DETECTORS = {"facedet-colours-lab9": "facedet", "animeface-colours-lab9": "animeface"}
-
-
-def colours_in_crop(crop: Image.Image, detector: str = "facedet") -> np.ndarray | None:
-    """Find the face inside a crop again (resized to SEARCH_SIDE and padded by 20%) with
-    ``detector`` and return its colours; None when it finds none. charaid's own detector samples
-    where animeface-2009's landmarks lie in its boxes on average (charaid.facedet.BOX_LANDMARKS),
-    as it does in whole pictures, so a crop given alone gets the colours its face got there."""
+def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
+    """Find the face inside a crop again (resized to SEARCH_SIDE and padded by 20%) and return
+    its colours; None when animeface-2009 finds none."""
     im = crop.convert("RGB")
     s = SEARCH_SIDE / max(im.size)
     if s != 1:
@@ -118,16 +111,17 @@ def colours_in_crop(crop: Image.Image, detector: str = "facedet") -> np.ndarray 
     canvas.paste(im, (pad, pad))
     from .prepare import DetectorSpec, _detector  # prepare's cached detector (prepare imports this module)
 
-    # animeface-2009 runs under its time limit (charaid.watchdog)
-    faces = [f for f in _detector(DetectorSpec(detector)).detect(canvas) if f.landmarks]
+    # animeface-2009 (under its time limit), as for every crop searched since the colours joined:
+    # galleries keep their vectors whichever detector cuts new pictures.
+    faces = [f for f in _detector(DetectorSpec("animeface")).detect(canvas) if f.landmarks]
     return face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None
 
 
-def crop_colours(crop: Image.Image, detector: str = "facedet") -> np.ndarray | None:
-    """The colours a crop carries, else those found in it again by ``detector`` (and then
-    carried: a crop embedded twice, as `charaid train` does with the gallery's crops, is searched once)."""
+def crop_colours(crop: Image.Image) -> np.ndarray | None:
+    """The colours a crop carries, else those found in it again (and then carried: a crop
+    embedded twice, as `charaid train` does with the gallery's crops, is searched once)."""
     if INFO_KEY not in crop.info:
-        carry(crop, colours_in_crop(crop, detector))
+        carry(crop, colours_in_crop(crop))
     v = crop.info[INFO_KEY]
     return None if v is None else np.asarray(v, np.float32)
 
@@ -142,26 +136,19 @@ def uses_colours(embedder: Embedder) -> bool:
 
 
 class CueColourEmbedder(Embedder):
-    """The standardised nine colour values, unit length; zeros where no face colours are known.
-    ``search`` is the detector that finds the face again in a crop that carries no colours:
-    ``facedet`` (model id ``facedet-colours-lab9``) or ``animeface`` (``animeface-colours-lab9``,
-    the block of galleries made before charaid had its own detector)."""
+    """The standardised nine colour values, unit length; zeros where no face colours are known."""
 
-    def __init__(self, thresholds: Thresholds | None = None, search: str = "facedet"):
+    def __init__(self, thresholds: Thresholds | None = None):
         t = thresholds or Thresholds()
         self.mean = np.asarray(t.cue_colour_mean, np.float32)
         self.std = np.asarray(t.cue_colour_std, np.float32)
-        ids = {v: k for k, v in SEARCH_DETECTORS.items()}
-        if search not in ids:
-            raise ValueError(f"unknown colour search detector {search!r}; choose one of: {', '.join(ids)}")
-        self.search = search
         # input size 0: this block never resizes a crop (a joined embedder takes its parts' largest)
-        self.info = EmbedderInfo(ids[search], 9, 0)
+        self.info = EmbedderInfo("animeface-colours-lab9", 9, 0)
 
     def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
         out = np.zeros((len(faces), self.dim), np.float32)
         for i, crop in enumerate(faces):
-            v = crop_colours(crop, self.search)
+            v = crop_colours(crop)
             if v is not None:
                 z = (v - self.mean) / self.std
                 out[i] = z / max(1e-12, float(np.linalg.norm(z)))

@@ -201,20 +201,13 @@ def imagenet_embedder(thresholds: Thresholds | None = None) -> Embedder:
     return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder()], [1.0, t.colour_weight])
 
 
-def default_embedder(thresholds: Thresholds | None = None, search: str = "facedet") -> Embedder:
+def default_embedder(thresholds: Thresholds | None = None) -> Embedder:
     """The face features of a new gallery: :func:`imagenet_embedder`'s two blocks and, at
-    ``cue_colour_weight``, the face's hair/skin/eye colours (charaid.cues), found again in crops
-    given alone by ``search``: charaid's own detector; ``animeface`` builds the default of
-    galleries made before it (their vectors' model id says which)."""
+    ``cue_colour_weight``, animeface-2009's hair/skin/eye colours (charaid.cues)."""
     t = thresholds or Thresholds()
     if t.cue_colour_weight <= 0:
         return imagenet_embedder(t)
     from .cues import CueColourEmbedder
 
-    return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder(), CueColourEmbedder(t, search)],
+    return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder(), CueColourEmbedder(t)],
                           [1.0, t.colour_weight, t.cue_colour_weight])
-
-
-def animeface_default_embedder(thresholds: Thresholds | None = None) -> Embedder:
-    """The default features of galleries made before charaid had its own detector."""
-    return default_embedder(thresholds, search="animeface")

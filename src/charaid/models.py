@@ -14,8 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Thresholds
-from .embed import (ColourHistogramEmbedder, ConcatEmbedder, Embedder, animeface_default_embedder, default_embedder,
-                    imagenet_embedder)
+from .embed import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder, imagenet_embedder
 from .errors import EmbeddingSpaceError
 from .gallery import Gallery
 
@@ -27,8 +26,7 @@ def models_dir(gallery_path: str | Path) -> Path:
     return p.with_name(p.name + ".models")
 
 
-def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_weight: float | None = None,
-                   cue_search: str = "facedet") -> Embedder:
+def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_weight: float | None = None) -> Embedder:
     """The tuned network joined, as the default embedder is, with the colour histogram
     (``tuned_colour_weight``) and the face's hair/skin/eye colours (``cue_weight``, by default
     ``tuned_cue_weight``; a saved model records the weight it was tuned with)."""
@@ -41,7 +39,7 @@ def tuned_embedder(core: Embedder, thresholds: Thresholds | None = None, cue_wei
     if w > 0:
         from .cues import CueColourEmbedder
 
-        parts.append(CueColourEmbedder(t, cue_search))
+        parts.append(CueColourEmbedder(t))
         weights.append(w)
     return core if len(parts) == 1 else ConcatEmbedder(parts, weights)
 
@@ -52,7 +50,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
 
     from .tune import TunedEmbedder
 
-    meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight, "cue_search": "facedet"}
+    meta = {**meta, "cue_colour_weight": Thresholds().tuned_cue_weight}
     buf = io.BytesIO()
     torch.save({"top": top_state, "config": asdict(cfg), "meta": meta}, buf)
     data = buf.getvalue()
@@ -64,7 +62,7 @@ def save_tuned(gallery_path: str | Path, top_state: dict, cfg, meta: dict) -> Em
     tmp.write_bytes(data)
     tmp.replace(target)
     (d / f"{core_id}.json").write_text(json.dumps({"config": asdict(cfg), **meta}, indent=1, default=str))
-    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id), cue_weight=meta["cue_colour_weight"], cue_search=meta["cue_search"])
+    return tuned_embedder(TunedEmbedder(top_state, cfg, core_id), cue_weight=meta["cue_colour_weight"])
 
 
 def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
@@ -76,15 +74,13 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
     if not f.is_file():
         raise EmbeddingSpaceError(f"{gallery_path}: its vectors come from the tuned model {core_id}, but {f} is missing")
     saved = torch.load(f, map_location="cpu", weights_only=False)
-    meta = saved.get("meta", {})
-    cue_weight = meta.get("cue_colour_weight", 0.0)  # models saved before the colours: none
-    cue_search = meta.get("cue_search", "animeface")  # models saved before facedet: animeface-2009
-    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight, cue_search=cue_search)
+    cue_weight = saved.get("meta", {}).get("cue_colour_weight", 0.0)  # models saved before the colours: none
+    return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight)
 
 
 def builtin_embedders() -> dict[str, "callable"]:
-    makers = (default_embedder, animeface_default_embedder, imagenet_embedder)
-    return {m().model_id: m for m in makers}
+    d, old = default_embedder(), imagenet_embedder()
+    return {d.model_id: default_embedder, old.model_id: imagenet_embedder}
 
 
 def embedder_for(gallery: Gallery) -> Embedder:

@@ -137,15 +137,9 @@ def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedI
     if max(crop.size) > side:
         crop.thumbnail((side, side), Image.BICUBIC)
     if spec.thresholds.cue_colour_weight > 0:  # searched here, in the worker, rather than in the embedder
-        cues.carry(crop, cues.colours_in_crop(crop, _colour_search(spec)))
+        cues.carry(crop, cues.colours_in_crop(crop))
     out.faces, out.crops = [None], [crop]
     return out
-
-
-def _colour_search(spec: DetectorSpec) -> str:
-    """The detector that finds the face again in a crop given alone: the one that cuts faces
-    from pictures (the gallery's), so that both get their colours the same way."""
-    return "animeface" if spec.name in ("animeface", "union") else "facedet"
 
 
 def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorSpec, with_picture: bool) -> PreparedImage:
@@ -158,8 +152,8 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
         crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector == "facedet" else t.crop_margin, side)
         if colours and (f.detector != "facedet" or t.facedet_colours == "box"):
             cues.carry(crop, cues.face_colours(f, im))
-        elif colours:  # searched again in the crop by animeface-2009
-            cues.carry(crop, cues.colours_in_crop(crop, "animeface"))
+        elif colours:  # searched again in the crop by animeface-2009, as a --no-detect crop is
+            cues.carry(crop, cues.colours_in_crop(crop))
         out.crops.append(crop)
     if with_picture:
         out.picture = picture_crop(im)
