@@ -126,13 +126,11 @@ def main() -> None:
     ap.add_argument("--method", default="logreg", choices=["hybrid", "logreg", "prototype", "knn"])
     ap.add_argument("--margin", type=float, default=Thresholds().crop_margin, help="crop margin for detected faces")
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector of newgame8, photos and end to end (default {DEFAULT_DETECTOR})")
-    ap.add_argument("--facedet-colours", default=Thresholds().facedet_colours, choices=["box", "search"],
-                    help="where facedet faces' colour cues are sampled (Thresholds.facedet_colours)")
     args = ap.parse_args()
     embedder = default_embedder()
     s = default_settings()
     spec = DetectorSpec(args.detector, max_side=s.max_detect_side,
-                        thresholds=replace(s.thresholds, crop_margin=args.margin, facedet_colours=args.facedet_colours))
+                        thresholds=replace(s.thresholds, crop_margin=args.margin))
     print(f"# accuracy: {embedder.model_id}, matcher {args.method}, crop margin {args.margin}; {machine()}; "
           f"{time.strftime('%Y-%m-%d')}\n")
     sets = load_sets(embedder, spec)

@@ -39,7 +39,7 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
 
         t = spec.thresholds
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]
-        key.append([weights, t.facedet_input_side, t.facedet_min_score, t.facedet_colours, t.photo_face_veto, t.facedet_crop_margin])
+        key.append([weights, t.facedet_input_side, t.facedet_min_score, t.photo_face_veto, t.facedet_crop_margin])
     if "animeface-colours" in embedder.model_id:  # how the colours are sampled (same model id)
         t = Thresholds()
         key.append([cues.SEARCH_SIDE, cues.SAMPLE_VERSION, list(t.cue_colour_mean), list(t.cue_colour_std)])

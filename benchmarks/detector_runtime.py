@@ -39,9 +39,7 @@ def main() -> None:
     arrays = [facedet.letterbox(load_image(p), 512)[0] for p in paths]
     net = facedet.load_network()
     onnx_path = Path(tempfile.mkdtemp()) / "facedet.onnx"
-    x0 = torch.from_numpy(np.zeros((1, 512, 512, 3), np.float32)).permute(0, 3, 1, 2)
-    torch.onnx.export(net, (x0,), str(onnx_path), input_names=["x"], output_names=["y"], dynamo=False,
-                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}}, opset_version=17)
+    facedet.export_onnx(net, str(onnx_path))
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])

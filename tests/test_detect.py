@@ -24,10 +24,11 @@ def test_drawn_portrait_gives_one_face_with_landmarks_and_colours():
     assert skin.min() > 180, f"light skin expected, got {f.colours['skin']}"
 
 
-def test_group_picture_gives_every_face_left_to_right():
+@pytest.mark.parametrize("name", ["animeface", "facedet"])
+def test_group_picture_gives_every_face_left_to_right(name):
     d = {c.name: c for c in CAST}
     im = group_picture([d["akane"], d["midori"], d["sora"]], seed=1)
-    faces = sorted(AnimeFaceDetector().detect(im), key=lambda f: f.box.x)
+    faces = sorted(make_detector(name).detect(im), key=lambda f: f.box.x)
     assert len(faces) == 3
     assert faces[0].box.x < im.size[0] / 3 < faces[1].box.x < 2 * im.size[0] / 3 < faces[2].box.x
 

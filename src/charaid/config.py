@@ -40,10 +40,6 @@ class Thresholds:
     photo_face_veto: float | None = 5.0
     #: charaid's own detector sees the picture reduced to at most this many pixels a side.
     facedet_input_side: int = 512
-    #: Where the colour cues of a face found by charaid's own detector are sampled: "box", at
-    #: the landmarks' mean places in its box (charaid.facedet.BOX_LANDMARKS), or "search", at
-    #: the landmarks animeface-2009 finds in its crop (about 40 ms a face; docs/benchmarks.md).
-    facedet_colours: str = "box"
     #: Longest time, in seconds, that one picture's face detection (or any native call on one
     #: picture) may take; past it, that file gets an error and the run goes on.
     detect_timeout_s: float = 30.0

@@ -96,12 +96,12 @@ class Detector(ABC):
 
 
 class NetDetector(Detector):
-    """charaid's own detector network (charaid.facedet), run in batches. Its faces carry
+    """charaid's own detector network (charaid.facedet). Its faces carry
     landmarks placed by the box (the mean positions of animeface-2009's landmarks in boxes like
     these), so the colour cues can be sampled as they are for animeface-2009's faces."""
 
     name = "facedet"
-    native = False  # PyTorch inference: bounded time, and cheaper in this process
+    native = False  # ONNX Runtime (or PyTorch) inference: bounded time, and cheaper in this process
 
     def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
         super().__init__(thresholds, max_side)
@@ -110,16 +110,6 @@ class NetDetector(Detector):
         t = self.thresholds
         # loaded now, so that missing weights fail here, once
         self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score).load()
-
-    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
-        smalls = [_downscale(im, self.max_side) for im in images]
-        out = []
-        for (small, scale), raw in zip(smalls, self.net.detect_arrays([s for s, _ in smalls])):
-            faces = [f for f in self._faces(raw) if not self._real_face(small, f)]
-            faces = [_rescale(f, 1.0 / scale) if scale != 1.0 else f for f in faces]
-            faces = [f for f in faces if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
-            out.append(sorted(nms(faces, self.thresholds.nms_iou), key=lambda f: -f.score))
-        return out
 
     def _real_face(self, image: Image.Image, face: Face) -> bool:
         """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
@@ -134,11 +124,9 @@ class NetDetector(Detector):
         _, _, weights = _photo_cascade().detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True)
         return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
 
-    def detect(self, image: Image.Image) -> list[Face]:
-        return self.detect_batch([image])[0]
-
     def _detect(self, image: Image.Image) -> list[Face]:
-        return self._faces(self.net.detect_arrays([image])[0])
+        faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f)]
+        return nms(faces, self.thresholds.nms_iou)
 
     def _faces(self, raw) -> list[Face]:
         from .facedet import BOX_LANDMARKS

@@ -204,12 +204,16 @@ def load_network(path: str | None = None):
 
 
 class FaceDetectorNet:
-    """Batch inference of the detector network on RGB pictures: ONNX Runtime on the shipped
-    ``.onnx`` file, or PyTorch on a ``.pt`` weights file given by ``path``."""
+    """Inference of the detector network on RGB pictures: ONNX Runtime on the shipped ``.onnx``
+    file, or PyTorch on a ``.pt`` weights file given by ``path``. Input side and minimum score
+    default to ``Thresholds.facedet_input_side`` and ``facedet_min_score``."""
 
-    def __init__(self, input_side: int = 512, min_score: float = 0.45, path: str | None = None):
-        self.input_side = input_side
-        self.min_score = min_score
+    def __init__(self, input_side: int | None = None, min_score: float | None = None, path: str | None = None):
+        from .config import Thresholds
+
+        t = Thresholds()
+        self.input_side = t.facedet_input_side if input_side is None else input_side
+        self.min_score = t.facedet_min_score if min_score is None else min_score
         self.path = path
         if path is None and Path(onnx_path()).is_file():
             self.path = onnx_path()

@@ -74,8 +74,6 @@ class PreparedImage:
 
 
 _DETECTORS: dict[DetectorSpec, Detector] = {}
-#: Pictures whose faces are found in one pass of the detector network (in this process).
-DETECT_BATCH = 4
 
 
 def _detector(spec: DetectorSpec) -> Detector:
@@ -150,28 +148,10 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     for f in faces:
         out.faces.append(f)
         crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector == "facedet" else t.crop_margin, side)
-        if colours and (f.detector != "facedet" or t.facedet_colours == "box"):
-            cues.carry(crop, cues.face_colours(f, im))
-        elif colours:  # searched again in the crop by animeface-2009, as a --no-detect crop is
-            cues.carry(crop, cues.colours_in_crop(crop))
-        out.crops.append(crop)
+        out.crops.append(cues.carry(crop, cues.face_colours(f, im)) if colours else crop)
     if with_picture:
         out.picture = picture_crop(im)
     return out
-
-
-def _prepare_batch(jobs: list) -> list[PreparedImage]:
-    """Several pictures at once: decoded one by one, their faces found in one batch."""
-    _, detect, spec, with_hash, with_picture = jobs[0]
-    decoded = [_decode(j[0], with_hash) for j in jobs]
-    ok = [(out, im) for out, im in decoded if im is not None]
-    try:
-        found = _detector(spec).detect_batch([im for _, im in ok]) if ok else []
-    except Exception:  # one picture broke the batch: find out which, one by one
-        return [_prepare_job(j) for j in jobs]
-    for (out, im), faces in zip(ok, found):
-        _cut(out, im, faces, spec, with_picture)
-    return [out for out, _ in decoded]
 
 
 def _prepare_job(args) -> PreparedImage:
@@ -201,17 +181,7 @@ def prepare_many(
     spec = spec or DetectorSpec()
     jobs = ((p, detect, spec, with_hash, with_picture) for p in paths)
     if workers <= 0 and not (detect and _detector(spec).native):
-        if not detect:
-            yield from map(_prepare_job, jobs)
-            return
-        chunk: list = []  # batches of pictures for the detector network
-        for j in jobs:
-            chunk.append(j)
-            if len(chunk) >= DETECT_BATCH:
-                yield from _prepare_batch(chunk)
-                chunk = []
-        if chunk:
-            yield from _prepare_batch(chunk)
+        yield from map(_prepare_job, jobs)
         return
     # In watched worker processes: one picture past the time limit is stopped and reported,
     # and holds only its own worker meanwhile.

@@ -132,7 +132,7 @@ def _prefetch(frames, faces, cfg: DetectorTrainConfig, start: int, stop: int, q:
         q.put((step, make_batch(frames, faces, cfg, step)))
 
 
-def _set_train_mode(net, cfg: DetectorTrainConfig) -> None:
+def _set_train_mode(net) -> None:
     import torch
 
     net.train()
@@ -153,14 +153,6 @@ def export_weights(state: dict, path: Path, cfg: DetectorTrainConfig, elapsed: f
 def write_onnx(weights: str | Path, path: str | Path) -> None:
     """The shipped ``.onnx`` twin of a ``.pt`` weights file (what charaid runs)."""
     facedet.export_onnx(facedet.load_network(str(weights)), str(path))
-
-
-def export_checkpoint(ckpt: str | Path, path: str | Path) -> None:
-    """Weights from a checkpoint of an unfinished run (to look at it before it ends)."""
-    import torch
-
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    export_weights(saved["net"], Path(path), DetectorTrainConfig(**saved["config"]), saved["elapsed"], saved["step"])
 
 
 def train_detector(
@@ -222,7 +214,7 @@ def train_detector(
         halt = threading.Event()
         worker = threading.Thread(target=_prefetch, args=(frames, faces, cfg, step, cfg.steps, q, halt), daemon=True)
         worker.start()
-        _set_train_mode(net, cfg)
+        _set_train_mode(net)
         t_call, t_ckpt, first = time.time(), time.time(), step
         bar = tqdm(total=cfg.steps, initial=step, desc="train-detector", unit="step", disable=not progress)
         try:
