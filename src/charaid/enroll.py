@@ -20,6 +20,7 @@ from .config import default_settings
 from .embed import Embedder
 from .errors import ImageError
 from .gallery import EnrollReport, Gallery, NewSample
+from .names import name_from_folder
 from .images import iter_image_paths, sha256_file
 from .journal import SORT_FOLDERS
 from .models import embedder_for
@@ -64,8 +65,14 @@ def labelled_images(root: str | Path, on_skip: Callable[[Path, str], None] | Non
             if on_skip:
                 on_skip(sub, "a folder of charaid sort, not a character; skipped")
             continue
+        try:
+            character = name_from_folder(sub.name)
+        except ValueError as e:
+            if on_skip:
+                on_skip(sub, f"{e}; folder skipped")
+            continue
         for path in iter_image_paths([sub]):
-            items.append((sub.name.strip(), path))
+            items.append((character, path))
     if not items:
         raise ValueError(f"{root}: no images in character folders (expected DIR/<character>/<images>)")
     return items

@@ -25,6 +25,7 @@ from PIL import Image
 
 from .errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
 from .journal import SORT_FOLDERS
+from .names import character_name, from_db, shown, to_db
 from .schema import GALLERY_MIGRATIONS, migrate, transaction
 
 
@@ -90,8 +91,9 @@ def encode_crop(im: Image.Image, side: int) -> bytes:
 def check_character_name(name: str) -> None:
     """Refuse a name no character may have: empty, padded with spaces, or one of the folders
     `charaid sort` files pictures into (its ``_unknown`` folder must never mean a character)."""
-    if not name or name != name.strip():
-        raise ValueError(f"bad character name {name!r}: empty or padded with spaces")
+    if not isinstance(name, str) or name != name.strip():
+        raise ValueError(f"bad character name {shown(str(name))!r}: padded with spaces")
+    character_name(name)  # the one rule: 1-200 characters, no control characters
     if name in SORT_FOLDERS:
         raise ValueError(f"bad character name {name!r}: reserved for charaid sort's folders ({', '.join(SORT_FOLDERS)})")
 
@@ -213,7 +215,7 @@ class Gallery:
             q += " WHERE c.name = ?"
             args = (character,)
         rows = self._db.execute(q + " ORDER BY s.id", args).fetchall()
-        return [SampleInfo(i, n, p, _parse_box(b), h) for i, n, p, b, h in rows]
+        return [SampleInfo(i, n, from_db(p), _parse_box(b), h) for i, n, p, b, h in rows]
 
     def content_faces(self, content_hash: str) -> list[tuple[str, tuple[int, int, int, int] | None]]:
         """(character, box) of every face already enrolled from this file content."""
@@ -316,7 +318,7 @@ class Gallery:
                 crop = encode_crop(s.crop, self.crop_side) if s.crop is not None else None
                 cur = self._db.execute(
                     "INSERT INTO samples(character_id, source_path, content_hash, box, crop, created_at) VALUES(?,?,?,?,?,?)",
-                    (cid, s.source_path, s.content_hash, key, crop, now),
+                    (cid, to_db(s.source_path), s.content_hash, key, crop, now),
                 )
                 self._db.execute(
                     "INSERT INTO embeddings(sample_id, model_id, dim, vector) VALUES(?,?,?,?)",
@@ -383,9 +385,7 @@ class Gallery:
 
     def rename_character(self, old: str, new: str, merge: bool = False) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, its samples are merged only with ``merge``."""
-        new = new.strip()
-        if not new:
-            raise ValueError("the new name is empty")
+        new = character_name(new)
         check_character_name(new)
         with self.transaction():
             cid = self._character_id(old)

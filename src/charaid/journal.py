@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .images import sha256_file
+from .names import from_db, one_line, to_db
 from .schema import migrate
 
 JOURNAL_DIR = ".charaid"
@@ -150,7 +151,7 @@ class Journal:
     def start_run(self, src: str, options: dict) -> int:
         cur = self.db.execute(
             "INSERT INTO runs(started, src, dst, options, status) VALUES(?,?,?,?, 'running')",
-            (time.time(), src, str(self.dst), json.dumps(options, sort_keys=True)),
+            (time.time(), to_db(src), to_db(str(self.dst)), json.dumps(options, sort_keys=True)),
         )
         return int(cur.lastrowid)
 
@@ -159,7 +160,7 @@ class Journal:
 
     def runs(self) -> list[Run]:
         rows = self.db.execute("SELECT id, started, finished, src, dst, options, status FROM runs ORDER BY id").fetchall()
-        return [Run(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [Run(r[0], r[1], r[2], from_db(r[3]), from_db(r[4]), json.loads(r[5]), r[6]) for r in rows]
 
     def run(self, run_id: int) -> Run:
         for r in self.runs():
@@ -176,12 +177,12 @@ class Journal:
         state = "done" if kind in ("duplicate", "error", "skipped") else "planned"
         cur = self.db.execute(
             "INSERT INTO actions(run_id, src, dst, hash, kind, folder, state, detail, at) VALUES(?,?,?,?,?,?,?,?,?)",
-            (run_id, src, dst, h, kind, folder, state, detail, time.time()),
+            (run_id, to_db(src), to_db(dst), h, kind, folder, state, detail and one_line(detail), time.time()),
         )
         return int(cur.lastrowid)
 
     def mark(self, action_id: int, state: str, detail: str | None = None) -> None:
-        self.db.execute("UPDATE actions SET state = ?, detail = coalesce(?, detail), at = ? WHERE id = ?", (state, detail, time.time(), action_id))
+        self.db.execute("UPDATE actions SET state = ?, detail = coalesce(?, detail), at = ? WHERE id = ?", (state, detail and one_line(detail), time.time(), action_id))
 
     def actions(self, run_id: int, states: tuple[str, ...] | None = None) -> list[Action]:
         q = "SELECT id, run_id, src, dst, hash, kind, folder, state, detail FROM actions WHERE run_id = ?"
@@ -189,11 +190,11 @@ class Journal:
         if states:
             q += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
-        return [Action(*r) for r in self.db.execute(q + " ORDER BY id", args).fetchall()]
+        return [Action(i, r, from_db(s), from_db(d), *rest) for i, r, s, d, *rest in self.db.execute(q + " ORDER BY id", args).fetchall()]
 
     # -- incremental cache ------------------------------------------------------------------
     def seen_unchanged(self, src: str, size: int, mtime_ns: int) -> bool:
-        row = self.db.execute("SELECT size, mtime_ns FROM seen WHERE src = ?", (src,)).fetchone()
+        row = self.db.execute("SELECT size, mtime_ns FROM seen WHERE src = ?", (to_db(src),)).fetchone()
         return row is not None and row[0] == size and row[1] == mtime_ns
 
     def seen_hash(self, h: str) -> bool:
@@ -204,7 +205,7 @@ class Journal:
             "INSERT INTO seen(src, size, mtime_ns, hash, run_id, outcome) VALUES(?,?,?,?,?,?) "
             "ON CONFLICT(src) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, hash=excluded.hash, "
             "run_id=excluded.run_id, outcome=excluded.outcome",
-            (src, size, mtime_ns, h, run_id, outcome),
+            (to_db(src), size, mtime_ns, h, run_id, outcome),
         )
 
     def forget_run(self, run_id: int) -> None:

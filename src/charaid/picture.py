@@ -27,6 +27,7 @@ from PIL import Image
 
 from .config import Settings, Thresholds
 from .gallery import check_character_name
+from .names import to_db
 from .match import MIN_CALIBRATION_CHARACTERS, Calibration, Match, Matcher, calibrate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +78,7 @@ def add_pictures(gallery: "Gallery", pictures: Sequence[NewPicture], model_id: s
             cur = gallery.db.execute(
                 "INSERT OR IGNORE INTO pictures(character_id, content_hash, source_path, model_id, dim, vector, created_at) "
                 "VALUES(?,?,?,?,?,?,?)",
-                (cid, p.content_hash, p.source_path, model_id, dim, np.asarray(p.vector, np.float32).tobytes(), now),
+                (cid, p.content_hash, to_db(p.source_path), model_id, dim, np.asarray(p.vector, np.float32).tobytes(), now),
             )
             added += cur.rowcount
         if added:

@@ -21,6 +21,7 @@ from .config import Settings, default_settings
 from .detect import Box
 from .embed import Embedder
 from .gallery import Gallery
+from .names import json_line
 from .match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
 from .models import TUNED_PREFIX, embedder_for
 from .prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
@@ -74,7 +75,7 @@ class ImageResult:
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return json_line(self.to_dict())
 
 
 GALLERY_THRESHOLD_KEY = "threshold_override"

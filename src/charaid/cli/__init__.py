@@ -8,10 +8,12 @@ holds one JSON object per line and nothing else.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Sequence
 
 from ..errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+from ..names import one_line
 from .common import EXIT_INPUT, EXIT_OK, EXIT_SETUP, EXIT_STOPPED
 from .parser import build_parser
 
@@ -19,6 +21,11 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SETUP", "EXIT_INPUT", "EXIT_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a name no encoder takes must never end a run
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -26,6 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("charaid: interrupted" + ("; run `charaid train` again to resume" if args.command == "train" else ""), file=sys.stderr)
         return 130
     except (FileNotFoundError, NotADirectoryError, ValueError, GalleryError, EmbeddingSpaceError,
-            UnknownCharacterError, RuntimeError) as e:
-        print(f"charaid: error: {e}", file=sys.stderr)
+            UnknownCharacterError, RuntimeError, OSError, sqlite3.Error) as e:
+        print(f"charaid: error: {one_line(_described(e))}", file=sys.stderr)
         return EXIT_SETUP
+
+
+def _described(e: BaseException) -> str:
+    """One line for a set-up error; an OSError names its file and the reason, not a traceback."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    if isinstance(e, sqlite3.Error):
+        return f"database: {e}"
+    return str(e)

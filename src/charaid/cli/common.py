@@ -19,7 +19,9 @@ def _progress(total: int | None, desc: str, quiet: bool):
 def _warn(msg: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"charaid: {msg}", file=sys.stderr)
+    from ..names import one_line
+
+    tqdm.write(f"charaid: {one_line(msg)}", file=sys.stderr)
 
 
 def _gallery_path(args) -> Path:

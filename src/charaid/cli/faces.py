@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..names import json_line
 from .common import (EXIT_INPUT, EXIT_OK, _detector_spec, _gallery_path, _open_recognizer, _progress, _sync_index, _warn,
                      _workers)
 
@@ -143,7 +144,7 @@ def cmd_detect(args) -> int:
                 failed += 1
                 _warn(f"{prep.path}: {prep.error}")
             if args.json:
-                print(json.dumps({"path": prep.path, "faces": faces, "error": prep.error}, ensure_ascii=False), flush=True)
+                print(json_line({"path": prep.path, "faces": faces, "error": prep.error}), flush=True)
             elif not prep.error:
                 print(f"{prep.path}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
             if args.annotate and prep.ok:
@@ -209,7 +210,7 @@ def cmd_gallery(args) -> int:
             chars = g.characters()
             if args.json:
                 for c in chars:
-                    print(json.dumps({"character": c.name, "samples": c.samples}, ensure_ascii=False))
+                    print(json_line({"character": c.name, "samples": c.samples}))
             else:
                 for c in chars:
                     print(f"{c.name}\t{c.samples}")

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..names import json_line
 from .common import (EXIT_INPUT, EXIT_OK, EXIT_STOPPED, _detector_spec, _gallery_path, _progress, _store, _warn, _workers)
 
 
@@ -31,7 +32,7 @@ def cmd_sort(args) -> int:
                        "src": r.src, "options": r.options, "files": len({a.src for a in acts}),
                        "copied": sum(a.kind == "copy" and a.state == "done" for a in acts),
                        "moved": sum(a.kind == "move" and a.state == "done" for a in acts)}
-                print(json.dumps(row) if args.json else
+                print(json_line(row) if args.json else
                       f"run {row['run']}  {row['started']}  {row['status']:8s} {'move' if r.options.get('move') else 'copy'}  "
                       f"{row['files']} files ({row['copied']} copied, {row['moved']} moved)  from {r.src}")
             j.close()
@@ -60,7 +61,7 @@ def cmd_sort(args) -> int:
                    "characters": [{"character": c, "score": sc} for c, sc in d.characters], "by_picture": d.by_picture,
                    "error": d.error}
             if args.json:
-                print(json.dumps(row, ensure_ascii=False), flush=True)
+                print(json_line(row), flush=True)
             else:
                 print(f"{d.src}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
 
@@ -83,7 +84,7 @@ def cmd_sort(args) -> int:
                "copied": s.copied, "moved": s.moved, "duplicates": s.duplicates, "errors": len(s.errors),
                "seconds": round(s.seconds, 1), "images_per_second": round(s.images_per_second, 2), "dry_run": bool(args.dry_run)}
     if args.json:
-        print(json.dumps({"summary": summary}))
+        print(json_line({"summary": summary}))
     lines = [f"{'planned' if args.dry_run else 'sorted'} {s.images} images in {s.seconds:.1f} s "
              f"({s.images_per_second:.1f}/s); {s.unchanged} unchanged since the last run"]
     lines += [f"  {k}: {v}" for k, v in sorted(s.per_folder.items())]
@@ -179,7 +180,7 @@ def cmd_index(args) -> int:
                 _warn(f"{r.path}: {r.error}")
             if args.json:
                 bar.clear()
-                print(json.dumps(r.to_dict(), ensure_ascii=False), flush=True)
+                print(json_line(r.to_dict()), flush=True)
             if len(batch) >= 64:
                 store.write(batch)
                 batch = []
@@ -221,7 +222,7 @@ def cmd_search(args) -> int:
                     {"box": (f.box.as_list() if f is not None else [0, 0, *prep.size]), "hits": [h.to_dict() for h in hs]}
                     for f, hs in zip(prep.faces, hits)]}
             if args.json:
-                print(json.dumps(out, ensure_ascii=False), flush=True)
+                print(json_line(out), flush=True)
             else:
                 print(f"{path}: {len(out['faces'])} face(s)")
                 for f in out["faces"]:
