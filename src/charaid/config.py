@@ -112,6 +112,15 @@ class Settings:
     max_detect_side: int = 1024
     #: Images with more pixels than this are refused as decompression bombs.
     max_pixels: int = 80_000_000
+    #: Memory one decode may take, in MB (pixels x bytes a pixel of the file's mode): a 152 KB
+    #: PNG of 8944 x 8944 16-bit grey is under the pixel limit yet needs 160 MB, and its old
+    #: conversion 2 GB. JPEGs over it are decoded reduced (DCT scaling); other formats over it
+    #: are refused with a message naming this setting (CHARAID_MAX_DECODE_MB).
+    max_decode_mb: int = 256
+    #: Longer side pictures are reduced to right after decoding, before any mode conversion, so
+    #: that one big picture costs a bounded amount of memory downstream. Faces in a picture this
+    #: big are large; detection works at max_detect_side anyway.
+    max_work_side: int = 4096
     #: Faces embedded per forward pass.
     batch_size: int = 32
     #: CPU threads for the CNN (0: PyTorch's default).

@@ -62,8 +62,14 @@ def load_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int | None
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+#: Bytes a pixel takes once decoded, by Pillow mode (the decode budget's unit).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2,
+               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
+
+
 def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
-    limit = default_settings().max_pixels if max_pixels is None else max_pixels
+    settings = default_settings()
+    limit = settings.max_pixels if max_pixels is None else max_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # "Palette images with Transparency..." etc.
@@ -84,17 +90,52 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
                 f"refused as a decompression bomb: {w}x{h} = {w * h:,} pixels is over the limit of "
                 f"{limit:,} (set CHARAID_MAX_PIXELS to allow it)",
             )
+        _within_budget(im, name, settings.max_decode_mb, settings.max_work_side)
         try:
             if getattr(im, "is_animated", False):
                 im.seek(0)  # the first frame stands for the animation
             im.load()
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             raise ImageError(name, f"truncated or corrupt image data ({e})") from None
+        except MemoryError:
+            raise ImageError(name, f"out of memory decoding {w}x{h} {im.mode}") from None
+        im = _reduced(im, settings.max_work_side)
         try:
             im = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block must not cost the picture; keep it unrotated
             pass
         return to_rgb(im)
+
+
+def decoded_bytes(im: Image.Image) -> int:
+    """Bytes ``im`` takes once decoded (before any reduction)."""
+    w, h = im.size
+    return w * h * _MODE_BYTES.get(im.mode, 4)
+
+
+def _within_budget(im: Image.Image, name: str, budget_mb: int, work_side: int) -> None:
+    """Decode a JPEG reduced when it is big (DCT scaling costs nothing); refuse any other file
+    whose decoded pixels would take more than the budget."""
+    w, h = im.size
+    if im.format == "JPEG" and max(w, h) > work_side:
+        im.draft(im.mode, (max(1, w * work_side // max(w, h)), max(1, h * work_side // max(w, h))))
+    need = decoded_bytes(im)
+    if need > budget_mb * 2**20:
+        raise ImageError(
+            name,
+            f"refused: decoding {w}x{h} {im.mode} would take {need / 2**20:,.0f} MB, over the budget of "
+            f"{budget_mb:,} MB (set CHARAID_MAX_DECODE_MB to allow it)",
+        )
+
+
+def _reduced(im: Image.Image, work_side: int) -> Image.Image:
+    """``im`` with its longer side at most ``work_side``, reduced before any mode conversion."""
+    w, h = im.size
+    if max(w, h) <= work_side:
+        return im
+    k = work_side / max(w, h)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    return im.resize(size, Image.Resampling.BOX)  # keeps info, so EXIF orientation still applies
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -113,9 +154,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
+        a = np.asarray(im, dtype=np.float32)  # float32: an 80-Mpx 16-bit picture once cost 2 GB in float64
         top = 65535.0 if (mode.startswith("I;16") or a.max(initial=0) > 255) else 255.0
-        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        a *= 255.0 / top
+        a += 0.5
+        a = np.clip(a, 0, 255, out=a).astype(np.uint8)
         return Image.fromarray(a).convert("RGB")  # uint8 -> mode L
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 

@@ -202,9 +202,19 @@ class Recognizer:
     def recognize_prepared(self, batch: Sequence[PreparedImage], pictures: bool = False) -> list[ImageResult]:
         """Results for prepared images; with ``pictures``, an image whose faces are all missing or
         unknown is also compared whole with the enrolled pictures (``ImageResult.picture``)."""
+        return self.name_faces(batch, self.embed_faces(batch), pictures)
+
+    def embed_faces(self, batch: Sequence[PreparedImage]) -> np.ndarray:
+        """The vectors of every crop in ``batch``, in order. Reads nothing from the gallery, so a
+        server may run it for several requests at once, outside the gallery's lock."""
         crops = [c for p in batch if p.ok for c in p.crops]
-        vectors = self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
-        matches = self.matcher.match(vectors, self.threshold, self.top_k) if len(crops) else []
+        return self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
+
+    def name_faces(self, batch: Sequence[PreparedImage], vectors: np.ndarray, pictures: bool = False,
+                   top_k: int | None = None) -> list[ImageResult]:
+        """Name the faces of ``batch`` from their vectors (:meth:`embed_faces`) against the gallery."""
+        top_k = self.top_k if top_k is None else top_k
+        matches = self.matcher.match(vectors, self.threshold, top_k) if len(vectors) else []
         out, i = [], 0
         for p in batch:
             res = ImageResult(p.path, error=p.error)
@@ -220,7 +230,7 @@ class Recognizer:
             out.append(res)
         if pictures:
             ask = [(r, p.picture) for r, p in zip(out, batch) if p.ok and p.picture is not None and not any(f.character for f in r.faces)]
-            for (r, _), m in zip(ask, self.pictures.match([pic for _, pic in ask], self.top_k)):
+            for (r, _), m in zip(ask, self.pictures.match([pic for _, pic in ask], top_k)):
                 if m is not None:
                     r.picture = PictureResult(m.character, m.score, m.top)
         return out

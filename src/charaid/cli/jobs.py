@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -140,12 +141,15 @@ def cmd_serve(args) -> int:
     label_dir = Path(args.label_dir).resolve() if args.label_dir else None
     if label_dir is not None and not label_dir.is_dir():
         raise NotADirectoryError(f"{args.label_dir}: not a folder")
-    cfg = ServerConfig.for_host(gp, args.host, label_dir=label_dir, max_upload_mb=args.max_upload_mb)
+    # Requests run side by side, one core each, rather than one at a time on all cores.
+    os.environ.setdefault("CHARAID_THREADS", "1")
+    cfg = ServerConfig.for_host(gp, args.host, label_dir=label_dir, max_upload_mb=args.max_upload_mb, private=args.private)
     app = create_app(cfg)
     url = f"http://{args.host if ':' not in args.host else '[' + args.host + ']'}:{args.port}/"
     print(f"charaid serve: gallery {gp}" + (f", labelling {label_dir}" if label_dir else ""), file=sys.stderr)
     if cfg.token:
-        print(f"bound to {args.host}: changing the gallery needs this token (header X-Charaid-Token): {cfg.token}", file=sys.stderr)
+        what = "every API call" if cfg.private else "changing the gallery"
+        print(f"bound to {args.host}: {what} needs this token (header X-Charaid-Token): {cfg.token}", file=sys.stderr)
         print(f"open {url}?token={cfg.token}", file=sys.stderr)
     else:
         print(f"open {url}  (API docs: {url}docs)", file=sys.stderr)

@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)")
     sp.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20 MB)")
+    sp.add_argument("--private", action="store_true",
+                    help="bound beyond loopback, recognition and detection need the token too (else anyone who reaches the port may use them)")
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("index", help="embed every face of big folders into a face store, for search by image (resumable)")

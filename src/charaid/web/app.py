@@ -1,15 +1,19 @@
 """The FastAPI application: three pages (/, /label, /gallery) and the API they use (/api/...).
 
 Safety: the server binds 127.0.0.1 unless told otherwise; bound elsewhere, every endpoint that
-changes the gallery needs the token printed at start-up. Uploads are limited in size (413) and
-their content, not their name, decides whether they are images. The labelling folder is the only
+changes the gallery needs the token printed at start-up (and, with ``--private``, recognition too),
+and every client is held to a request rate (429). Uploads are limited in size (413) and in the
+memory their decoding may take (charaid.images), at most ``decode_slots`` decode and recognise at
+once, and their content, not their name, decides whether they are images. The labelling folder is the only
 folder the server reads, and no path may leave it. Names are only ever sent as JSON and put into
 pages as text, never as HTML.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,14 +23,18 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 
 from ..errors import ImageError, UnknownCharacterError
+from ..names import character_name
 from ..gallery import Gallery
 from ..images import load_image_bytes
 from ..labelling import LabelSession, OutsideRootError
 from ..prepare import prepare_image
 from ..recognize import Recognizer
+from .guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
 
 STATIC = Path(str(resources.files("charaid.web") / "static"))
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: Endpoints that decode and run the models: rate-limited per client beyond loopback.
+COSTLY = frozenset({"/api/recognize", "/api/detect", "/api/label/upload", "/api/label/scan"})
 
 
 @dataclass
@@ -37,11 +45,23 @@ class ServerConfig:
     max_upload_mb: float = 20.0
     #: Needed by changing endpoints; None when bound to the loopback interface only.
     token: str | None = None
+    #: Recognition and detection need the token too (``charaid serve --private``).
+    private: bool = False
+    #: Uploads decoded, detected and embedded at once (0: one per CPU core); the rest wait. This
+    #: bounds memory (each decode may take up to CHARAID_MAX_DECODE_MB) and uses every core.
+    decode_slots: int = 0
+    #: Requests a second per client address, and its burst, when bound beyond loopback.
+    rate_per_s: float = 5.0
+    rate_burst: int = 20
 
     @classmethod
     def for_host(cls, gallery: Path, host: str, **kw) -> "ServerConfig":
         token = None if host in LOCAL_HOSTS else secrets.token_urlsafe(24)
         return cls(gallery, host, token=token, **kw)
+
+    @property
+    def slots(self) -> int:
+        return self.decode_slots or os.cpu_count() or 1
 
 
 class UploadRejected(Exception):
@@ -72,6 +92,8 @@ def create_app(cfg: ServerConfig) -> FastAPI:
     rec = Recognizer(gallery)
     labels = LabelSession(gallery, rec, cfg.label_dir)
     limit = int(cfg.max_upload_mb * 1024 * 1024)
+    slots = threading.BoundedSemaphore(cfg.slots)
+    limiter = RateLimiter(cfg.rate_per_s, cfg.rate_burst) if cfg.token is not None else None
     app.state.gallery, app.state.recognizer, app.state.labels = gallery, rec, labels
     # Warm up now (weights, detector, matcher, threshold), so the first upload answers as fast as the rest.
     rec.embedder.load()
@@ -80,10 +102,21 @@ def create_app(cfg: ServerConfig) -> FastAPI:
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next):
+        if len(request.url.path) > 2048:
+            return JSONResponse({"detail": f"path of {len(request.url.path):,} characters is too long"}, status_code=414)
+        if "\x00" in request.url.path:
+            return JSONResponse({"detail": "a NUL byte in a path names nothing"}, status_code=404)
+        if limiter is not None and request.method == "POST" and request.url.path in COSTLY:
+            wait = limiter.allow(request.client.host if request.client else "?")
+            if wait:
+                return JSONResponse({"detail": f"too many requests: at most {cfg.rate_per_s:g} a second"}, status_code=429,
+                                    headers={"Retry-After": str(max(1, round(wait)))})
         if request.method in ("POST", "PUT", "PATCH"):
             n = request.headers.get("content-length")
             if n is None and request.headers.get("transfer-encoding"):
                 return JSONResponse({"detail": "uploads need a Content-Length"}, status_code=411)
+            if n is not None and not n.strip().isdigit():
+                return JSONResponse({"detail": f"bad Content-Length {n[:40]!r}"}, status_code=400)
             if n is not None and int(n) > limit + 64 * 1024:
                 return JSONResponse({"detail": f"upload of {int(n):,} bytes is over the limit of {limit:,}"}, status_code=413)
         return await call_next(request)
@@ -92,8 +125,16 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         if cfg.token is None:
             return
         got = request.headers.get("x-charaid-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not secrets.compare_digest(got or "", cfg.token):
+        if not token_matches(got, cfg.token):
             raise HTTPException(401, "this server is reachable from other machines: send the token it printed at start-up (X-Charaid-Token)")
+
+    read_guard = [Depends(need_token)] if cfg.private else []
+
+    def valid_name(name: str) -> str:
+        try:
+            return character_name(name)
+        except ValueError as e:
+            raise HTTPException(422, str(e))
 
     @app.exception_handler(UploadRejected)
     async def rejected(request: Request, e: UploadRejected):
@@ -118,29 +159,37 @@ def create_app(cfg: ServerConfig) -> FastAPI:
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):
-        p = (STATIC / name).resolve()
-        if STATIC.resolve() not in p.parents or not p.is_file():
+        try:
+            p = (STATIC / name).resolve()
+            found = STATIC.resolve() in p.parents and p.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            found = False
+        if not found:
             raise HTTPException(404, "no such file")
         return FileResponse(p)
 
     # -- recognition ------------------------------------------------------------------------------
-    @app.post("/api/recognize", summary="Every face in an uploaded image, named or unknown, with the top 5")
+    @app.post("/api/recognize", dependencies=read_guard, summary="Every face in an uploaded image, named or unknown, with the top 5")
     def api_recognize(file: UploadFile = File(...), top_k: int = 5, picture: bool = True):
         data, name = read_upload(file)
-        im = image_or_error(data, name)
+        with slots:  # decode, detect and embed outside the gallery's lock, a bounded number at once
+            im = image_or_error(data, name)
+            del data
+            prep = prepare_image(name, True, rec.spec, with_hash=False, image=im, with_picture=picture)
+            vectors = rec.embed_faces([prep])
         with gallery.lock:
-            rec.top_k = max(1, min(top_k, 20))
-            res = rec.recognize_image(im, name=name, pictures=picture)
+            res = rec.name_faces([prep], vectors, pictures=picture, top_k=max(1, min(top_k, 20)))[0]
         out = res.to_dict()
         out["size"] = list(im.size)
         out["threshold"] = round(rec.threshold, 4)
         return out
 
-    @app.post("/api/detect", summary="Face boxes in an uploaded image")
+    @app.post("/api/detect", dependencies=read_guard, summary="Face boxes in an uploaded image")
     def api_detect(file: UploadFile = File(...)):
         data, name = read_upload(file)
-        im = image_or_error(data, name)
-        prep = prepare_image(name, True, rec.spec, with_hash=False, image=im)
+        with slots:
+            im = image_or_error(data, name)
+            prep = prepare_image(name, True, rec.spec, with_hash=False, image=im)
         return {"path": name, "faces": [{"box": f.box.as_list(), "score": round(f.score, 4)} for f in prep.faces],
                 "error": prep.error, "size": list(im.size)}
 
@@ -157,7 +206,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
                 "characters": [{"character": c.name, "samples": c.samples, "sample_ids": by.get(c.name, [])} for c in chars]}
 
     @app.get("/api/samples/{sample_id}/crop", summary="A gallery sample's face crop (JPEG)")
-    def api_sample_crop(sample_id: int):
+    def api_sample_crop(sample_id: PathId):
         with gallery.lock:
             row = gallery.db.execute("SELECT crop FROM samples WHERE id = ?", (sample_id,)).fetchone()
         if row is None or row[0] is None:
@@ -165,7 +214,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         return Response(row[0], media_type="image/jpeg")
 
     @app.delete("/api/samples/{sample_id}", dependencies=[Depends(need_token)], summary="Remove a wrong sample")
-    def api_remove_sample(sample_id: int):
+    def api_remove_sample(sample_id: PathId):
         with gallery.lock:
             try:
                 gallery.remove_sample(sample_id)
@@ -173,8 +222,9 @@ def create_app(cfg: ServerConfig) -> FastAPI:
                 raise HTTPException(404, f"no sample {sample_id}")
         return {"removed": sample_id}
 
-    @app.post("/api/characters/{name}/rename", dependencies=[Depends(need_token)], summary="Rename, or merge into another character")
+    @app.post("/api/characters/{name:path}/rename", dependencies=[Depends(need_token)], summary="Rename, or merge into another character")
     def api_rename(name: str, new: str = Body(..., embed=True), merge: bool = Body(False, embed=True)):
+        new = valid_name(new)
         with gallery.lock:
             try:
                 gallery.rename_character(name, new, merge=merge)
@@ -182,9 +232,9 @@ def create_app(cfg: ServerConfig) -> FastAPI:
                 raise HTTPException(404, str(e))
             except ValueError as e:
                 raise HTTPException(409, str(e))
-        return {"renamed": name, "to": new.strip(), "merged": merge}
+        return {"renamed": name, "to": new, "merged": merge}
 
-    @app.delete("/api/characters/{name}", dependencies=[Depends(need_token)], summary="Remove a character and its samples")
+    @app.delete("/api/characters/{name:path}", dependencies=[Depends(need_token)], summary="Remove a character and its samples")
     def api_remove_character(name: str):
         with gallery.lock:
             try:
@@ -203,6 +253,8 @@ def create_app(cfg: ServerConfig) -> FastAPI:
             raise HTTPException(404, str(e.args[0]) if e.args else "not found")
         except ValueError as e:
             raise HTTPException(409, str(e))
+        except OSError as e:  # a path too long, a folder that vanished
+            raise HTTPException(400, f"{e.strerror or e}")
 
     @app.get("/api/label/status", summary="Labelling progress and the folder being labelled")
     def api_label_status():
@@ -230,21 +282,23 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         return {"faces": [q.to_dict() for q in labels.queue(max(1, min(limit, 200)))], **api_label_status()}
 
     @app.get("/api/label/faces/{face_id}/crop", summary="A queued face's crop (JPEG)")
-    def api_label_crop(face_id: int):
+    def api_label_crop(face_id: PathId):
         return Response(label_call(lambda: labels.crop(face_id)), media_type="image/jpeg")
 
     @app.post("/api/label/confirm", dependencies=[Depends(need_token)], summary="Name faces (one, or a whole group) and enrol them")
-    def api_label_confirm(faces: list[int] = Body(..., embed=True), character: str = Body(..., embed=True)):
+    def api_label_confirm(faces: list[BodyId] = Body(..., embed=True), character: str = Body(..., embed=True)):
+        character = valid_name(character)
         n = label_call(lambda: labels.confirm(faces, character))
-        return {"confirmed": n, "character": character.strip(), **api_label_status()}
+        return {"confirmed": n, "character": character, **api_label_status()}
 
     @app.post("/api/label/reject", dependencies=[Depends(need_token)], summary="Never suggest this character for this face again")
-    def api_label_reject(face: int = Body(..., embed=True), character: str = Body(..., embed=True)):
+    def api_label_reject(face: EmbeddedId, character: str = Body(..., embed=True)):
+        character = valid_name(character)
         label_call(lambda: labels.reject(face, character))
         return {"rejected": character, "face": face}
 
     @app.post("/api/label/status/{face_id}", dependencies=[Depends(need_token)], summary="Mark a face not_face or skipped")
-    def api_label_set_status(face_id: int, status: str = Body(..., embed=True)):
+    def api_label_set_status(face_id: PathId, status: str = Body(..., embed=True)):
         label_call(lambda: labels.set_status(face_id, status))
         return {"face": face_id, "status": status}
 
