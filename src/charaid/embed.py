@@ -129,7 +129,7 @@ class EfficientNetLiteEmbedder(Embedder):
         if variant not in self.SIZES:
             raise ValueError(f"unknown EfficientNet variant {variant!r}; choose one of: {', '.join(self.SIZES)}")
         self.variant = variant
-        self.batch_size = batch_size or default_settings().batch_size
+        self.batch_size = batch_size or default_settings().forward_batch
         self.info = EmbedderInfo(f"efficientnet-{variant}-imagenet-flip", 1280, self.SIZES[variant])
 
     def load(self) -> "EfficientNetLiteEmbedder":

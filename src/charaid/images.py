@@ -6,7 +6,9 @@ one-line reason, so that a batch can report a bad file and go on with the rest.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import hashlib
 import io
 import os
@@ -99,12 +101,40 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
             raise ImageError(name, f"truncated or corrupt image data ({e})") from None
         except MemoryError:
             raise ImageError(name, f"out of memory decoding {w}x{h} {im.mode}") from None
-        im = _reduced(im, settings.max_work_side)
+        try:
+            im = _reduced(im, settings.max_work_side)
+        except (OSError, ValueError, MemoryError) as e:
+            raise ImageError(name, f"cannot reduce {w}x{h} {im.mode} ({e})") from None
         try:
             im = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block must not cost the picture; keep it unrotated
             pass
-        return to_rgb(im)
+        try:
+            return to_rgb(im)
+        except (OSError, ValueError, MemoryError) as e:
+            raise ImageError(name, f"cannot convert {im.mode} to RGB ({e})") from None
+        finally:
+            if w * h * _MODE_BYTES.get(im.mode, 4) >= _TRIM_AFTER:
+                _trim_heap()
+
+
+#: After decoding a picture this big (bytes), free heap pages go back to the system: glibc keeps
+#: them otherwise, and a batch with a few big pictures grew by their sizes, one after another.
+_TRIM_AFTER = 32 * 2**20
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to trim
+        return None
+
+
+def _trim_heap() -> None:
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def decoded_bytes(im: Image.Image) -> int:
@@ -118,7 +148,10 @@ def _within_budget(im: Image.Image, name: str, budget_mb: int, work_side: int) -
     whose decoded pixels would take more than the budget."""
     w, h = im.size
     if im.format == "JPEG" and max(w, h) > work_side:
-        im.draft(im.mode, (max(1, w * work_side // max(w, h)), max(1, h * work_side // max(w, h))))
+        # draft() picks the strongest DCT scaling (1/2, 1/4, 1/8) that keeps at least the size
+        # asked for: ask half the working side, get between half and all of it.
+        half = work_side // 2
+        im.draft(im.mode, (max(1, w * half // max(w, h)), max(1, h * half // max(w, h))))
     need = decoded_bytes(im)
     if need > budget_mb * 2**20:
         raise ImageError(
@@ -154,7 +187,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im, dtype=np.float32)  # float32: an 80-Mpx 16-bit picture once cost 2 GB in float64
+        a = np.array(im, dtype=np.float32)  # a writable copy; float32: an 80-Mpx 16-bit picture once cost 2 GB in float64
         top = 65535.0 if (mode.startswith("I;16") or a.max(initial=0) > 255) else 255.0
         a *= 255.0 / top
         a += 0.5

@@ -10,7 +10,9 @@ its source, its destination, or both, never neither, and a resume can tell which
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import GalleryError
 from .images import sha256_file
 from .names import from_db, one_line, to_db
 from .schema import migrate
@@ -33,6 +36,44 @@ TMP_PREFIX = ".charaid-tmp-"
 
 class SortError(OSError):
     """A file operation that could not be done safely (the files are left as they were)."""
+
+
+class DestinationBusy(RuntimeError):
+    """Another charaid sort (or undo) is working in this destination right now."""
+
+
+_held: dict[str, tuple[int, int]] = {}  # lock file -> (fd, depth): one process may nest its own
+
+
+@contextlib.contextmanager
+def exclusive(dst: str | Path):
+    """Hold ``DST/.charaid/sort.lock`` while a sort, resume or undo changes DST: a second one
+    started meanwhile is refused in one line instead of racing the first. The lock is the
+    kernel's (flock), so it goes with the process however that ends; no stale lock file."""
+    d = Path(dst) / JOURNAL_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    key = str((d / "sort.lock").resolve())
+    if key in _held:
+        fd, depth = _held[key]
+        _held[key] = (fd, depth + 1)
+    else:
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DestinationBusy(f"{dst}: another charaid sort or undo is using this destination; "
+                                  "run again once it has ended") from None
+        _held[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        fd, depth = _held[key]
+        if depth > 1:
+            _held[key] = (fd, depth - 1)
+        else:
+            del _held[key]
+            os.close(fd)  # closing releases the flock
 
 
 def fsync_dir(d: Path) -> None:
@@ -139,10 +180,13 @@ class Journal:
         d = self.dst / JOURNAL_DIR
         d.mkdir(parents=True, exist_ok=True)
         self.path = d / "journal.sqlite"
-        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")  # an action is on disk before its file moves
-        migrate(self.db, [";\n".join(SCHEMA)], self.path, "sort journal")
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")  # an action is on disk before its file moves
+            migrate(self.db, [";\n".join(SCHEMA)], self.path, "sort journal")
+        except sqlite3.Error as e:
+            raise GalleryError(f"{self.path}: cannot use the sort journal ({e})") from None
 
     def close(self) -> None:
         self.db.close()

@@ -92,17 +92,24 @@ SCHEMA_VERSION = len(GALLERY_MIGRATIONS)
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str], path: Path, kind: str) -> None:
-    """Bring ``db`` (the file at ``path``, a charaid ``kind``) up to ``len(migrations)``."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(migrations):
-        raise GalleryError(f"{path}: made by a newer charaid (schema {version}, this one reads up to {len(migrations)})")
-    if version == 0 and db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
-        raise GalleryError(f"{path}: an SQLite file, but not a charaid {kind}")
-    for v in range(version, len(migrations)):
+    """Bring ``db`` (the file at ``path``, a charaid ``kind``) up to ``len(migrations)``.
+
+    Each step reads the version again inside its own write transaction, so two processes that
+    open a new file at once (two sorts into one new DST) cannot both create its tables."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == len(migrations):
+        return  # up to date: nothing to write (the file may be read-only)
+    while True:
         with transaction(db):
-            for stmt in split_sql(migrations[v]):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(migrations):
+                raise GalleryError(f"{path}: made by a newer charaid (schema {version}, this one reads up to {len(migrations)})")
+            if version == len(migrations):
+                return
+            if version == 0 and db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+                raise GalleryError(f"{path}: an SQLite file, but not a charaid {kind}")
+            for stmt in split_sql(migrations[version]):
                 db.execute(stmt)
-            db.execute(f"PRAGMA user_version = {v + 1}")
+            db.execute(f"PRAGMA user_version = {version + 1}")
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ interrupted run can be resumed and any run undone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .images import iter_image_paths, sha256_file
-from .journal import GROUP, NO_FACE, TMP_PREFIX, UNKNOWN, Journal, JOURNAL_DIR, SortError, place_copy, place_move
+from .journal import GROUP, JOURNAL_DIR, NO_FACE, TMP_PREFIX, UNKNOWN, Journal, SortError, exclusive, place_copy, place_move
 from .prepare import PreparedImage, prepare_many
 from .recognize import ImageResult, Recognizer
 
@@ -185,13 +186,16 @@ class Sorter:
                     chars = [(res.picture.character, round(res.picture.score, 4))]
                 yield Decision(Path(prep.path), prep.content_hash, decide(res, threshold, self.opt.multi), chars, len(res.faces), by_picture=pic)
 
-        n = 0
+        # A batch is decided (and so journalled) when it is full or 2 s old, whichever comes
+        # first: a kill on a slow machine loses at most those seconds of work.
+        n, started = 0, time.monotonic()
+        every = self.rec.settings.journal_every_s
         for prep in prepare_many(paths, True, self.rec.spec, self.opt.workers, with_hash=True, with_picture=self.opt.pictures):
             batch.append(prep)
             n += len(prep.crops)
-            if n >= self.rec.settings.batch_size or len(batch) >= self.rec.settings.batch_size:
+            if n >= self.rec.settings.batch_size or len(batch) >= self.rec.settings.batch_size or time.monotonic() - started >= every:
                 yield from flush()
-                batch, n = [], 0
+                batch, n, started = [], 0, time.monotonic()
         if batch:
             yield from flush()
 
@@ -205,6 +209,10 @@ class Sorter:
         if self.sorts_again(src) and not self.opt.move and not dry_run:
             raise ValueError(f"{src}: sorting the destination's own folder again moves its pictures out of it: add --move")
         on_error = on_error or (lambda p, r: None)
+        with contextlib.nullcontext() if dry_run else exclusive(self.dst):
+            return self._run(src, on_progress, on_error, on_decision, dry_run, run_id)
+
+    def _run(self, src: Path, on_progress, on_error, on_decision, dry_run: bool, run_id: int | None) -> SortSummary:
         t0 = time.time()
         summary = SortSummary()
         journal = None if dry_run and not (self.dst / JOURNAL_DIR).exists() else Journal(self.dst)
@@ -328,6 +336,11 @@ def reconcile(journal: Journal, run_id: int) -> list[tuple[str, str]]:
 def resume(dst: str | Path, recognizer: Recognizer, workers: int = 0, **callbacks) -> SortSummary | None:
     """Finish the last interrupted run in ``dst`` with its own options (None: nothing to finish)."""
     dst = Path(dst).resolve()
+    with exclusive(dst):
+        return _resume(dst, recognizer, workers, **callbacks)
+
+
+def _resume(dst: Path, recognizer: Recognizer, workers: int, **callbacks) -> SortSummary | None:
     journal = Journal(dst)
     try:
         run = journal.last_unfinished()
@@ -347,6 +360,11 @@ def resume(dst: str | Path, recognizer: Recognizer, workers: int = 0, **callback
 def undo(dst: str | Path, run_id: int, on_error=None) -> tuple[int, list[tuple[str, str]]]:
     """Put every file of ``run_id`` back where it was; returns (files restored or removed, problems)."""
     dst = Path(dst).resolve()
+    with exclusive(dst):
+        return _undo(dst, run_id, on_error)
+
+
+def _undo(dst: Path, run_id: int, on_error) -> tuple[int, list[tuple[str, str]]]:
     journal = Journal(dst)
     problems: list[tuple[str, str]] = []
     n = 0
