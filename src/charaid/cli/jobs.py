@@ -245,7 +245,9 @@ def cmd_train_detector(args) -> int:
     if not (data / "icartoonface" / "images").is_dir():
         raise FileNotFoundError(f"{data}: no icartoonface/images here (the training data of ../shared/train)")
     cfg = DetectorTrainConfig()
-    cfg = replace(cfg, **{k: v for k, v in (("steps", args.steps), ("side", args.side), ("seed", args.seed)) if v is not None})
+    given = (("steps", args.steps), ("side", args.side), ("seed", args.seed), ("lr", args.lr), ("warmup", args.warmup),
+             ("init", str(Path(args.init).resolve()) if args.init else None))
+    cfg = replace(cfg, **{k: v for k, v in given if v is not None})
     r = train_detector(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
     print(json.dumps(r))
     if not r["done"]:

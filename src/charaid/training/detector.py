@@ -42,6 +42,9 @@ class DetectorTrainConfig:
     frozen_blocks: int = 3
     seed: int = 0
     checkpoint_seconds: float = 120.0
+    #: Start from these weights (a ``.pt`` written by an earlier run) instead of ImageNet's
+    #: backbone and a new head: to train a later version further.
+    init: str | None = None
 
 
 def load_frames(root: Path) -> list[Frame]:
@@ -179,6 +182,9 @@ def train_detector(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.seed)
     net = facedet.build_network(pretrained_backbone=True)
+    if cfg.init:
+        start = torch.load(cfg.init, map_location="cpu", weights_only=False)
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start["state"].items()})
     for p in list(net.stem.parameters()) + list(net.blocks[: cfg.frozen_blocks].parameters()):
         p.requires_grad_(False)
     backbone = {id(p) for p in facedet.backbone_parameters(net)}
