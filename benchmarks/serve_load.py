@@ -1,13 +1,15 @@
 """Load on `charaid serve` over loopback: concurrent clients uploading real images.
 
-    python benchmarks/serve_load.py [--clients 20] [--seconds 120]
+    python benchmarks/serve_load.py [--clients 8] [--seconds 60] [--single-seconds 30]
 
 Starts `charaid serve` in its own process with a gallery of the tla characters (enrolled from
-tla/raw 1-12 with detection), then `--clients` threads each upload full illustrations
-(tla/raw 13-36 and web4, at most 1024 px) to /api/recognize in a loop for `--seconds`.
-Reports requests, errors, latency percentiles, throughput, and the server's resident memory
-before and after. A single request on an idle server is timed first (the page's promise is
-an answer within a second for a typical 1000-px illustration).
+tla/raw 1-12 with detection), then uploads full illustrations (tla/raw 13-36 and web4, at most
+1024 px) to /api/recognize in a loop: first one client alone for `--single-seconds`, then
+`--clients` threads at once for `--seconds`. Reports, for each phase, requests, errors,
+latency percentiles, throughput, and the server's resident memory (and its peak); the
+speed-up is the many-client throughput over the one-client one. A single request on an idle
+server is timed first (the page's promise is an answer within a second for a typical
+1000-px illustration).
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from charaid.enroll import enroll_items  # noqa: E402
 from charaid.gallery import Gallery  # noqa: E402
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -60,8 +62,9 @@ def post_image(url: str, data: bytes, name: str) -> tuple[int, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--single-seconds", type=float, default=30)
     args = ap.parse_args()
     from test_browser import Server  # the same way the browser test starts it
 
@@ -79,43 +82,51 @@ def main() -> None:
         images.append((p.name, buf.getvalue(), im.size))
     server = Server(gallery)
     url = server.url + "/api/recognize"
+    rows = []
     try:
-        mem0 = rss_mb(server.proc.pid)
         typical = [x for x in images if max(x[2]) >= 900][:10]
         single = sorted(post_image(url, d, n)[1] for n, d, _ in typical)
-        lat: list[float] = []
-        errors: list[int] = []
-        lock = threading.Lock()
-        stop = time.time() + args.seconds
-
-        def client(k: int) -> None:
-            i = k
-            while time.time() < stop:
-                name, data, _ = images[i % len(images)]
-                code, dt = post_image(url, data, name)
-                with lock:
-                    (lat if code == 200 else errors).append(dt if code == 200 else code)
-                i += args.clients
-
-        t0 = time.time()
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.time() - t0
-        mem1 = rss_mb(server.proc.pid)
+        for clients, seconds in ((1, args.single_seconds), (args.clients, args.seconds)):
+            mem0 = rss_mb(server.proc.pid)
+            lat, errors, wall = load(url, images, clients, seconds)
+            q = statistics.quantiles(lat, n=100) if len(lat) > 2 else [float("nan")] * 99
+            rows.append([clients, f"{wall:.0f}", len(lat) + len(errors), len(errors), f"{q[49] * 1000:.0f}", f"{q[94] * 1000:.0f}",
+                         f"{max(lat) * 1000:.0f}", len(lat) / wall, f"{mem0:.0f}", f"{rss_mb(server.proc.pid):.0f}",
+                         f"{rss_mb(server.proc.pid, 'VmHWM'):.0f}", sorted(set(errors))])
     finally:
         server.stop()
-    q = statistics.quantiles(lat, n=100) if len(lat) > 2 else [float("nan")] * 99
     print(f"# serve load: {machine()}; {time.strftime('%Y-%m-%d')}; {len(images)} real images (<= 1024 px)\n")
     print(f"Single request on an idle server, {len(typical)} illustrations of 900-1024 px: median "
           f"{statistics.median(single) * 1000:.0f} ms, max {max(single) * 1000:.0f} ms\n")
-    print(table(["clients", "seconds", "requests", "errors", "p50 ms", "p95 ms", "max ms", "requests/s", "RSS before MB", "RSS after MB"],
-                [[args.clients, f"{wall:.0f}", len(lat) + len(errors), len(errors), f"{q[49] * 1000:.0f}", f"{q[94] * 1000:.0f}",
-                  f"{max(lat) * 1000:.0f}", f"{len(lat) / wall:.2f}", f"{mem0:.0f}", f"{mem1:.0f}"]]))
-    if errors:
-        print(f"\nerror statuses: {sorted(set(errors))}")
+    for r in rows:
+        r[7] = f"{r[7]:.2f}"
+    print(table(["clients", "seconds", "requests", "errors", "p50 ms", "p95 ms", "max ms", "requests/s", "RSS before MB", "RSS after MB",
+                 "peak RSS MB", "error statuses"], rows))
+    print(f"\nthroughput with {args.clients} clients / with 1: {float(rows[1][7]) / float(rows[0][7]):.2f}x")
+
+
+def load(url: str, images, clients: int, seconds: float) -> tuple[list[float], list[int], float]:
+    lat: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    stop = time.time() + seconds
+
+    def client(k: int) -> None:
+        i = k
+        while time.time() < stop:
+            name, data, _ = images[i % len(images)]
+            code, dt = post_image(url, data, name)
+            with lock:
+                (lat if code == 200 else errors).append(dt if code == 200 else code)
+            i += clients
+
+    t0 = time.time()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return lat, errors, time.time() - t0
 
 
 if __name__ == "__main__":

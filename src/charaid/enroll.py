@@ -20,10 +20,10 @@ from .config import default_settings
 from .embed import Embedder
 from .errors import ImageError
 from .gallery import EnrollReport, Gallery, NewSample
-from .names import name_from_folder
 from .images import iter_image_paths, sha256_file
 from .journal import SORT_FOLDERS
 from .models import embedder_for
+from .names import name_from_folder
 from .picture import NewPicture, add_pictures, has_picture, picture_embedder
 from .prepare import DetectorSpec, PreparedImage, prepare_many
 

@@ -22,6 +22,7 @@ from PIL import Image
 from .gallery import Gallery, NewSample, encode_crop
 from .images import iter_image_paths, load_image_bytes, sha256_bytes
 from .match import Candidate
+from .names import character_name, shown
 from .prepare import prepare_image
 from .recognize import Recognizer
 
@@ -98,6 +99,7 @@ class LabelSession:
 
     def add_image(self, data: bytes, source: str) -> str | None:
         """Queue the faces of one image; returns an error line, or None."""
+        source = shown(source)  # shown on the page and in messages: one line of UTF-8 whatever the file's name
         h = sha256_bytes(data)
         with self.g.lock:
             if self.db.execute("SELECT 1 FROM label_faces WHERE content_hash = ? LIMIT 1", (h,)).fetchone():
@@ -224,9 +226,7 @@ class LabelSession:
     # -- actions ------------------------------------------------------------------------------------
     def confirm(self, face_ids: list[int], character: str) -> int:
         """Name these faces ``character`` (a new one if needed) and enrol them now."""
-        character = character.strip()
-        if not character:
-            raise ValueError("the character name is empty")
+        character = character_name(character)
         with self.g.lock:
             rows = self._pending(face_ids)
             X = self._vectors([r[0] for r in rows])

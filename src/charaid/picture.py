@@ -27,8 +27,8 @@ from PIL import Image
 
 from .config import Settings, Thresholds
 from .gallery import check_character_name
-from .names import to_db
 from .match import MIN_CALIBRATION_CHARACTERS, Calibration, Match, Matcher, calibrate
+from .names import to_db
 
 if TYPE_CHECKING:  # pragma: no cover
     from .embed import Embedder

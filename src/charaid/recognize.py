@@ -8,7 +8,6 @@ gallery's calibration (recomputed when stale).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,9 @@ from .config import Settings, default_settings
 from .detect import Box
 from .embed import Embedder
 from .gallery import Gallery
-from .names import json_line
 from .match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
 from .models import TUNED_PREFIX, embedder_for
+from .names import json_line
 from .prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..names import json_line
+from ..names import json_line, shown
 from .common import (EXIT_INPUT, EXIT_OK, _detector_spec, _gallery_path, _open_recognizer, _progress, _sync_index, _warn,
                      _workers)
 
@@ -118,9 +118,9 @@ def _resume_output(path: Path) -> set[str]:
 
 def _print_human(res) -> None:
     if res.error:
-        print(f"{res.path}: error: {res.error}")
+        print(f"{shown(res.path)}: error: {res.error}")
         return
-    print(f"{res.path}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
+    print(f"{shown(res.path)}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
     for f in res.faces:
         top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
         print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown'}  ({f.score:.2f})  top: {top}")
@@ -146,7 +146,7 @@ def cmd_detect(args) -> int:
             if args.json:
                 print(json_line({"path": prep.path, "faces": faces, "error": prep.error}), flush=True)
             elif not prep.error:
-                print(f"{prep.path}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
+                print(f"{shown(prep.path)}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
             if args.annotate and prep.ok:
                 from PIL import ImageDraw
 

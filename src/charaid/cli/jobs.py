@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..names import json_line
+from ..names import json_line, shown
 from .common import (EXIT_INPUT, EXIT_OK, EXIT_STOPPED, _detector_spec, _gallery_path, _progress, _store, _warn, _workers)
 
 
@@ -64,7 +64,7 @@ def cmd_sort(args) -> int:
             if args.json:
                 print(json_line(row), flush=True)
             else:
-                print(f"{d.src}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
+                print(f"{shown(str(d.src))}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
 
     with Gallery(gp) as g:
         rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold)

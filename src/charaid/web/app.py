@@ -23,10 +23,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 
 from ..errors import ImageError, UnknownCharacterError
-from ..names import character_name
 from ..gallery import Gallery
 from ..images import load_image_bytes
 from ..labelling import LabelSession, OutsideRootError
+from ..names import character_name
 from ..prepare import prepare_image
 from ..recognize import Recognizer
 from .guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
