@@ -150,7 +150,13 @@ class PictureMatcher:
         """One :class:`Match` per picture (None for all when the gallery cannot name pictures)."""
         if not pictures or not self.ready:
             return [None] * len(pictures)
-        X = self.embedder.embed_batch(list(pictures))
+        return self.match_vectors(self.embedder.embed_batch(list(pictures)), top_k)
+
+    def match_vectors(self, X: np.ndarray, top_k: int = 5) -> list[Match | None]:
+        """:meth:`match` for pictures already embedded by ``self.embedder`` (a server embeds
+        outside the gallery's lock and matches inside it)."""
+        if not len(X) or not self.ready:
+            return [None] * len(X)
         out = self._matcher.match(X, self.calibration.threshold, top_k)
         cos = self._matcher.prototype_similarity(X)
         pos = {c: j for j, c in enumerate(self._matcher.classes)}

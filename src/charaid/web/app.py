@@ -28,7 +28,7 @@ from ..images import load_image_bytes
 from ..labelling import LabelSession, OutsideRootError
 from ..names import character_name
 from ..prepare import prepare_image
-from ..recognize import Recognizer
+from ..recognize import PictureResult, Recognizer
 from .guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
 
 STATIC = Path(str(resources.files("charaid.web") / "static"))
@@ -177,8 +177,17 @@ def create_app(cfg: ServerConfig) -> FastAPI:
             del data
             prep = prepare_image(name, True, rec.spec, with_hash=False, image=im, with_picture=picture)
             vectors = rec.embed_faces([prep])
+        top_k = max(1, min(top_k, 20))
         with gallery.lock:
-            res = rec.name_faces([prep], vectors, pictures=picture, top_k=max(1, min(top_k, 20)))[0]
+            res = rec.name_faces([prep], vectors, top_k=top_k)[0]
+            pictures = rec.pictures if picture and prep.picture is not None and not any(f.character for f in res.faces) else None
+        if pictures is not None:  # no face named: the whole picture, embedded outside the lock too
+            with slots:
+                pv = pictures.embedder.embed_batch([prep.picture])
+            with gallery.lock:
+                m = pictures.match_vectors(pv, top_k)[0]
+            if m is not None:
+                res.picture = PictureResult(m.character, m.score, m.top)
         out = res.to_dict()
         out["size"] = list(im.size)
         out["threshold"] = round(rec.threshold, 4)
