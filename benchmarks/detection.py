@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default="facedet,retry")
     ap.add_argument("--iou", default="0.5,0.3", help="IoU bars, comma-separated (default 0.5,0.3)")
+    ap.add_argument("--weights", metavar="PT_OR_ONNX", help="facedet settings use these weights instead of the shipped ones")
     args = ap.parse_args()
     datasets.require()
     bars = [float(v) for v in args.iou.split(",")]
@@ -90,6 +91,10 @@ def main() -> None:
     rows = []
     for setting in args.settings.split(","):
         det = detector(setting)
+        if args.weights and setting.startswith("facedet"):
+            from charaid.facedet import FaceDetectorNet
+
+            det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=args.weights).load()
         det.detect(cf[0][0])  # warm up (weights, worker process)
         times: list[float] = []
 

@@ -96,7 +96,10 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str], path: Path, kind:
 
     Each step reads the version again inside its own write transaction, so two processes that
     open a new file at once (two sorts into one new DST) cannot both create its tables."""
-    if db.execute("PRAGMA user_version").fetchone()[0] == len(migrations):
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(migrations):
+        raise GalleryError(f"{path}: made by a newer charaid (schema {version}, this one reads up to {len(migrations)})")
+    if version == len(migrations):
         return  # up to date: nothing to write (the file may be read-only)
     while True:
         with transaction(db):
