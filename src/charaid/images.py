@@ -6,9 +6,7 @@ one-line reason, so that a batch can report a bad file and go on with the rest.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import functools
 import hashlib
 import io
 import os
@@ -113,28 +111,6 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
             return to_rgb(im)
         except (OSError, ValueError, MemoryError) as e:
             raise ImageError(name, f"cannot convert {im.mode} to RGB ({e})") from None
-        finally:
-            if w * h * _MODE_BYTES.get(im.mode, 4) >= _TRIM_AFTER:
-                _trim_heap()
-
-
-#: After decoding a picture this big (bytes), free heap pages go back to the system: glibc keeps
-#: them otherwise, and a batch with a few big pictures grew by their sizes, one after another.
-_TRIM_AFTER = 32 * 2**20
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to trim
-        return None
-
-
-def _trim_heap() -> None:
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def decoded_bytes(im: Image.Image) -> int:
