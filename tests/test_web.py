@@ -71,12 +71,15 @@ def test_recognize_compares_the_whole_picture_when_no_face_is_named(client, synt
         ("cut.png", None, 422, "truncated or corrupt"),
         ("huge.png", b"\x00" * (1024 * 1024 + 10), 413, "over the limit"),
         ("huger.png", b"\x00" * (3 * 1024 * 1024), 413, "over the limit"),  # refused before it is read
+        ("rgba-bomb.png", "bomb", 413, "over the budget"),  # 336 KB, 320 MB decoded
     ],
 )
 def test_bad_uploads_get_a_clear_4xx_and_leave_gallery_intact(client, name, data, status, reason):
     if data is None:
         full = png_bytes(Image.effect_noise((300, 300), 60).convert("RGB"))
         data = full[: len(full) // 2]
+    elif data == "bomb":
+        data = png_bytes(Image.new("RGBA", (8944, 8944), (1, 2, 3, 4)))
     before = n_samples(client)
     r = client.post("/api/recognize", files={"file": (name, data, "image/png")})
     assert r.status_code == status, r.text

@@ -73,7 +73,7 @@ class UploadRejected(Exception):
 
 def status_for(e: ImageError) -> int:
     r = e.reason
-    if "decompression bomb" in r:
+    if "decompression bomb" in r or "over the budget" in r:
         return 413
     if "not an image" in r:
         return 415
@@ -101,7 +101,8 @@ def create_app(cfg: ServerConfig) -> FastAPI:
     _ = rec.threshold
 
     @app.middleware("http")
-    async def upload_limit(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        """Refuse what needs no work to refuse: long or NUL paths, floods, oversized uploads."""
         if len(request.url.path) > 2048:
             return JSONResponse({"detail": f"path of {len(request.url.path):,} characters is too long"}, status_code=414)
         if "\x00" in request.url.path:
