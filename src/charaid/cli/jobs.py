@@ -249,7 +249,7 @@ def cmd_train_detector(args) -> int:
              ("init", str(Path(args.init).resolve()) if args.init else None))
     cfg = replace(cfg, **{k: v for k, v in given if v is not None})
     r = train_detector(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
-    print(json.dumps(r))
+    print(json.dumps({k: v for k, v in r.items() if k != "history"}))  # the loss of every step stays in the checkpoint
     if not r["done"]:
         _warn(f"stopped at step {r['step']} of {r['steps']}; run the same command again to resume")
         return EXIT_STOPPED
