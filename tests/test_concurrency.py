@@ -87,7 +87,9 @@ def test_a_sort_killed_after_a_few_seconds_keeps_its_journalled_work(gallery_pat
                             env={**os.environ, "CHARAID_BATCH_SIZE": "1000", "CHARAID_JOURNAL_EVERY_S": "0.3"})
     first = proc.stdout.readline()
     assert first, "a decision came out before the 60 pictures were all prepared"
-    time.sleep(0.2)  # the decision is printed just before its file is placed
+    deadline = time.time() + 60  # the decision is printed just before its file is placed
+    while time.time() < deadline and not any(dst.rglob("*.png")):
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = [p for p in dst.rglob("*.png")]
