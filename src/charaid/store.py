@@ -24,6 +24,7 @@ import numpy as np
 from .detect import Box
 from .errors import EmbeddingSpaceError, GalleryError
 from .gallery import rows_for_ids
+from .names import from_db, one_line, to_db
 from .schema import migrate, transaction
 from .index import SyncedIndex
 
@@ -125,7 +126,7 @@ class FaceStore:
     # -- writing ----------------------------------------------------------------------------
     def is_current(self, path: str) -> bool:
         """True when ``path`` was indexed and has not changed since (same size and mtime)."""
-        row = self._db.execute("SELECT size, mtime FROM images WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT size, mtime FROM images WHERE path = ?", (to_db(path),)).fetchone()
         return row is not None and tuple(row) == file_stamp(path)
 
     def write(self, batch: Sequence[IndexedImage]) -> None:
@@ -134,10 +135,10 @@ class FaceStore:
         self._current = None
         with transaction(self._db):
             for r in batch:
-                self._db.execute("DELETE FROM images WHERE path = ?", (r.path,))
+                self._db.execute("DELETE FROM images WHERE path = ?", (to_db(r.path),))
                 w, h = r.image_size or (None, None)
                 cur = self._db.execute("INSERT INTO images(path, size, mtime, width, height, error, indexed_at) VALUES (?,?,?,?,?,?,?)",
-                                       (r.path, r.size, r.mtime, w, h, r.error, now))
+                                       (to_db(r.path), r.size, r.mtime, w, h, r.error and one_line(r.error), now))
                 if r.vectors is not None and len(r.boxes):
                     if r.vectors.shape != (len(r.boxes), self.dim):
                         raise EmbeddingSpaceError(f"{r.path}: vectors of shape {r.vectors.shape} for a store of dim {self.dim}")
@@ -163,7 +164,7 @@ class FaceStore:
 
     def faces_info(self, ids: Sequence[int]) -> dict[int, tuple[str, Box]]:
         q = "SELECT f.id, i.path, f.x, f.y, f.w, f.h FROM faces f JOIN images i ON i.id = f.image_id WHERE f.id IN ({})"
-        return {fid: (path, Box(x, y, w, h)) for fid, path, x, y, w, h in rows_for_ids(self._db, q, ids)}
+        return {fid: (from_db(path), Box(x, y, w, h)) for fid, path, x, y, w, h in rows_for_ids(self._db, q, ids)}
 
     def sync_index(self):
         """Bring the ANN index up to date with the stored faces (only what changed) and return it."""
