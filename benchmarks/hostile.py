@@ -26,25 +26,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import machine, table  # noqa: E402
-from hostile_inputs import make_hostile  # noqa: E402
+from hostile_inputs import make_hostile, run_measured  # noqa: E402
 
 from charaid.names import shown  # noqa: E402
 from charaid.synth import CAST, write_training_set  # noqa: E402
 
-MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[2:]); "
-           "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)")
-
-
 def run(tmp: Path, args: list[str], timeout: float) -> dict:
-    peak = tmp / "peak.txt"
-    peak.unlink(missing_ok=True)
-    cmd = [sys.executable, "-c", MEASURE, str(peak), sys.executable, "-m", "charaid.cli", *args]
     t = time.time()
     try:
-        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        p, peak = run_measured(tmp, *args, timeout=timeout)
         hung, rc, out, err = False, p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
-        hung, rc, out, err = True, None, e.stdout or b"", e.stderr or b""
+        hung, rc, out, err, peak = True, None, e.stdout or b"", e.stderr or b"", float("nan")
     seconds = time.time() - t
     bad_json = 0
     for line in out.splitlines():
@@ -53,9 +46,8 @@ def run(tmp: Path, args: list[str], timeout: float) -> dict:
         except (UnicodeDecodeError, ValueError):
             bad_json += 1
     text = err.decode("utf-8", "replace")
-    return {"rc": rc, "hung": hung, "tracebacks": text.count("Traceback"), "bad_json": bad_json, "stdout": out,
-            "stderr_lines": text.splitlines(), "seconds": seconds,
-            "peak_mb": int(peak.read_text()) / 1024 if peak.exists() else float("nan")}
+    return {"rc": rc, "hung": hung, "tracebacks": text.count("Traceback"), "bad_json": bad_json,
+            "stderr_lines": text.splitlines(), "seconds": seconds, "peak_mb": peak}
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,21 @@ MODES = {
     "PA": ["PNG"], "I": ["PNG", "TIFF"], "I;16": ["PNG", "TIFF"], "I;16B": ["TIFF"], "F": ["TIFF"], "CMYK": ["JPEG", "TIFF"],
     "YCbCr": ["JPEG", "TIFF"], "LAB": ["TIFF"], "RGBX": ["TIFF"],
 }
+
+
+#: Runs a command and writes the peak resident memory of it and its workers (kB) to a file.
+_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[2:]); "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)")
+
+
+def run_measured(tmp: Path, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+    """``charaid ARGS`` in a new process (output as bytes) and its peak memory in MB, workers
+    included; raises subprocess.TimeoutExpired past ``timeout``."""
+    peak = Path(tmp) / "peak.txt"
+    peak.unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", _MEASURE, str(peak), sys.executable, "-m", "charaid.cli", *args]
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    return p, (int(peak.read_text()) / 1024 if peak.exists() else float("nan"))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from PIL import Image
 
 from charaid.synth import CAST, portrait
 from test_browser import Server
-from test_hostile import run_measured
+from hostile_inputs import run_measured
 
 
 def _children(pid: int) -> list[int]:

@@ -19,19 +19,9 @@ import pytest
 
 from charaid.names import shown
 from charaid.synth import CAST, portrait
-from hostile_inputs import Entry, make_hostile
+from hostile_inputs import Entry, make_hostile, run_measured
 
 PEAK_LIMIT_MB = 1024
-#: Runs the command and reports the peak resident memory of it and its workers, in kB.
-MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[2:]); "
-           "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)")
-
-
-def run_measured(tmp: Path, *args: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
-    peak = tmp / "peak.txt"
-    cmd = [sys.executable, "-c", MEASURE, str(peak), sys.executable, "-m", "charaid.cli", *args]
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout)  # bytes: the test checks the encoding itself
-    return p, int(peak.read_text()) / 1024
 
 
 def check_streams(p: subprocess.CompletedProcess, peak_mb: float) -> tuple[list[dict], list[str]]:

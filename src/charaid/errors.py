@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .names import shown
+
 
 class ImageError(ValueError):
     """An input that cannot be used as an image. ``str()`` is one line: the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str):
-        from .names import shown
-
         self.path = str(path)
         self.reason = reason
         super().__init__(shown(f"{self.path}: {reason}"))

@@ -218,15 +218,19 @@ class FaceDetectorNet:
         if path is None and Path(onnx_path()).is_file():
             self.path = onnx_path()
 
+    @property
+    def onnx(self) -> bool:
+        return self.path is not None and self.path.endswith(".onnx")
+
     def load(self) -> "FaceDetectorNet":
-        if self.path is not None and self.path.endswith(".onnx"):
+        if self.onnx:
             load_session(self.path)
         else:
             load_network(self.path)
         return self
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self.path is not None and self.path.endswith(".onnx"):
+        if self.onnx:
             return load_session(self.path).run(None, {"x": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})[0]
         torch = _torch()
         with torch.inference_mode():

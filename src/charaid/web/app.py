@@ -274,7 +274,8 @@ def create_app(cfg: ServerConfig) -> FastAPI:
 
     @app.post("/api/label/scan", dependencies=[Depends(need_token)], summary="Queue the faces of the labelling folder (or a subfolder)")
     def api_label_scan(path: str = Body("", embed=True)):
-        p = label_call(lambda: labels.scan(path))
+        with slots:  # its pictures are decoded and detected too: they take a slot like an upload
+            p = label_call(lambda: labels.scan(path))
         return {"errors": p.errors, **api_label_status()}
 
     @app.post("/api/label/upload", dependencies=[Depends(need_token)], summary="Queue the faces of uploaded images")
@@ -282,7 +283,8 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         errors = []
         for f in files:
             data, name = read_upload(f)
-            err = labels.add_image(data, f"upload:{name}")
+            with slots:
+                err = labels.add_image(data, f"upload:{name}")
             if err:
                 errors.append(err)
         return {"errors": errors, **api_label_status()}
