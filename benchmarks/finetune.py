@@ -1,7 +1,7 @@
 """Accuracy after ``charaid train`` (issue 3's protocol), beside the ImageNet features it replaces.
 
     python benchmarks/finetune.py [--parts closed,kshot,unknown] [--sets tla,moe,dan,ng8]
-                                  [--draws 3] [--ks 5,10,30] [--kshot-sets moe]
+                                  [--draws 3] [--ks 5,10,30] [--kshot-sets moe] [--init PT]
 
 Every fine-tuning here trains only on the training part of its split (never on a test face).
   closed:  tla 6-fold, moeimouto10 fixed split, danbooru6 5-fold, newgame8 5-fold; top-1/top-5
@@ -42,6 +42,8 @@ from charaid.train import TrainConfig, TunedEmbedder, fine_tune  # noqa: E402
 
 OUT = datasets.ROOT / "bench-out" / "finetune"
 CFG = TrainConfig()
+#: --init: the top starts from charaid train-embedder's weights (and results are cached apart).
+INIT: dict = {"top": None, "tag": ""}
 #: Weights at which the detector's colour cues (charaid.cues) are joined to the tuned network,
 #: as the default embedder joins them to the ImageNet one (issue 3, item 2).
 CUE_WEIGHTS = (0.25, 0.5)
@@ -83,7 +85,7 @@ def sets(names):
 
 
 def cached(key: str, fn):
-    f = OUT / f"{key}.json"
+    f = OUT / f"{INIT['tag']}{key}.json"
     if f.exists():
         return json.loads(f.read_text())
     r = fn()
@@ -94,7 +96,7 @@ def cached(key: str, fn):
 
 def train_and_embed(la, ca, others):
     t = time.time()
-    state, st = fine_tune(ca, list(la), CFG)
+    state, st = fine_tune(ca, list(la), CFG, init_top=INIT["top"])
     secs = time.time() - t
     emb = TunedEmbedder(state, CFG, "bench")
     return secs, emb.embed_batch(ca), [emb.embed_batch(o) for o in others]
@@ -232,9 +234,18 @@ def main() -> None:
     ap.add_argument("--sets", default="tla,moe,dan,ng8")
     ap.add_argument("--draws", type=int, default=3, help="held-out draws per set for the unknowns part")
     ap.add_argument("--ks", default="5,10,30", help="K values of the kshot part")
+    ap.add_argument("--init", metavar="PT", help="start the top from an embedder.pt of charaid train-embedder")
     ap.add_argument("--kshot-sets", default="", help="restrict the kshot part to these sets (default: all but tla)")
     args = ap.parse_args()
     parts = args.parts.split(",")
+    if args.init:
+        import hashlib
+
+        import torch
+
+        INIT["top"] = torch.load(args.init, map_location="cpu", weights_only=False)["top"]
+        INIT["tag"] = f"init-{hashlib.sha1(Path(args.init).read_bytes()).hexdigest()[:10]}-"
+        print(f"# the top starts from {args.init} (charaid train-embedder), not ImageNet\n")
     S = sets(args.sets.split(","))
     print(f"# fine-tuning: {CFG}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     if "closed" in parts:

@@ -44,11 +44,12 @@ class TrainConfig:
 
 
 # -- augmentation -----------------------------------------------------------------------------
-def augment(im: Image.Image, rng: random.Random, size: int) -> Image.Image:
-    """A random view of a face crop that keeps its identity cues (never a hue shift)."""
+def augment(im: Image.Image, rng: random.Random, size: int, min_scale: float = 0.72) -> Image.Image:
+    """A random view of a face crop that keeps its identity cues (never a hue shift); crops keep
+    at least ``min_scale`` of each side."""
     im = im.convert("RGB")
     w, h = im.size
-    s = rng.uniform(0.72, 1.0)
+    s = rng.uniform(min_scale, 1.0)
     cw, ch = max(8, int(w * s * rng.uniform(0.93, 1.07))), max(8, int(h * s))
     cw, ch = min(cw, w), min(ch, h)
     x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
@@ -89,7 +90,8 @@ def _make_top(base, cfg: TrainConfig):
     import torch.nn as nn
 
     class Top(nn.Module):
-        """Blocks freeze_upto+1..15, the head convolution and a linear projection."""
+        """Blocks freeze_upto+1..15, the head convolution and a linear projection (none when
+        ``proj_dim`` is 0: the pooled head output, as the self-supervised embedder gives it)."""
 
         def __init__(self):
             super().__init__()
@@ -97,7 +99,7 @@ def _make_top(base, cfg: TrainConfig):
             self.conv_head = copy.deepcopy(base._conv_head)
             self.bn1 = copy.deepcopy(base._bn1)
             self.act = copy.deepcopy(base._swish)
-            self.proj = nn.Linear(self.bn1.num_features, cfg.proj_dim)
+            self.proj = nn.Linear(self.bn1.num_features, cfg.proj_dim) if cfg.proj_dim else nn.Identity()
 
         def forward(self, h):
             for b in self.blocks:
@@ -127,12 +129,15 @@ def fine_tune(
     on_epoch: Callable[[int, int, float], None] | None = None,
     on_views: Callable[[int], None] | None = None,
     device: str | None = None,
+    init_top: dict | None = None,
 ) -> tuple[dict, TrainState]:
     """Train the top of the network on (crop, character) pairs.
 
     Returns (state_dict of the trained top, final TrainState). With ``checkpoint``, progress is
     saved after every epoch and a matching checkpoint is resumed. ``minutes`` stops after the
     epoch that crosses the time limit (the checkpoint then lets a later call go on).
+    ``init_top``: start the top's blocks and head from these weights (charaid train-embedder's)
+    instead of ImageNet's; the projection starts new either way.
     """
     import torch
     import torch.nn.functional as F
@@ -142,7 +147,13 @@ def fine_tune(
     classes = sorted(set(labels))
     y_all = np.array([classes.index(c) for c in labels])
     key = _data_key(crops, labels, cfg)
-    top = _make_top(base, cfg).to(dev)
+    top = _make_top(base, cfg)
+    if init_top is not None:
+        got = top.load_state_dict({k: v.float() for k, v in init_top.items() if not k.startswith("proj.")}, strict=False)
+        if got.unexpected_keys or any(not k.startswith("proj.") for k in got.missing_keys):
+            raise ValueError(f"init_top does not fit freeze_upto={cfg.freeze_upto}: missing {got.missing_keys[:3]}, unexpected {got.unexpected_keys[:3]}")
+        key = hashlib.sha256((key + _state_digest(init_top)).encode()).hexdigest()
+    top = top.to(dev)
     W = torch.nn.Parameter(torch.randn(len(classes), cfg.proj_dim, device=dev) * 0.01)
     opt = torch.optim.AdamW([{"params": top.parameters()}, {"params": [W], "lr": cfg.lr * 10}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(crops) / cfg.batch_size))
@@ -213,6 +224,14 @@ def fine_tune(
     return {k: v.detach().cpu() for k, v in top.state_dict().items()}, state
 
 
+def _state_digest(state: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _data_key(crops, labels, cfg: TrainConfig) -> str:
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     for c, lab in zip(crops, labels):
@@ -231,13 +250,13 @@ class TunedEmbedder(Embedder):
         self.batch_size = batch_size
         self._state = top_state
         self._top = None
-        self.info = EmbedderInfo(model_id, cfg.proj_dim, cfg.input_size)
+        self.info = EmbedderInfo(model_id, cfg.proj_dim or 1280, cfg.input_size)
 
     def load(self) -> "TunedEmbedder":
         if self._top is None:
             base = _open_efficientnet("lite0")
             top = _make_top(base, self.cfg)
-            top.load_state_dict(self._state)
+            top.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in self._state.items()})
             self._top = top.eval()
         return self
 

@@ -1,0 +1,366 @@
+"""``charaid train-embedder``: self-supervised identity features from unlabelled anime faces.
+
+Why self-supervised: no labelled set of hundreds of anime characters can be had here, and
+supervised adaptation on the development sets' 17-23 characters learnt those characters and
+forgot the rest (docs/benchmarks.md). Unlabelled faces of thousands of characters can be had:
+``../shared/train/faces64`` (6,098 faces, nearly all of different characters) and the faces
+cut from iCartoonFace's boxes (with a margin, so a view keeps the hair).
+
+Two method families, chosen with ``method``:
+- ``simclr``: contrastive instance discrimination (NT-Xent over the batch's two views);
+- ``byol``: self-distillation, an online network predicting an exponential moving average of
+  itself, with no negatives.
+
+Like ``charaid train`` (charaid.tune), only the top of EfficientNet-Lite0 trains (blocks
+``freeze_upto+1``..15 and the head convolution, from ImageNet's weights); the frozen trunk's
+output of ``views`` augmented copies of every face is computed once and kept in the output
+folder, so training costs the top's passes only. Views keep identity: crops, scale, flips,
+small rotations, blur, JPEG, brightness/contrast and line weight, never a hue shift (hair and
+eye colours are identity).
+
+Seeded and resumable: a checkpoint after every epoch; each epoch's draws come from a generator
+seeded by (seed, epoch), so a resumed run trains what an uninterrupted one would have. The
+result is the top's weights in float16 (the embedder is charaid.tune.TunedEmbedder with no
+projection: the pooled 1280 head features, averaged with the mirror image's).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ..tune import TrainConfig, TunedEmbedder, _make_top, _to_tensor, augment, trunk_forward
+
+METHODS = ("simclr", "byol")
+WEIGHTS_FILE = "embedder.pt"
+
+
+@dataclass(frozen=True)
+class EmbedderTrainConfig:
+    method: str = "simclr"
+    input_size: int = 112
+    #: Blocks 0..freeze_upto (of 16) stay as ImageNet trained them; their output is cached.
+    freeze_upto: int = 8
+    #: Augmented copies of each face whose frozen-trunk output is cached; a step pairs two.
+    views: int = 8
+    batch: int = 256
+    epochs: int = 24
+    lr: float = 1e-3
+    #: The pretrained top learns at this fraction of ``lr`` (the new heads at ``lr``).
+    top_lr_scale: float = 0.3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 40
+    hidden: int = 512
+    proj_dim: int = 128
+    temperature: float = 0.2
+    #: BYOL's target network follows the online one at this rate, rising to 1 by the end.
+    ema: float = 0.99
+    #: iCartoonFace boxes are widened by this fraction of their side on each side (hair).
+    margin: float = 0.35
+    #: iCartoonFace faces smaller than this (pixels) are left out: upscaled, they are mush.
+    min_face: int = 40
+    seed: int = 0
+
+
+# -- data -------------------------------------------------------------------------------------
+def load_faces(root: str | Path, cfg: EmbedderTrainConfig, limit: int | None = None) -> list[Image.Image]:
+    """faces64's crops, then iCartoonFace's boxes cut with ``cfg.margin`` (kept at most 2x the
+    input size, to hold thousands in memory); ``limit`` caps the total (for tiny runs)."""
+    root = Path(root)
+    keep = 2 * cfg.input_size
+    faces: list[Image.Image] = []
+    for p in sorted((root / "faces64").glob("*.jpg")):
+        with Image.open(p) as im:
+            faces.append(im.convert("RGB"))
+        if limit and len(faces) >= limit:
+            return faces
+    for img in sorted((root / "icartoonface" / "images").glob("*.jpg")):
+        lab = root / "icartoonface" / "labels" / (img.stem + ".txt")
+        if not lab.is_file():
+            continue
+        boxes = [list(map(float, ln.split()[1:])) for ln in lab.read_text().split("\n") if len(ln.split()) == 5]
+        if not boxes:
+            continue
+        with Image.open(img) as im:
+            frame = im.convert("RGB")
+        W, H = frame.size
+        for cx, cy, w, h in boxes:
+            side = max(w * W, h * H)
+            if side < cfg.min_face:
+                continue
+            s = side * (1 + 2 * cfg.margin)
+            crop = frame.crop((int(cx * W - s / 2), int(cy * H - s / 2), int(cx * W + s / 2), int(cy * H + s / 2)))
+            if crop.width > keep:
+                crop = crop.resize((keep, keep), Image.BILINEAR)
+            faces.append(crop)
+            if limit and len(faces) >= limit:
+                return faces
+    return faces
+
+
+def view(im: Image.Image, rng: random.Random, size: int) -> Image.Image:
+    """One identity-keeping view: charaid.tune's augmentation with stronger crops, then now and
+    then thicker or thinner line art (a 3x3 minimum or maximum filter)."""
+    im = augment(im, rng, size, min_scale=0.6)
+    r = rng.random()
+    if r < 0.1:
+        im = im.filter(ImageFilter.MinFilter(3))
+    elif r < 0.2:
+        im = im.filter(ImageFilter.MaxFilter(3))
+    return im
+
+
+def _data_key(faces: list[Image.Image], cfg: EmbedderTrainConfig) -> str:
+    h = hashlib.sha256(json.dumps([cfg.input_size, cfg.freeze_upto, cfg.views, cfg.seed, cfg.margin, cfg.min_face]).encode())
+    for f in faces:
+        h.update(np.asarray(f.resize((8, 8))).tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_views(faces: list[Image.Image], cfg: EmbedderTrainConfig, dev, progress: bool = True):
+    """(n, views, C, h, w) float16: the frozen trunk's output of every face's augmented views."""
+    import torch
+    from tqdm import tqdm
+
+    from ..embed import _open_efficientnet
+
+    base = _open_efficientnet("lite0")
+    frozen = (copy.deepcopy(base) if dev.type != "cpu" else base).to(dev).eval()
+    rng = random.Random(cfg.seed)
+    out = []
+    bar = tqdm(total=cfg.views * len(faces), desc="caching views", unit="view", disable=not progress)
+    with torch.inference_mode():
+        for _ in range(cfg.views):
+            parts = []
+            for i in range(0, len(faces), 64):
+                batch = [view(f, rng, cfg.input_size) for f in faces[i : i + 64]]
+                parts.append(trunk_forward(frozen, _to_tensor(batch, cfg.input_size).to(dev), cfg.freeze_upto).half().cpu())
+                bar.update(len(batch))
+            out.append(torch.cat(parts))
+    bar.close()
+    return torch.stack(out, dim=1)
+
+
+# -- networks and losses -----------------------------------------------------------------------
+def _mlp(d_in: int, hidden: int, d_out: int):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d_out))
+
+
+def nt_xent(z1, z2, temperature: float):
+    """SimCLR's loss: each view must pick its twin out of the batch's other 2n - 2 views."""
+    import torch
+    import torch.nn.functional as F
+
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = z1.shape[0]
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+def byol_loss(p, z):
+    """BYOL's loss: 2 - 2 cos(prediction, target projection), the target without gradient."""
+    import torch.nn.functional as F
+
+    return (2 - 2 * (F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(dim=1)).mean()
+
+
+class _Nets:
+    """The trainable parts: the top (shipped), a projector and, for BYOL, a predictor and the
+    moving-average target (top and projector)."""
+
+    def __init__(self, cfg: EmbedderTrainConfig, dev):
+        from ..embed import _open_efficientnet
+
+        self.cfg = cfg
+        base = _open_efficientnet("lite0")
+        self.top = _make_top(base, self.top_config(cfg)).to(dev)
+        self.proj = _mlp(1280, cfg.hidden, cfg.proj_dim).to(dev)
+        self.pred = _mlp(cfg.proj_dim, cfg.hidden, cfg.proj_dim).to(dev) if cfg.method == "byol" else None
+        self.target = None
+        if cfg.method == "byol":
+            self.target = [copy.deepcopy(self.top), copy.deepcopy(self.proj)]
+            for m in self.target:
+                m.requires_grad_(False)
+
+    @staticmethod
+    def top_config(cfg: EmbedderTrainConfig) -> TrainConfig:
+        return TrainConfig(input_size=cfg.input_size, freeze_upto=cfg.freeze_upto, proj_dim=0)
+
+    def modules(self) -> dict:
+        named = {"top": self.top, "proj": self.proj}
+        if self.pred is not None:
+            named.update(pred=self.pred, target_top=self.target[0], target_proj=self.target[1])
+        return named
+
+    def train(self) -> None:
+        for m in self.modules().values():
+            m.train()
+
+    def loss(self, h1, h2):
+        z1, z2 = self.proj(self.top(h1)), self.proj(self.top(h2))
+        if self.cfg.method == "simclr":
+            return nt_xent(z1, z2, self.cfg.temperature)
+        import torch
+
+        with torch.no_grad():
+            t1 = self.target[1](self.target[0](h1))
+            t2 = self.target[1](self.target[0](h2))
+        return byol_loss(self.pred(z1), t2) + byol_loss(self.pred(z2), t1)
+
+    def follow(self, progress: float) -> None:
+        """Move BYOL's target towards the online network (tau rises from ``ema`` to 1)."""
+        if self.target is None:
+            return
+        import torch
+
+        tau = 1 - (1 - self.cfg.ema) * (math.cos(math.pi * progress) + 1) / 2
+        with torch.no_grad():
+            for online, target in ((self.top, self.target[0]), (self.proj, self.target[1])):
+                for po, pt in zip(online.parameters(), target.parameters()):
+                    pt.mul_(tau).add_(po.detach(), alpha=1 - tau)
+                for bo, bt in zip(online.buffers(), target.buffers()):
+                    bt.copy_(bo)
+
+
+# -- training ---------------------------------------------------------------------------------
+def train_embedder(
+    data_root: str | Path,
+    out_dir: str | Path,
+    cfg: EmbedderTrainConfig = EmbedderTrainConfig(),
+    minutes: float | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+    faces: list[Image.Image] | None = None,
+    model_id: str = "charaid-ssl-lite0",
+    version: int = 1,
+) -> dict:
+    """Train (or resume) into ``out_dir``; returns a summary. Stops after ``cfg.epochs`` epochs,
+    or after the epoch that crosses ``minutes`` of this call (``summary["done"]`` says which).
+    The finished weights are ``out_dir/embedder.pt`` (float16; :func:`load_embedder` opens them)."""
+    import torch
+    from tqdm import tqdm
+
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of: {', '.join(METHODS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, views_path = out / "checkpoint.pt", out / "views.pt"
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(cfg.seed)
+    faces = faces if faces is not None else load_faces(data_root, cfg, limit)
+    if len(faces) < 4:
+        raise ValueError(f"{data_root}: {len(faces)} faces found; self-supervised training needs more (faces64/, icartoonface/)")
+    key = _data_key(faces, cfg)
+    nets = _Nets(cfg, dev)
+    trained = [p for p in nets.top.parameters()]
+    heads = [p for p in nets.proj.parameters()] + ([p for p in nets.pred.parameters()] if nets.pred is not None else [])
+    opt = torch.optim.AdamW([{"params": trained, "lr_scale": cfg.top_lr_scale}, {"params": heads, "lr_scale": 1.0}],
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
+    epoch, elapsed, history = 0, 0.0, []
+    if ckpt_path.is_file():
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if saved["config"] != asdict(cfg) or saved["key"] != key:
+            raise ValueError(f"{ckpt_path}: made with other settings or faces ({saved['config']}); use another --out or the same settings")
+        for name, m in nets.modules().items():
+            m.load_state_dict(saved[name])
+        opt.load_state_dict(saved["opt"])
+        epoch, elapsed, history = saved["epoch"], saved["elapsed"], saved["history"]
+
+    def save() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"config": asdict(cfg), "key": key, "opt": opt.state_dict(), "epoch": epoch, "elapsed": elapsed,
+                    "history": history, **{n: m.state_dict() for n, m in nets.modules().items()}}, tmp)
+        tmp.replace(ckpt_path)  # atomic: a kill leaves the old checkpoint or the new one
+
+    n = len(faces)
+    batch = min(cfg.batch, n)
+    steps_per_epoch = max(1, n // batch)
+    total = cfg.epochs * steps_per_epoch
+    if epoch < cfg.epochs:
+        cached = None
+        if views_path.is_file():
+            saved_views = torch.load(views_path, map_location="cpu", weights_only=False)
+            if saved_views.get("key") == key:
+                cached = saved_views["views"]
+        if cached is None:
+            t0 = time.time()
+            cached = cache_views(faces, cfg, dev, progress)
+            elapsed += time.time() - t0
+            tmp = views_path.with_suffix(".tmp")
+            torch.save({"key": key, "views": cached}, tmp)
+            tmp.replace(views_path)
+        t_call = time.time()
+        bar = tqdm(total=total, initial=epoch * steps_per_epoch, desc=f"train-embedder ({cfg.method})", unit="step", disable=not progress)
+        nets.train()
+        while epoch < cfg.epochs:
+            t0 = time.time()
+            g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # anything random inside the networks too
+            perm = torch.randperm(n, generator=g)
+            first = torch.randint(cfg.views, (n,), generator=g)
+            second = (first + torch.randint(1, max(2, cfg.views), (n,), generator=g)) % cfg.views
+            losses = []
+            for k in range(steps_per_epoch):
+                step = epoch * steps_per_epoch + k
+                idx = perm[k * batch : (k + 1) * batch]
+                lr_f = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / total))
+                for grp in opt.param_groups:
+                    grp["lr"] = cfg.lr * lr_f * grp["lr_scale"]
+                h1 = cached[idx, first[idx]].float().to(dev)
+                h2 = cached[idx, second[idx]].float().to(dev)
+                loss = nets.loss(h1, h2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                nets.follow((step + 1) / total)
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            epoch += 1
+            elapsed += time.time() - t0
+            history.append(float(np.mean(losses)))
+            save()
+            if minutes is not None and time.time() - t_call > minutes * 60 and epoch < cfg.epochs:
+                break
+        bar.close()
+    done = epoch >= cfg.epochs
+    weights = out / WEIGHTS_FILE
+    if done:
+        export_weights(nets.top.state_dict(), weights, cfg, elapsed, model_id, version, n)
+    return {"done": done, "epoch": epoch, "epochs": cfg.epochs, "faces": n, "elapsed_s": round(elapsed),
+            "first_loss": round(history[0], 4) if history else None, "loss": round(history[-1], 4) if history else None,
+            "history": history, "weights": str(weights) if done else None, "checkpoint": str(ckpt_path)}
+
+
+def export_weights(top_state: dict, path: Path, cfg: EmbedderTrainConfig, elapsed: float, model_id: str, version: int, faces: int) -> None:
+    """The shipped form: the top's weights in float16 (about 5 MB)."""
+    import torch
+
+    half = {k: (v.detach().cpu().half() if v.is_floating_point() else v.cpu()) for k, v in top_state.items()}
+    torch.save({"top": half, "model_id": model_id, "version": version, "top_config": asdict(_Nets.top_config(cfg)),
+                "train_config": asdict(cfg), "train_seconds": round(elapsed), "faces": faces}, path)
+
+
+def load_embedder(path: str | Path, model_id: str | None = None) -> TunedEmbedder:
+    """The embedder of a weights file written by :func:`train_embedder`. Its model id is the
+    file's ``<model_id>-v<version>``, unless ``model_id`` is given (benchmarks give unshipped
+    weights an id with their hash, so that two runs never share a cache)."""
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    mid = model_id or f"{saved['model_id']}-v{saved['version']}"
+    return TunedEmbedder(saved["top"], TrainConfig(**saved["top_config"]), mid)
