@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import run_cli
 
-SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "train-detector", "sort", "serve", "index", "search"]
+SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "train-detector", "train-embedder", "sort", "serve", "index", "search"]
 
 
 def test_help_for_every_command():

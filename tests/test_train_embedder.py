@@ -57,3 +57,13 @@ def test_trained_weights_embed_a_real_crop(faces, tmp_path):
     assert v.shape == (3, 1280) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
     assert np.allclose(emb.embed(faces[0]), v[0], atol=1e-4)
     assert v[0] @ v[1] < 0.9999  # different faces, different vectors
+
+
+def test_cli_names_a_folder_without_training_faces(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "charaid.cli", "train-embedder", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and str(tmp_path) in r.stderr and "faces64" in r.stderr
