@@ -43,10 +43,13 @@ from charaid.training.embedder import load_embedder  # noqa: E402
 KSHOT_SETS = ("tla (6-fold)", "moeimouto10 (split)", "danbooru6 (5-fold)", "newgame8 (5-fold)")
 
 
+#: The default's block weights (charaid.embed.default_embedder): CNN, histogram, cue colours.
+DEFAULT_WEIGHTS = [1.0, Thresholds().colour_weight, Thresholds().cue_colour_weight]
+
+
 def default_blocks(X: np.ndarray) -> list[np.ndarray]:
     """The default vector's three unit-length blocks (CNN 1280, histogram 192, cue colours 9)."""
-    t = Thresholds()
-    w = np.array([1.0, t.colour_weight, t.cue_colour_weight])
+    w = np.array(DEFAULT_WEIGHTS)
     norm = float(np.sqrt((w ** 2).sum()))
     cuts = np.cumsum([0, 1280, 192, 9])
     return [X[:, a:b] * (norm / wi) for a, b, wi in zip(cuts[:-1], cuts[1:], w)]
@@ -126,9 +129,9 @@ def main() -> None:
         ssl = load_sets(load_embedder(w, f"ssl-{digest}"), spec)
         print(f"  [{tag}: sets embedded or read in {time.time() - t:.0f} s]", file=sys.stderr)
         variants[f"{tag} alone"] = compose(base, ssl, lambda d, s: s)
-        variants[f"{tag} + colours"] = compose(base, ssl, lambda d, s: join([s, d[1], d[2]], [1.0, *[Thresholds().colour_weight, Thresholds().cue_colour_weight]]))
+        variants[f"{tag} + colours"] = compose(base, ssl, lambda d, s: join([s, d[1], d[2]], DEFAULT_WEIGHTS))
         for jw in map(float, args.join.split(",")):
-            variants[f"default + {tag}*{jw:g}"] = compose(base, ssl, lambda d, s, jw=jw: join([l2_normalise(join(d, [1.0, Thresholds().colour_weight, Thresholds().cue_colour_weight])), s], [1.0, jw]))
+            variants[f"default + {tag}*{jw:g}"] = compose(base, ssl, lambda d, s, jw=jw: join([l2_normalise(join(d, DEFAULT_WEIGHTS)), s], [1.0, jw]))
     rows, heads, kshots = [], None, {}
     for name, sets in variants.items():
         t = time.time()

@@ -266,9 +266,8 @@ def train_embedder(
         raise ValueError(f"{data_root}: {len(faces)} faces found; self-supervised training needs more (faces64/, icartoonface/)")
     key = _data_key(faces, cfg)
     nets = _Nets(cfg, dev)
-    trained = [p for p in nets.top.parameters()]
-    heads = [p for p in nets.proj.parameters()] + ([p for p in nets.pred.parameters()] if nets.pred is not None else [])
-    opt = torch.optim.AdamW([{"params": trained, "lr_scale": cfg.top_lr_scale}, {"params": heads, "lr_scale": 1.0}],
+    heads = list(nets.proj.parameters()) + (list(nets.pred.parameters()) if nets.pred is not None else [])
+    opt = torch.optim.AdamW([{"params": list(nets.top.parameters()), "lr_scale": cfg.top_lr_scale}, {"params": heads, "lr_scale": 1.0}],
                             lr=cfg.lr, weight_decay=cfg.weight_decay)
     epoch, elapsed, history = 0, 0.0, []
     if ckpt_path.is_file():
