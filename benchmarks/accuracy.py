@@ -25,13 +25,17 @@ import datasets  # noqa: E402
 from common import embedded, machine, table  # noqa: E402
 
 from charaid.config import Thresholds, default_settings  # noqa: E402
-from charaid.embed import default_embedder  # noqa: E402
-from charaid.evaluate import (  # noqa: E402
-    EmbeddedSet, evaluate_folds, evaluate_split, leave_out_unknowns, split_holdout,
+from charaid.jobs.evaluate import (  # noqa: E402
+    EmbeddedSet,
+    evaluate_folds,
+    evaluate_split,
+    leave_out_unknowns,
+    split_holdout,
 )
-from charaid.match import Matcher, calibrate  # noqa: E402
-from charaid.detect import DEFAULT_DETECTOR  # noqa: E402
-from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
+from charaid.models.detectors import DEFAULT_DETECTOR  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.match import Matcher, calibrate  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec, prepare_many  # noqa: E402
 
 
 def load_sets(embedder, spec, only=None) -> dict[str, tuple[EmbeddedSet, EmbeddedSet | None, int]]:
@@ -41,7 +45,11 @@ def load_sets(embedder, spec, only=None) -> dict[str, tuple[EmbeddedSet, Embedde
     build = {
         "tla (author split)": lambda: (embedded("tla-train", tr, embedder, False), embedded("tla-test", te, embedder, False), 0),
         "tla (6-fold)": lambda: (embedded("tla", datasets.tla_faces(), embedder, False), None, 6),
-        "moeimouto10 (split)": lambda: (embedded("moe-train", mtr, embedder, False), embedded("moe-test", mte, embedder, False), 0),
+        "moeimouto10 (split)": lambda: (
+            embedded("moe-train", mtr, embedder, False),
+            embedded("moe-test", mte, embedder, False),
+            0,
+        ),
         "danbooru6 (5-fold)": lambda: (embedded("danbooru6", datasets.danbooru6(), embedder, False), None, 5),
         "newgame8 (5-fold)": lambda: (embedded("newgame8", datasets.newgame8_singles(), embedder, True, spec), None, 5),
     }
@@ -58,7 +66,7 @@ def closed_set(sets, method) -> list[list]:
 
 def unknowns(sets, method) -> tuple[list[list], list[float]]:
     rows, agg = [], []
-    for name, (a, b, folds) in sets.items():
+    for name, (a, b, _folds) in sets.items():
         if name == "tla (6-fold)":
             continue  # the author split stands for tla
         tr, te = (a, b) if b is not None else split_holdout(a, 0.2)
@@ -75,8 +83,14 @@ def variant_row(name, sets, method: str = "hybrid") -> tuple[list[str], list]:
     AUROC, then the means of the unknowns part; returns (headers, row)."""
     cs = closed_set(sets, method)
     un, mean = unknowns(sets, method)
-    heads = ["variant", *(f"top-1 {r[0]}" for r in cs), *(f"AUROC {r[0]}" for r in un[:-1]),
-             "mean AUROC", "unknowns rejected", "known accuracy"]
+    heads = [
+        "variant",
+        *(f"top-1 {r[0]}" for r in cs),
+        *(f"AUROC {r[0]}" for r in un[:-1]),
+        "mean AUROC",
+        "unknowns rejected",
+        "known accuracy",
+    ]
     return heads, [name] + [r[3] for r in cs] + [r[3] for r in un[:-1]] + list(mean)
 
 
@@ -125,14 +139,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="logreg", choices=["hybrid", "logreg", "prototype", "knn"])
     ap.add_argument("--margin", type=float, default=Thresholds().crop_margin, help="crop margin for detected faces")
-    ap.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector of newgame8, photos and end to end (default {DEFAULT_DETECTOR})")
+    ap.add_argument(
+        "--detector", default=DEFAULT_DETECTOR, help=f"detector of newgame8, photos and end to end (default {DEFAULT_DETECTOR})"
+    )
     args = ap.parse_args()
     embedder = default_embedder()
     s = default_settings()
-    spec = DetectorSpec(args.detector, max_side=s.max_detect_side,
-                        thresholds=replace(s.thresholds, crop_margin=args.margin))
-    print(f"# accuracy: {embedder.model_id}, matcher {args.method}, crop margin {args.margin}; {machine()}; "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    spec = DetectorSpec(args.detector, max_side=s.max_detect_side, thresholds=replace(s.thresholds, crop_margin=args.margin))
+    print(
+        f"# accuracy: {embedder.model_id}, matcher {args.method}, crop margin {args.margin}; {machine()}; "
+        f"{time.strftime('%Y-%m-%d')}\n"
+    )
     sets = load_sets(embedder, spec)
     print("## closed set\n")
     print(table(["set", "test faces", "characters", "top-1", "top-5"], closed_set(sets, args.method)))
@@ -142,8 +159,12 @@ def main() -> None:
     print("\n## photos of real people, gallery = all sets' training faces (29 characters)\n")
     print(table(["photos", "with a 'face'", "faces", "photos named", "names given"], photos(sets, embedder, spec, args.method)))
     print("\n## end to end: enrol tla faces 1-30, recognise full illustrations 31-36\n")
-    print(table(["illustrations", "face found", "largest face top-1", "largest face named right", "any face named right", "seconds"],
-                end_to_end(sets, embedder, spec, args.method)))
+    print(
+        table(
+            ["illustrations", "face found", "largest face top-1", "largest face named right", "any face named right", "seconds"],
+            end_to_end(sets, embedder, spec, args.method),
+        )
+    )
 
 
 if __name__ == "__main__":

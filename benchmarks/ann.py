@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
 
-from charaid.index import BACKENDS, VectorIndex, ivf_cells  # noqa: E402
+from charaid.storage.index import BACKENDS, VectorIndex, ivf_cells  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -109,8 +109,17 @@ def main() -> None:
                 found[qi] = ids[0]
             recall = np.mean([len(set(found[i]) & set(best_i[i])) / 10 for i in range(args.queries)])
             lat_ms = np.array(lat) * 1000
-            rows.append([f"{backend} ({idx.describe()})", f"{build:.0f}", f"{args.n / build:,.0f}",
-                         f"{np.percentile(lat_ms, 50):.2f}", f"{np.percentile(lat_ms, 95):.2f}", f"{recall:.4f}", f"{mem:,.0f}"])
+            rows.append(
+                [
+                    f"{backend} ({idx.describe()})",
+                    f"{build:.0f}",
+                    f"{args.n / build:,.0f}",
+                    f"{np.percentile(lat_ms, 50):.2f}",
+                    f"{np.percentile(lat_ms, 95):.2f}",
+                    f"{recall:.4f}",
+                    f"{mem:,.0f}",
+                ]
+            )
             print("  [" + " | ".join(map(str, rows[-1])) + "]", file=sys.stderr, flush=True)
         print(f"  [{backend} done]", file=sys.stderr, flush=True)
         del idx

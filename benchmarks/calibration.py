@@ -7,7 +7,7 @@ Issue 2 asks, at the default threshold, for >= 80% of unknown faces rejected wit
 2's leave-3-characters-out draws (benchmarks/accuracy.py, same cached vectors) it reports, per
 set and averaged, three operating points:
 
-- calibrated: the threshold `charaid.match.calibrate` picks from the gallery alone (the default);
+- calibrated: the threshold `charaid.pipeline.match.calibrate` picks from the gallery alone (the default);
 - oracle: the threshold that maximises known accuracy + unknowns rejected on the test faces
   themselves (what a perfect calibration could reach);
 - at 80% rejected: the known accuracy at the threshold that rejects 80% of the test unknowns.
@@ -33,11 +33,11 @@ import datasets  # noqa: E402
 from accuracy import load_sets  # noqa: E402
 from common import machine, table  # noqa: E402
 
-from charaid import match as M  # noqa: E402
 from charaid.config import default_settings  # noqa: E402
-from charaid.embed import default_embedder  # noqa: E402
-from charaid.evaluate import held_out_draws, split_holdout  # noqa: E402
-from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
+from charaid.jobs.evaluate import held_out_draws, split_holdout  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline import match as M  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec, prepare_many  # noqa: E402
 
 
 def calibrated(labels, X, method) -> float:
@@ -91,8 +91,15 @@ def end_to_end(a, embedder, method) -> tuple[float, list[list]]:
             continue
         r = m.match(embedder.embed_batch([prep.crops[prep.largest()]]), thr)[0]
         top = r.top[0]
-        rows.append([f"{truth}/{p.name}", top.character, top.score, r.top[1].score if len(r.top) > 1 else "",
-                     "right" if r.character == truth else ("unknown" if r.character is None else "wrong")])
+        rows.append(
+            [
+                f"{truth}/{p.name}",
+                top.character,
+                top.score,
+                r.top[1].score if len(r.top) > 1 else "",
+                "right" if r.character == truth else ("unknown" if r.character is None else "wrong"),
+            ]
+        )
     return thr, rows
 
 
@@ -102,8 +109,10 @@ def main() -> None:
     args = ap.parse_args()
     embedder = default_embedder()
     spec = DetectorSpec(max_side=default_settings().max_detect_side)
-    print(f"# unknown threshold: calibrated vs best in hindsight; {embedder.model_id}, matcher {args.method}; "
-          f"{machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print(
+        f"# unknown threshold: calibrated vs best in hindsight; {embedder.model_id}, matcher {args.method}; "
+        f"{machine()}; {time.strftime('%Y-%m-%d')}\n"
+    )
     sets = {k: v for k, v in load_sets(embedder, spec).items() if k != "tla (6-fold)"}
     rows = []
     for cname, fn in (("calibrated (default)", calibrated), ("symmetric", symmetric)):
@@ -115,10 +124,27 @@ def main() -> None:
         mean = np.mean(per, axis=0)
         rows.append(["mean", cname, "", mean[1], mean[2], "", mean[4], mean[5], mean[6], mean[7]])
     print("## operating points (3 characters held out, 1 for tla; 5 draws)\n")
-    print(table(["set", "threshold from", "threshold", "known accuracy", "unknowns rejected", "oracle threshold",
-                 "oracle known accuracy", "oracle rejected", "known accuracy at 80% rejected", "closed-set top-1"], rows))
+    print(
+        table(
+            [
+                "set",
+                "threshold from",
+                "threshold",
+                "known accuracy",
+                "unknowns rejected",
+                "oracle threshold",
+                "oracle known accuracy",
+                "oracle rejected",
+                "known accuracy at 80% rejected",
+                "closed-set top-1",
+            ],
+            rows,
+        )
+    )
     thr, e2e = end_to_end(sets["tla (author split)"][0], embedder.load(), args.method)
-    print(f"\n## end to end, tla raw 31-36: largest face of each illustration; threshold {thr:.3f} (calibrated on tla faces 1-30)\n")
+    print(
+        f"\n## end to end, tla raw 31-36: largest face of each illustration; threshold {thr:.3f} (calibrated on tla faces 1-30)\n"
+    )
     print(table(["illustration", "best guess", "score", "second score", "answer"], e2e))
 
 

@@ -15,10 +15,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 
-from charaid import cues  # noqa: E402
 from charaid.config import Thresholds, default_settings  # noqa: E402
-from charaid.evaluate import EmbeddedSet, embed_items  # noqa: E402
-from charaid.prepare import DetectorSpec  # noqa: E402
+from charaid.jobs.evaluate import EmbeddedSet, embed_items  # noqa: E402
+from charaid.models import colours as cues  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
 
 CACHE = Path(os.environ.get("CHARAID_BENCH_CACHE", datasets.ROOT / "bench-out" / "cache"))
 
@@ -53,8 +53,11 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
     data = embed_items(items, embedder, detect, spec, workers, on_error=lambda p, r: misses.append(p))
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(f, labels=data.labels, paths=np.array(data.paths, dtype=object), X=data.X)
-    print(f"  [embedded {name}: {len(data.labels)} of {len(items)} images in {time.time() - t:.0f} s, "
-          f"{len(misses)} without a face]", file=sys.stderr)
+    print(
+        f"  [embedded {name}: {len(data.labels)} of {len(items)} images in {time.time() - t:.0f} s, "
+        f"{len(misses)} without a face]",
+        file=sys.stderr,
+    )
     return data
 
 
@@ -79,7 +82,7 @@ def cli(*args: str):
 
 def topk_accuracy(Xa, ya, Xb, yb, method) -> tuple[float, float]:
     """Top-1 and top-5 of a matcher fitted on (Xa, ya), asked Xb (labels yb)."""
-    from charaid.match import Matcher
+    from charaid.pipeline.match import Matcher
 
     m = Matcher(method).fit(ya, Xa)
     order = np.argsort(-m.scores(Xb), axis=1)

@@ -5,7 +5,7 @@ pictures get a face, and the time per picture, for each detector setting, in one
     python benchmarks/detection.py --settings facedet/640,facedet//0.3,retry@768
 
 Settings:
-  facedet[/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.facedet; the default), seeing
+  facedet[/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.models.facedet; the default), seeing
                the picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
                scoring at least SCORE (default Thresholds.facedet_min_score), real faces vetoed
                from a Haar score of VETO ("none": no veto; default Thresholds.photo_face_veto)
@@ -38,8 +38,8 @@ import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
 from charaid.config import Thresholds, default_settings  # noqa: E402
-from charaid.detect import Box, make_detector  # noqa: E402
-from charaid.images import load_image  # noqa: E402
+from charaid.models.detectors import Box, make_detector  # noqa: E402
+from charaid.pipeline.images import load_image  # noqa: E402
 
 
 def detector(setting: str):
@@ -49,9 +49,12 @@ def detector(setting: str):
     if setting.startswith("facedet"):
         _, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
         t = Thresholds()
-        t = replace(t, facedet_input_side=int(inp) if inp else t.facedet_input_side,
-                    facedet_min_score=float(score) if score else t.facedet_min_score,
-                    photo_face_veto=(None if veto == "none" else float(veto)) if veto else t.photo_face_veto)
+        t = replace(
+            t,
+            facedet_input_side=int(inp) if inp else t.facedet_input_side,
+            facedet_min_score=float(score) if score else t.facedet_min_score,
+            photo_face_veto=(None if veto == "none" else float(veto)) if veto else t.photo_face_veto,
+        )
         return make_detector("facedet", None, t, max_side)
     t = Thresholds() if "retry" in setting else Thresholds(detect_retry_scales=())
     union = setting.startswith("union")
@@ -84,7 +87,9 @@ def main() -> None:
     for p, yolo in datasets.cartoonface300():
         im = load_image(p)
         W, H = im.size
-        cf.append((im, [Box(round((cx - w / 2) * W), round((cy - h / 2) * H), round(w * W), round(h * H)) for cx, cy, w, h in yolo]))
+        cf.append(
+            (im, [Box(round((cx - w / 2) * W), round((cy - h / 2) * H), round(w * W), round(h * H)) for cx, cy, w, h in yolo])
+        )
     others = {"tla/raw": [p for _, p in datasets.tla_raw()], "web4": [p for _, p in datasets.web4()], "photos": datasets.photos()}
     decoded = {k: [load_image(p) for p in v] for k, v in others.items()}
     print(f"# face detection; {machine()}; {time.strftime('%Y-%m-%d')}\n")
@@ -92,7 +97,7 @@ def main() -> None:
     for setting in args.settings.split(","):
         det = detector(setting)
         if args.weights and setting.startswith("facedet"):
-            from charaid.facedet import FaceDetectorNet
+            from charaid.models.facedet import FaceDetectorNet
 
             det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=args.weights).load()
         det.detect(cf[0][0])  # warm up (weights, worker process)
@@ -123,8 +128,10 @@ def main() -> None:
     head = ["setting"] + [h for b in bars for h in (f"recall@{b:g}", f"precision@{b:g}")]
     head += ["found/labelled", "tla/raw with a face", "web4 with a face", "photos with a 'face'", "median ms", "mean ms"]
     print(table(head, rows))
-    print(f"\ncartoonface300 recall and precision at IoU {', '.join(f'{b:g}' for b in bars)}; "
-          f"time over {len(times)} pictures (up to 1024 px a side), detection alone.")
+    print(
+        f"\ncartoonface300 recall and precision at IoU {', '.join(f'{b:g}' for b in bars)}; "
+        f"time over {len(times)} pictures (up to 1024 px a side), detection alone."
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/detector_runtime.py [--pictures 40]
 
 The shipped facedet weights are exported to ONNX (a temporary file) and both runtimes run the
-same letterboxed pictures of web4 (up to 512 px a side, as charaid.facedet feeds them), one at a
+same letterboxed pictures of web4 (up to 512 px a side, as charaid.models.facedet feeds them), one at a
 time and in batches of 4 of one size. Prints milliseconds per picture and the largest difference
 between the two runtimes' outputs. charaid ships whichever is faster (issue 16: ONNX Runtime
 only where it measures faster).
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
-from charaid import facedet  # noqa: E402
-from charaid.images import load_image  # noqa: E402
+from charaid.models import facedet  # noqa: E402
+from charaid.pipeline.images import load_image  # noqa: E402
 
 
 def main() -> None:

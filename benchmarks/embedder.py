@@ -14,7 +14,7 @@ Variants, for each weights file (named by its file's folder):
   default + X*w      the default joined with X at weight w (--join)
 
 The default's blocks are taken apart from its cached vectors (each block is unit-length and
-weighted, charaid.embed.ConcatEmbedder), so a join costs no new embedding. Then the issue's
+weighted, charaid.models.embedders.ConcatEmbedder), so a join costs no new embedding. Then the issue's
 ship rule: (a) mean unknown AUROC >= default + 0.03, (b) no set loses more than 0.02 top-1 at
 any K, (c) enrolling 30 face crops <= 5 s (timed: a cold process-like start, model load included).
 """
@@ -35,22 +35,22 @@ from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 from kshot import train_test  # noqa: E402
 
 from charaid.config import Thresholds, default_settings  # noqa: E402
-from charaid.embed import default_embedder, l2_normalise  # noqa: E402
-from charaid.evaluate import EmbeddedSet  # noqa: E402
-from charaid.prepare import DetectorSpec  # noqa: E402
+from charaid.jobs.evaluate import EmbeddedSet  # noqa: E402
+from charaid.models.embedders import default_embedder, l2_normalise  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
 from charaid.training.embedder import load_embedder  # noqa: E402
 
 KSHOT_SETS = ("tla (6-fold)", "moeimouto10 (split)", "danbooru6 (5-fold)", "newgame8 (5-fold)")
 
 
-#: The default's block weights (charaid.embed.default_embedder): CNN, histogram, cue colours.
+#: The default's block weights (charaid.models.embedders.default_embedder): CNN, histogram, cue colours.
 DEFAULT_WEIGHTS = [1.0, Thresholds().colour_weight, Thresholds().cue_colour_weight]
 
 
 def default_blocks(X: np.ndarray) -> list[np.ndarray]:
     """The default vector's three unit-length blocks (CNN 1280, histogram 192, cue colours 9)."""
     w = np.array(DEFAULT_WEIGHTS)
-    norm = float(np.sqrt((w ** 2).sum()))
+    norm = float(np.sqrt((w**2).sum()))
     cuts = np.cumsum([0, 1280, 192, 9])
     return [X[:, a:b] * (norm / wi) for a, b, wi in zip(cuts[:-1], cuts[1:], w)]
 
@@ -83,8 +83,14 @@ def kshot_rows(label: str, sets, ks, seeds: int, method: str) -> dict[tuple[str,
         fewest = min(int((tr.labels == c).sum()) for c in set(tr.labels))
         for K in ks:
             if K <= fewest:
-                res[(name.split(" ")[0], K)] = float(np.mean([topk_accuracy(tr.X[p], tr.labels[p], te.X, te.labels, method)[0]
-                                                              for p in (kshot_draw(tr.labels, K, s) for s in range(seeds))]))
+                res[(name.split(" ")[0], K)] = float(
+                    np.mean(
+                        [
+                            topk_accuracy(tr.X[p], tr.labels[p], te.X, te.labels, method)[0]
+                            for p in (kshot_draw(tr.labels, K, s) for s in range(seeds))
+                        ]
+                    )
+                )
     return res
 
 
@@ -98,7 +104,7 @@ import time; t = time.time()
 import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 import datasets
 from PIL import Image
-from charaid.embed import ConcatEmbedder, default_embedder
+from charaid.models.embedders import ConcatEmbedder, default_embedder
 from charaid.training.embedder import load_embedder
 crops = [Image.open(p).convert("RGB") for _, p in datasets.tla_faces()[:30]]
 w = {weights!r}
@@ -131,7 +137,9 @@ def main() -> None:
         variants[f"{tag} alone"] = compose(base, ssl, lambda d, s: s)
         variants[f"{tag} + colours"] = compose(base, ssl, lambda d, s: join([s, d[1], d[2]], DEFAULT_WEIGHTS))
         for jw in map(float, args.join.split(",")):
-            variants[f"default + {tag}*{jw:g}"] = compose(base, ssl, lambda d, s, jw=jw: join([l2_normalise(join(d, DEFAULT_WEIGHTS)), s], [1.0, jw]))
+            variants[f"default + {tag}*{jw:g}"] = compose(
+                base, ssl, lambda d, s, jw=jw: join([l2_normalise(join(d, DEFAULT_WEIGHTS)), s], [1.0, jw])
+            )
     rows, heads, kshots = [], None, {}
     for name, sets in variants.items():
         t = time.time()
@@ -143,8 +151,12 @@ def main() -> None:
     print(table(heads, rows))
     cells = list(kshots["default"])
     print(f"\n## K-shot top-1 (mean of {args.seeds} seeds)\n")
-    print(table(["variant", *(f"{s} K={k}" for s, k in cells), "worst change"],
-                [[n, *(r[c] for c in cells), f"{min(r[c] - kshots['default'][c] for c in cells):+.3f}"] for n, r in kshots.items()]))
+    print(
+        table(
+            ["variant", *(f"{s} K={k}" for s, k in cells), "worst change"],
+            [[n, *(r[c] for c in cells), f"{min(r[c] - kshots['default'][c] for c in cells):+.3f}"] for n, r in kshots.items()],
+        )
+    )
     print("\n## ship rule (a: mean AUROC +0.03; b: no set/K loses > 0.02 top-1, closed set included; c: 30 crops <= 5 s)\n")
     base_row = rows[0]
     auroc_col = heads.index("mean AUROC")
@@ -156,7 +168,10 @@ def main() -> None:
         b = min([row[i] - base_row[i] for i in top1_cols] + [kshots[name][c] - kshots["default"][c] for c in cells])
         out.append([name, f"{a:+.3f}", f"{b:+.3f}", "yes" if a >= 0.03 and b >= -0.02 else "no"])
     print(table(["variant", "a: mean AUROC change", "b: worst top-1 change", "a and b"], out))
-    print(f"\nc: 30 tla crops embedded in a new process (imports and model loads included): default {enrol_seconds(None):.2f} s", end="")
+    print(
+        f"\nc: 30 tla crops embedded in a new process (imports and model loads included): default {enrol_seconds(None):.2f} s",
+        end="",
+    )
     for w in args.weights:
         print(f"; default + {Path(w).parent.name} {enrol_seconds(w):.2f} s", end="")
     print()

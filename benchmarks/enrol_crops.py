@@ -45,8 +45,12 @@ def main() -> None:
     for label, extra in [("enroll DIR --no-detect", ["--no-detect"]), ("enroll DIR (faces detected in the crops)", [])]:
         g = tmp / f"g{len(rows)}.sqlite"
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "charaid.cli", "enroll", str(root), "-q", "--gallery", str(g), *extra],
-                           capture_output=True, text=True, timeout=3600)
+        r = subprocess.run(
+            [sys.executable, "-m", "charaid.cli", "enroll", str(root), "-q", "--gallery", str(g), *extra],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         secs = time.perf_counter() - t
         summary = (r.stderr.strip().splitlines() or ["?"])[-1]
         errors = sum(1 for line in r.stderr.splitlines() if "took over" in line or "crashed" in line)

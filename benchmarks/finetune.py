@@ -11,7 +11,7 @@ Every fine-tuning here trains only on the training part of its split (never on a
   unknown: 3 characters held out (1 for tla) over 3 draws; the model is trained on the others
            exactly as `charaid train` does it (calibration run included), and the threshold it
            calibrates is the one measured.
-The detector's colour cues (charaid.cues) are also joined to the tuned network at CUE_WEIGHTS:
+The detector's colour cues (charaid.models.colours) are also joined to the tuned network at CUE_WEIGHTS:
 closed-set "top-1 after + cues W" and unknowns' "AUROC tuned + cues W" (the tuned network alone,
 "top-1 after" and "AUROC tuned alone", is what `charaid train` made before the colours joined
 its space; since then its space is the tuned network + cues at Thresholds.tuned_cue_weight).
@@ -34,28 +34,32 @@ import datasets  # noqa: E402
 from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
-from charaid.embed import default_embedder  # noqa: E402
-from charaid.evaluate import stratified_folds  # noqa: E402
-from charaid.match import Matcher, auroc, best_threshold  # noqa: E402
-from charaid.prepare import DetectorSpec, prepare_many  # noqa: E402
-from charaid.train import TrainConfig, TunedEmbedder, fine_tune  # noqa: E402
+from charaid.jobs.train import TrainConfig, TunedEmbedder, fine_tune  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.match import (  # noqa: E402
+    Matcher,
+    auroc,
+    best_threshold,
+    stratified_folds,  # noqa: E402
+)
+from charaid.pipeline.prepare import DetectorSpec, prepare_many  # noqa: E402
 
 OUT = datasets.ROOT / "bench-out" / "finetune"
 CFG = TrainConfig()
 #: --init: the top starts from charaid train-embedder's weights (and results are cached apart).
 INIT: dict = {"top": None, "tag": ""}
-#: Weights at which the detector's colour cues (charaid.cues) are joined to the tuned network,
+#: Weights at which the detector's colour cues (charaid.models.colours) are joined to the tuned network,
 #: as the default embedder joins them to the ImageNet one (issue 3, item 2).
 CUE_WEIGHTS = (0.25, 0.5)
 
 
 def with_cues(X: np.ndarray, C: np.ndarray, w: float) -> np.ndarray:
-    """The tuned vectors joined with the cue block at weight ``w`` (as charaid.embed.ConcatEmbedder joins blocks)."""
+    """The tuned vectors joined with the cue block at weight ``w`` (as charaid.models.embedders.ConcatEmbedder joins blocks)."""
     return np.concatenate([X, C * w], axis=1) / np.sqrt(1 + w * w)
 
 
 def cue_vectors(crops) -> np.ndarray:
-    from charaid.cues import CueColourEmbedder
+    from charaid.models.embedders import CueColourEmbedder
 
     return CueColourEmbedder().embed_batch(crops)
 
@@ -119,21 +123,43 @@ def part_closed(S):
     for name, data in S.items():
         res = []
         for f, (la, ca), (lb, cb) in splits(data, None):
+
             def run():
                 Xa0, Xb0 = base.embed_batch(ca), base.embed_batch(cb)
                 before = topk_accuracy(Xa0, la, Xb0, lb, Thresholds().default_matcher)
                 secs, Xa, (Xb,) = train_and_embed(la, ca, [cb])
                 after = topk_accuracy(Xa, la, Xb, lb, Thresholds().tuned_matcher)
                 Ca, Cb = cue_vectors(ca), cue_vectors(cb)
-                cues = {str(w): topk_accuracy(with_cues(Xa, Ca, w), la, with_cues(Xb, Cb, w), lb, Thresholds().tuned_matcher)
-                        for w in CUE_WEIGHTS}
-                return {"n": len(lb), "before": before, "after": after, "after_cues": cues, "train_s": secs, "train_faces": len(la)}
+                cues = {
+                    str(w): topk_accuracy(with_cues(Xa, Ca, w), la, with_cues(Xb, Cb, w), lb, Thresholds().tuned_matcher)
+                    for w in CUE_WEIGHTS
+                }
+                return {
+                    "n": len(lb),
+                    "before": before,
+                    "after": after,
+                    "after_cues": cues,
+                    "train_s": secs,
+                    "train_faces": len(la),
+                }
+
             res.append(cached(f"closed-c-{name}-{f}", run))
         n = sum(r["n"] for r in res)
         w = lambda key, i: sum(r[key][i] * r["n"] for r in res) / n  # noqa: E731
         cue_top1 = [sum(r["after_cues"][str(cw)][0] * r["n"] for r in res) / n for cw in CUE_WEIGHTS]
-        rows.append([name, len(res), n, w("before", 0), w("after", 0), *cue_top1, w("before", 1), w("after", 1),
-                     f"{np.mean([r['train_s'] for r in res]):.0f} s / {np.mean([r['train_faces'] for r in res]):.0f} faces"])
+        rows.append(
+            [
+                name,
+                len(res),
+                n,
+                w("before", 0),
+                w("after", 0),
+                *cue_top1,
+                w("before", 1),
+                w("after", 1),
+                f"{np.mean([r['train_s'] for r in res]):.0f} s / {np.mean([r['train_faces'] for r in res]):.0f} faces",
+            ]
+        )
     return rows
 
 
@@ -157,19 +183,26 @@ def part_kshot(S, ks=(5, 10, 30), only=None):
                 def run():
                     before = topk_accuracy(base.embed_batch(ck), lk, Xb0, lb, Thresholds().default_matcher)[0]
                     secs, Xa, (Xb,) = train_and_embed(lk, ck, [cb])
-                    return {"before": before, "after": topk_accuracy(Xa, lk, Xb, lb, Thresholds().tuned_matcher)[0], "train_s": secs}
+                    return {
+                        "before": before,
+                        "after": topk_accuracy(Xa, lk, Xb, lb, Thresholds().tuned_matcher)[0],
+                        "train_s": secs,
+                    }
+
                 r = cached(f"kshot-{name}-{K}-{seed}", run)
                 accs.append(r["after"])
                 accs0.append(r["before"])
-            rows.append([name, K, len(accs), f"{np.mean(accs0):.3f} ± {np.std(accs0):.3f}", f"{np.mean(accs):.3f} ± {np.std(accs):.3f}"])
+            rows.append(
+                [name, K, len(accs), f"{np.mean(accs0):.3f} ± {np.std(accs0):.3f}", f"{np.mean(accs):.3f} ± {np.std(accs):.3f}"]
+            )
     return rows
 
 
 def part_unknown(S, draws=3):
-    from charaid.gallery import Gallery
-    from charaid.gallery import NewSample
-    from charaid.train import train_gallery
     import tempfile
+
+    from charaid.jobs.train import train_gallery
+    from charaid.storage.gallery import Gallery, NewSample
 
     rows, agg = [], []
     for name, data in S.items():
@@ -186,11 +219,19 @@ def part_unknown(S, draws=3):
                 keep = ~np.isin(la, held)
                 with tempfile.TemporaryDirectory() as tmp:
                     with Gallery(Path(tmp) / "g.sqlite") as g:
-                        g.add([NewSample(str(c), f"{i}", np.zeros(1, np.float32), crop=im) for i, (c, im) in enumerate(zip(la, ca)) if keep[i]], "none", 1)
+                        g.add(
+                            [
+                                NewSample(str(c), f"{i}", np.zeros(1, np.float32), crop=im)
+                                for i, (c, im) in enumerate(zip(la, ca))
+                                if keep[i]
+                            ],
+                            "none",
+                            1,
+                        )
                         t = time.time()
                         train_gallery(g, CFG)
                         secs = time.time() - t
-                        from charaid.recognize import Recognizer
+                        from charaid.recognition.recognize import Recognizer
 
                         rec = Recognizer(g)
                         thr = rec.threshold
@@ -204,7 +245,10 @@ def part_unknown(S, draws=3):
                         # the tuned network alone and joined with the colour cues at each weight:
                         # AUROC and the best threshold in hindsight
                         core = getattr(rec.embedder, "parts", [rec.embedder])[0]
-                        Xk, Xu = core.embed_batch([c for c, x in zip(cb, kt) if x]), core.embed_batch([c for c, x in zip(ca, ~keep) if x] + [c for c, x in zip(cb, ~kt) if x])
+                        Xk, Xu = (
+                            core.embed_batch([c for c, x in zip(cb, kt) if x]),
+                            core.embed_batch([c for c, x in zip(ca, ~keep) if x] + [c for c, x in zip(cb, ~kt) if x]),
+                        )
                         Xg = core.embed_batch([c for c, x in zip(ca, keep) if x])
                         Cg = cue_vectors([c for c, x in zip(ca, keep) if x])
                         Ck = cue_vectors([c for c, x in zip(cb, kt) if x])
@@ -214,14 +258,36 @@ def part_unknown(S, draws=3):
                             mj = Matcher(Thresholds().tuned_matcher).fit(la[keep], with_cues(Xg, Cg, w))
                             Sk2, Su2 = mj.scores(with_cues(Xk, Ck, w)), mj.scores(with_cues(Xu, Cu, w))
                             ok2 = mj.classes[Sk2.argmax(axis=1)] == lb[kt]
-                            cues[str(w)] = {"auroc": auroc(Sk2.max(axis=1), Su2.max(axis=1)),
-                                            "oracle": best_threshold(Sk2.max(axis=1), ok2, Su2.max(axis=1))}
-                        return {"auroc": auroc(ks, us), "rejected": float((us < thr).mean()), "known_acc": float((ok & (ks >= thr)).mean()),
-                                "threshold": thr, "oracle": o, "n_unknown": int(len(us)), "train_s": secs, "held": held, "cues": cues}
+                            cues[str(w)] = {
+                                "auroc": auroc(Sk2.max(axis=1), Su2.max(axis=1)),
+                                "oracle": best_threshold(Sk2.max(axis=1), ok2, Su2.max(axis=1)),
+                            }
+                        return {
+                            "auroc": auroc(ks, us),
+                            "rejected": float((us < thr).mean()),
+                            "known_acc": float((ok & (ks >= thr)).mean()),
+                            "threshold": thr,
+                            "oracle": o,
+                            "n_unknown": int(len(us)),
+                            "train_s": secs,
+                            "held": held,
+                            "cues": cues,
+                        }
+
             res.append(cached(f"unknown-c2-{name}-{d}", run))
         m = [float(np.mean([r[k] for r in res])) for k in ("auroc", "rejected", "known_acc", "threshold")]
         cue_auc = [float(np.mean([r["cues"][str(w)]["auroc"] for r in res])) for w in (0.0, *CUE_WEIGHTS)]
-        rows.append([name, len(res), sum(r["n_unknown"] for r in res), m[0], *cue_auc, *m[1:], f"{np.mean([r['train_s'] for r in res]):.0f} s"])
+        rows.append(
+            [
+                name,
+                len(res),
+                sum(r["n_unknown"] for r in res),
+                m[0],
+                *cue_auc,
+                *m[1:],
+                f"{np.mean([r['train_s'] for r in res]):.0f} s",
+            ]
+        )
         agg.append([m[0], *cue_auc, *m[1:3]])
     a = np.mean(agg, axis=0)
     rows.append(["mean", "", "", *map(float, a), "", ""])
@@ -250,15 +316,49 @@ def main() -> None:
     print(f"# fine-tuning: {CFG}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     if "closed" in parts:
         print("## closed set, before and after fine-tuning\n")
-        print(table(["set", "folds", "test faces", "top-1 before", "top-1 after",
-                     *[f"top-1 after + cues {w:g}" for w in CUE_WEIGHTS], "top-5 before", "top-5 after", "training time (mean)"], part_closed(S)))
+        print(
+            table(
+                [
+                    "set",
+                    "folds",
+                    "test faces",
+                    "top-1 before",
+                    "top-1 after",
+                    *[f"top-1 after + cues {w:g}" for w in CUE_WEIGHTS],
+                    "top-5 before",
+                    "top-5 after",
+                    "training time (mean)",
+                ],
+                part_closed(S),
+            )
+        )
     if "kshot" in parts:
         print("\n## K faces per character (5 seeds: mean ± standard deviation of top-1)\n")
-        print(table(["set", "K", "seeds", "top-1 before", "top-1 after"], part_kshot(S, [int(k) for k in args.ks.split(",")], set(filter(None, args.kshot_sets.split(","))))))
+        print(
+            table(
+                ["set", "K", "seeds", "top-1 before", "top-1 after"],
+                part_kshot(S, [int(k) for k in args.ks.split(",")], set(filter(None, args.kshot_sets.split(",")))),
+            )
+        )
     if "unknown" in parts:
         print("\n## unknowns: characters held out of training; threshold from charaid train's calibration run\n")
-        print(table(["set", "draws", "unknown faces", "AUROC (charaid train's space)", "AUROC tuned alone",
-                     *[f"AUROC tuned + cues {w:g}" for w in CUE_WEIGHTS], "unknowns rejected", "known accuracy", "threshold", "train time"], part_unknown(S, args.draws)))
+        print(
+            table(
+                [
+                    "set",
+                    "draws",
+                    "unknown faces",
+                    "AUROC (charaid train's space)",
+                    "AUROC tuned alone",
+                    *[f"AUROC tuned + cues {w:g}" for w in CUE_WEIGHTS],
+                    "unknowns rejected",
+                    "known accuracy",
+                    "threshold",
+                    "train time",
+                ],
+                part_unknown(S, args.draws),
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import machine, table  # noqa: E402
 from hostile_inputs import make_hostile, run_measured  # noqa: E402
 
+from charaid.jobs.synth import CAST, write_training_set  # noqa: E402
 from charaid.names import shown  # noqa: E402
-from charaid.synth import CAST, write_training_set  # noqa: E402
+
 
 def run(tmp: Path, args: list[str], timeout: float) -> dict:
     t = time.time()
@@ -46,8 +47,15 @@ def run(tmp: Path, args: list[str], timeout: float) -> dict:
         except (UnicodeDecodeError, ValueError):
             bad_json += 1
     text = err.decode("utf-8", "replace")
-    return {"rc": rc, "hung": hung, "tracebacks": text.count("Traceback"), "bad_json": bad_json,
-            "stderr_lines": text.splitlines(), "seconds": seconds, "peak_mb": peak}
+    return {
+        "rc": rc,
+        "hung": hung,
+        "tracebacks": text.count("Traceback"),
+        "bad_json": bad_json,
+        "stderr_lines": text.splitlines(),
+        "seconds": seconds,
+        "peak_mb": peak,
+    }
 
 
 def main() -> None:
@@ -62,8 +70,20 @@ def main() -> None:
     files = [e for e in man.entries if e.expect != "silent"]
     bad = [e for e in man.entries if e.expect == "bad"]
     gallery = tmp / "g.sqlite"
-    subprocess.run([sys.executable, "-m", "charaid.cli", "enroll", "-q", "--gallery", str(gallery),
-                    str(write_training_set(tmp / "train", CAST[:3], per_character=6))], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "charaid.cli",
+            "enroll",
+            "-q",
+            "--gallery",
+            str(gallery),
+            str(write_training_set(tmp / "train", CAST[:3], per_character=6)),
+        ],
+        check=True,
+        capture_output=True,
+    )
     runs = {
         "recognize --json": ["recognize", "--json", "-q", "--gallery", str(gallery), str(man.root)],
         "sort --json": ["sort", "--json", "-q", "--gallery", str(gallery), str(man.root), str(tmp / "sorted")],
@@ -73,14 +93,45 @@ def main() -> None:
     for name, cmd in runs.items():
         r = run(tmp, cmd, args.timeout)
         unreported = sum(1 for e in bad if sum(shown(str(e.path)) in ln for ln in r["stderr_lines"]) != 1)
-        rows.append([name, len(files), r["rc"], "yes" if r["hung"] else "no", r["tracebacks"], r["bad_json"], f"{unreported} of {len(bad)}",
-                     len(r["stderr_lines"]), f"{r['peak_mb']:.0f}", f"{r['seconds']:.0f}", f"{len(files) / r['seconds']:.1f}"])
+        rows.append(
+            [
+                name,
+                len(files),
+                r["rc"],
+                "yes" if r["hung"] else "no",
+                r["tracebacks"],
+                r["bad_json"],
+                f"{unreported} of {len(bad)}",
+                len(r["stderr_lines"]),
+                f"{r['peak_mb']:.0f}",
+                f"{r['seconds']:.0f}",
+                f"{len(files) / r['seconds']:.1f}",
+            ]
+        )
         print(f"{name}: done in {r['seconds']:.0f} s", file=sys.stderr)
-    print(f"# hostile input at scale: {machine()}; {time.strftime('%Y-%m-%d')}; {len(man.entries)} entries "
-          f"({len(bad)} certainly bad, {len(man.of('good'))} good portraits, the rest may or may not decode); "
-          f"written in {made:.0f} s\n")
-    print(table(["run", "files", "exit", "hung", "tracebacks", "stdout lines not UTF-8 JSON", "bad files not in exactly 1 line",
-                 "stderr lines", "peak MB", "seconds", "files/s"], rows))
+    print(
+        f"# hostile input at scale: {machine()}; {time.strftime('%Y-%m-%d')}; {len(man.entries)} entries "
+        f"({len(bad)} certainly bad, {len(man.of('good'))} good portraits, the rest may or may not decode); "
+        f"written in {made:.0f} s\n"
+    )
+    print(
+        table(
+            [
+                "run",
+                "files",
+                "exit",
+                "hung",
+                "tracebacks",
+                "stdout lines not UTF-8 JSON",
+                "bad files not in exactly 1 line",
+                "stderr lines",
+                "peak MB",
+                "seconds",
+                "files/s",
+            ],
+            rows,
+        )
+    )
     print(f"\nmemory of this script: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; inputs in {tmp}")
 
 

@@ -39,8 +39,11 @@ def index_run(label: str, extra: list[str], folders: list[Path], n: int) -> list
     for f in OUT.glob(f"{label}.sqlite*"):
         subprocess.run(["rm", "-rf", str(f)], check=True)
     t = time.time()
-    r = subprocess.run([sys.executable, "-m", "charaid.cli", "index", *map(str, folders), "--store", str(store), "-q", *extra],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "charaid.cli", "index", *map(str, folders), "--store", str(store), "-q", *extra],
+        capture_output=True,
+        text=True,
+    )
     secs = time.time() - t
     if r.returncode not in (0, 2):
         raise SystemExit(f"{label}: charaid index failed:\n{r.stderr[-3000:]}")
@@ -60,15 +63,17 @@ def variants(im: Image.Image, rng) -> dict[str, Image.Image]:
 
 
 def search_part(store_path: Path, queries: int) -> list:
-    from charaid.embed import imagenet_embedder
-    from charaid.images import load_image
-    from charaid.prepare import prepare_image
-    from charaid.store import FaceStore
+    from charaid.models.embedders import imagenet_embedder
+    from charaid.pipeline.images import load_image
+    from charaid.pipeline.prepare import prepare_image
+    from charaid.storage.store import FaceStore
 
     emb = imagenet_embedder()  # the face store's space (charaid.cli.common._store)
     store = FaceStore(store_path, emb.model_id, emb.dim)
-    rows = store._db.execute("SELECT i.path, count(f.id) FROM images i LEFT JOIN faces f ON f.image_id = i.id "
-                             "WHERE i.error IS NULL GROUP BY i.id ORDER BY i.path").fetchall()
+    rows = store._db.execute(
+        "SELECT i.path, count(f.id) FROM images i LEFT JOIN faces f ON f.image_id = i.id "
+        "WHERE i.error IS NULL GROUP BY i.id ORDER BY i.path"
+    ).fetchall()
     all_paths = [p for p, _ in rows]
     with_face = [p for p, k in rows if k]
     rng = np.random.default_rng(0)
@@ -105,8 +110,11 @@ def search_part(store_path: Path, queries: int) -> list:
         r = np.array(ranks)
         out.append([method, name, len(r), float((r <= 1).mean()), float((r <= 10).mean())])
     out.sort(key=lambda r: (r[1], r[0]))
-    print(f"  [charaid search: {np.median(lat) * 1000:.0f} ms median per query, detection included; "
-          f"{len(all_paths)} images, {store.counts()['faces']} faces indexed]", file=sys.stderr)
+    print(
+        f"  [charaid search: {np.median(lat) * 1000:.0f} ms median per query, detection included; "
+        f"{len(all_paths)} images, {store.counts()['faces']} faces indexed]",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -121,8 +129,11 @@ def main() -> None:
     n = sum(1 for f in folders for p in f.rglob("*") if p.is_file())
     print(f"# charaid index and search; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     if "throughput" in args.parts:
-        rows = [index_run("workers-1", ["--workers", "1"], folders, n), index_run("workers-2", ["--workers", "2"], folders, n),
-                index_run("ray", ["--engine", "ray", "--workers", "2"], folders, n)]
+        rows = [
+            index_run("workers-1", ["--workers", "1"], folders, n),
+            index_run("workers-2", ["--workers", "2"], folders, n),
+            index_run("ray", ["--engine", "ray", "--workers", "2"], folders, n),
+        ]
         print("## `charaid index` throughput (tla/raw + web4, start-up included)\n")
         print(table(["run", "options", "images", "seconds", "images/s"], rows))
     if "search" in args.parts:

@@ -24,10 +24,13 @@ from accuracy import load_sets  # noqa: E402
 from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 
 from charaid.config import default_settings  # noqa: E402
-from charaid.embed import default_embedder  # noqa: E402
-from charaid.evaluate import stratified_folds, subset  # noqa: E402
-from charaid.match import METHODS  # noqa: E402
-from charaid.prepare import DetectorSpec  # noqa: E402
+from charaid.jobs.evaluate import subset  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.match import (
+    METHODS,  # noqa: E402
+    stratified_folds,  # noqa: E402
+)
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
 
 
 def train_test(a, b, folds):
@@ -50,8 +53,10 @@ def main() -> None:
     args = ap.parse_args()
     emb = default_embedder()
     spec = DetectorSpec(max_side=default_settings().max_detect_side)
-    print(f"# K faces per character, frozen default features: {emb.model_id}, matcher {args.method}; "
-          f"{machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print(
+        f"# K faces per character, frozen default features: {emb.model_id}, matcher {args.method}; "
+        f"{machine()}; {time.strftime('%Y-%m-%d')}\n"
+    )
     rows = []
     for name, (a, b, folds) in load_sets(emb, spec).items():
         if name == "tla (author split)":
@@ -62,8 +67,16 @@ def main() -> None:
             if K > fewest:
                 continue
             r = np.array([kshot(tr, te, K, s, args.method) for s in range(args.seeds)])
-            rows.append([name.split(" ")[0], K, args.seeds, len(te.labels), f"{r[:, 0].mean():.3f} ± {r[:, 0].std():.3f}",
-                         f"{r[:, 1].mean():.3f} ± {r[:, 1].std():.3f}"])
+            rows.append(
+                [
+                    name.split(" ")[0],
+                    K,
+                    args.seeds,
+                    len(te.labels),
+                    f"{r[:, 0].mean():.3f} ± {r[:, 0].std():.3f}",
+                    f"{r[:, 1].mean():.3f} ± {r[:, 1].std():.3f}",
+                ]
+            )
     print(table(["set", "K", "seeds", "test faces", "top-1 (mean ± sd)", "top-5 (mean ± sd)"], rows))
 
 

@@ -27,17 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
-from charaid.detect import DEFAULT_DETECTOR  # noqa: E402
-from charaid.enroll import enroll_items  # noqa: E402
-from charaid.prepare import DetectorSpec  # noqa: E402
-from charaid.gallery import Gallery  # noqa: E402
-from charaid.recognize import Recognizer  # noqa: E402
+from charaid.jobs.enroll import enroll_items  # noqa: E402
+from charaid.models.detectors import DEFAULT_DETECTOR  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
+from charaid.recognition.recognize import Recognizer  # noqa: E402
+from charaid.storage.gallery import Gallery  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2, help="processes for decoding and detection (default 2)")
-    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=["facedet", "animeface"], help=f"face detector (default {DEFAULT_DETECTOR})")
+    ap.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=["facedet", "animeface"],
+        help=f"face detector (default {DEFAULT_DETECTOR})",
+    )
     args = ap.parse_args()
     datasets.require()
     labelled = datasets.newgame8_raw_labels()
@@ -57,7 +62,7 @@ def main() -> None:
         rec_s = time.time() - t
     listed = found = given = right = whole = faces = 0
     missed: Counter = Counter()
-    for (path, truth), r in zip(multi, results):
+    for (_path, truth), r in zip(multi, results):
         names = {f.character for f in r.faces if f.character}
         tops = {f.top[0].character for f in r.faces if f.top}
         listed += len(truth)
@@ -68,14 +73,36 @@ def main() -> None:
         faces += len(r.faces)
         for c in truth - names:
             missed["not detected or unknown" if c not in tops else "top guess, below the threshold"] += 1
-    print(f"Enrolled {len(singles)} single-character pictures ({len(s.characters)} characters, "
-          f"{len(s.no_face)} without a face found) in {enrol_s:.0f} s; threshold {thr:.3f} (calibrated by the gallery).\n")
-    print(table(
-        ["pictures", "characters listed", "faces found", "characters named (recall)", "names given", "names right (precision)",
-         "pictures with exactly their set", "seconds"],
-        [[len(multi), listed, faces, f"{found} ({found / max(1, listed):.3f})", given, f"{right} ({right / max(1, given):.3f})",
-          whole, f"{rec_s:.1f}"]],
-    ))
+    print(
+        f"Enrolled {len(singles)} single-character pictures ({len(s.characters)} characters, "
+        f"{len(s.no_face)} without a face found) in {enrol_s:.0f} s; threshold {thr:.3f} (calibrated by the gallery).\n"
+    )
+    print(
+        table(
+            [
+                "pictures",
+                "characters listed",
+                "faces found",
+                "characters named (recall)",
+                "names given",
+                "names right (precision)",
+                "pictures with exactly their set",
+                "seconds",
+            ],
+            [
+                [
+                    len(multi),
+                    listed,
+                    faces,
+                    f"{found} ({found / max(1, listed):.3f})",
+                    given,
+                    f"{right} ({right / max(1, given):.3f})",
+                    whole,
+                    f"{rec_s:.1f}",
+                ]
+            ],
+        )
+    )
     print(f"\nListed characters not named: {dict(missed)}")
 
 

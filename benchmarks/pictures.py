@@ -1,4 +1,4 @@
-"""Whole-picture recognition (charaid.picture, sort's fallback) on development sets.
+"""Whole-picture recognition (charaid.recognition.picture, sort's fallback) on development sets.
 
     python benchmarks/pictures.py [--enrol 20] [--methods hybrid,knn,...] [--test]
 
@@ -7,8 +7,8 @@ tla/raw (3 characters) and newgame8's single-character illustrations (8 look-ali
 the first --enrol pictures of a character by name (at most half of them) are enrolled whole, as
 `charaid enroll` does (centre square, default ImageNet features); the rest are known queries.
 Unknown queries: the 300 cartoonface300 pictures (other anime characters), which every gallery
-should refuse. Each variant is a picture matcher (`charaid.match` method) with its threshold
-calibrated from the enrolled pictures (`charaid.match.calibrate`), with and without the
+should refuse. Each variant is a picture matcher (`charaid.pipeline.match` method) with its threshold
+calibrated from the enrolled pictures (`charaid.pipeline.match.calibrate`), with and without the
 typical-similarity floor (`Thresholds.picture_similarity_quantile`).
 
 `--test` adds web4 (first 20 by name enrolled, the other 206 known, the 64 photos unknown): the
@@ -30,10 +30,11 @@ import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
-from charaid.embed import imagenet_embedder, l2_normalise  # noqa: E402
-from charaid.images import load_image  # noqa: E402
-from charaid.match import Matcher, calibrate  # noqa: E402
-from charaid.picture import picture_crop, typical_similarity  # noqa: E402
+from charaid.models.embedders import imagenet_embedder, l2_normalise  # noqa: E402
+from charaid.pipeline.images import load_image  # noqa: E402
+from charaid.pipeline.match import Matcher, calibrate  # noqa: E402
+from charaid.pipeline.prepare import picture_crop  # noqa: E402
+from charaid.recognition.picture import typical_similarity  # noqa: E402
 
 CACHE = datasets.ROOT / "bench-out" / "cache"
 
@@ -63,13 +64,15 @@ CROPS = {"centre": picture_crop, "top": top_square, "letterbox": letterbox}
 def embed_pictures(name: str, paths: list[Path], crop: str = "centre") -> np.ndarray:
     if "+" in crop:  # the parts' vectors averaged
         return l2_normalise(sum(embed_pictures(name, paths, c) for c in crop.split("+")))
-    emb = imagenet_embedder()  # the whole-picture space (charaid.picture.picture_embedder)
+    emb = imagenet_embedder()  # the whole-picture space (charaid.recognition.picture.picture_embedder)
     f = CACHE / f"pictures-{name}-{crop}-{emb.model_id.replace('*', 'x').replace('+', '_')}-{len(paths)}.npz"
     if crop == "centre" and not f.exists():  # caches written before crops were compared
         f = CACHE / f"pictures-{name}-{emb.model_id.replace('*', 'x').replace('+', '_')}-{len(paths)}.npz"
     if f.exists():
         return np.load(f)["X"]
-    X = np.concatenate([emb.embed_batch([CROPS[crop](load_image(p)) for p in paths[i : i + 32]]) for i in range(0, len(paths), 32)])
+    X = np.concatenate(
+        [emb.embed_batch([CROPS[crop](load_image(p)) for p in paths[i : i + 32]]) for i in range(0, len(paths), 32)]
+    )
     f.parent.mkdir(parents=True, exist_ok=True)
     np.savez(f, X=X)
     return X
@@ -104,6 +107,7 @@ def variant(method: str, gate: str, ytr, Xtr, yte, Xte, Xu) -> dict:
             j = S.argmax(axis=1)
             cos = m.prototype_similarity(X)[np.arange(len(X)), j]
             return m.classes[j], (S[np.arange(len(X)), j] >= t) & (cos >= lo)
+
         return named
 
     named = namer(ytr, Xtr)
@@ -114,15 +118,24 @@ def variant(method: str, gate: str, ytr, Xtr, yte, Xte, Xu) -> dict:
     for h in np.unique(ytr):
         _, okh = namer(ytr[ytr != h], Xtr[ytr != h])(Xte[yte == h])
         held.append(okh)
-    return {"top1": float(np.mean(c == yte)), "right": float(right.mean()), "wrong": float((ok & ~(c == yte)).mean()),
-            "unknown_named": float(oku.mean()), "held_named": float(np.concatenate(held).mean())}
+    return {
+        "top1": float(np.mean(c == yte)),
+        "right": float(right.mean()),
+        "wrong": float((ok & ~(c == yte)).mean()),
+        "unknown_named": float(oku.mean()),
+        "held_named": float(np.concatenate(held).mean()),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--enrol", type=int, default=20)
     ap.add_argument("--methods", default="hybrid,logreg,prototype,knn")
-    ap.add_argument("--crops", default="centre", help="picture crops to compare: centre, top, letterbox, or parts joined by + (vectors averaged)")
+    ap.add_argument(
+        "--crops",
+        default="centre",
+        help="picture crops to compare: centre, top, letterbox, or parts joined by + (vectors averaged)",
+    )
     ap.add_argument("--gates", default=",".join(GATES), help=f"gates to compare ({', '.join(GATES)})")
     ap.add_argument("--test", action="store_true", help="also report web4 + photos (sort's test set; read, do not choose on it)")
     args = ap.parse_args()
@@ -138,16 +151,49 @@ def main() -> None:
         test = "test" in name
         for crop in args.crops.split(","):
             X = embed_pictures(name.split()[0].replace("/", "-"), [p for _, p in tr + te], crop)
-            Xu = embed_pictures("photos", datasets.photos(), crop) if test else \
-                embed_pictures("cartoonface300", [p for p, _ in datasets.cartoonface300()], crop)
+            Xu = (
+                embed_pictures("photos", datasets.photos(), crop)
+                if test
+                else embed_pictures("cartoonface300", [p for p, _ in datasets.cartoonface300()], crop)
+            )
             for method in args.methods.split(","):
                 for gate in args.gates.split(","):
                     r = variant(method, gate, y[: len(tr)], X[: len(tr)], y[len(tr) :], X[len(tr) :], Xu)
-                    rows.append([name, len(te), crop, method, gate, r["top1"], r["right"], r["wrong"], r["unknown_named"], r["held_named"]])
-    print(table(["set", "queries", "crop", "matcher", "gate", "top-1", "named right", "named wrong",
-                 "unknowns named", "held-out characters named"], rows))
-    print("\nunknowns: cartoonface300's 300 pictures (other series) for the development sets, the 64 photos for web4."
-          "\nheld-out characters: each character left out of the gallery in turn, its queries asked (same series).")
+                    rows.append(
+                        [
+                            name,
+                            len(te),
+                            crop,
+                            method,
+                            gate,
+                            r["top1"],
+                            r["right"],
+                            r["wrong"],
+                            r["unknown_named"],
+                            r["held_named"],
+                        ]
+                    )
+    print(
+        table(
+            [
+                "set",
+                "queries",
+                "crop",
+                "matcher",
+                "gate",
+                "top-1",
+                "named right",
+                "named wrong",
+                "unknowns named",
+                "held-out characters named",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\nunknowns: cartoonface300's 300 pictures (other series) for the development sets, the 64 photos for web4."
+        "\nheld-out characters: each character left out of the gallery in turn, its queries asked (same series)."
+    )
 
 
 if __name__ == "__main__":

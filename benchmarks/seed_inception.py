@@ -46,8 +46,11 @@ class C(nn.Module):
         self.b1 = Conv(cin, 192, 1)
         self.b7 = nn.Sequential(Conv(cin, c7, 1), Conv(c7, c7, (1, 7), p=(0, 3)), Conv(c7, 192, (7, 1), p=(3, 0)))
         self.bd = nn.Sequential(
-            Conv(cin, c7, 1), Conv(c7, c7, (7, 1), p=(3, 0)), Conv(c7, c7, (1, 7), p=(0, 3)),
-            Conv(c7, c7, (7, 1), p=(3, 0)), Conv(c7, 192, (1, 7), p=(0, 3)),
+            Conv(cin, c7, 1),
+            Conv(c7, c7, (7, 1), p=(3, 0)),
+            Conv(c7, c7, (1, 7), p=(0, 3)),
+            Conv(c7, c7, (7, 1), p=(3, 0)),
+            Conv(c7, 192, (1, 7), p=(0, 3)),
         )
         self.bp = Conv(cin, 192, 1)
 
@@ -59,7 +62,9 @@ class D(nn.Module):  # grid reduction 17 -> 8
     def __init__(self, cin: int):
         super().__init__()
         self.b3 = nn.Sequential(Conv(cin, 192, 1), Conv(192, 320, 3, s=2))
-        self.b7 = nn.Sequential(Conv(cin, 192, 1), Conv(192, 192, (1, 7), p=(0, 3)), Conv(192, 192, (7, 1), p=(3, 0)), Conv(192, 192, 3, s=2))
+        self.b7 = nn.Sequential(
+            Conv(cin, 192, 1), Conv(192, 192, (1, 7), p=(0, 3)), Conv(192, 192, (7, 1), p=(3, 0)), Conv(192, 192, 3, s=2)
+        )
 
     def forward(self, x):
         return torch.cat([self.b3(x), self.b7(x), F.max_pool2d(x, 3, 2)], 1)
@@ -84,12 +89,26 @@ class InceptionV3(nn.Module):
     def __init__(self, num_classes: int = 1000):
         super().__init__()
         self.stem = nn.Sequential(
-            Conv(3, 32, 3, s=2), Conv(32, 32, 3), Conv(32, 64, 3, p=1), nn.MaxPool2d(3, 2),
-            Conv(64, 80, 1), Conv(80, 192, 3), nn.MaxPool2d(3, 2),
+            Conv(3, 32, 3, s=2),
+            Conv(32, 32, 3),
+            Conv(32, 64, 3, p=1),
+            nn.MaxPool2d(3, 2),
+            Conv(64, 80, 1),
+            Conv(80, 192, 3),
+            nn.MaxPool2d(3, 2),
         )
         self.mixed = nn.Sequential(
-            A(192, 32), A(256, 64), A(288, 64), B(288),
-            C(768, 128), C(768, 160), C(768, 160), C(768, 192), D(768), E(1280), E(2048),
+            A(192, 32),
+            A(256, 64),
+            A(288, 64),
+            B(288),
+            C(768, 128),
+            C(768, 160),
+            C(768, 160),
+            C(768, 192),
+            D(768),
+            E(1280),
+            E(2048),
         )
         self.fc = nn.Linear(2048, num_classes)
 

@@ -29,11 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
-
 from PIL import Image  # noqa: E402
 
-from charaid.enroll import enroll_items  # noqa: E402
-from charaid.gallery import Gallery  # noqa: E402
+from charaid.jobs.enroll import enroll_items  # noqa: E402
+from charaid.storage.gallery import Gallery  # noqa: E402
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -45,8 +44,14 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 def post_image(url: str, data: bytes, name: str) -> tuple[int, float]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     t = time.perf_counter()
     try:
@@ -90,18 +95,50 @@ def main() -> None:
             mem0 = rss_mb(server.proc.pid)
             lat, errors, wall = load(url, images, clients, seconds)
             q = statistics.quantiles(lat, n=100) if len(lat) > 2 else [float("nan")] * 99
-            rows.append([clients, f"{wall:.0f}", len(lat) + len(errors), len(errors), f"{q[49] * 1000:.0f}", f"{q[94] * 1000:.0f}",
-                         f"{max(lat) * 1000:.0f}", len(lat) / wall, f"{mem0:.0f}", f"{rss_mb(server.proc.pid):.0f}",
-                         f"{rss_mb(server.proc.pid, 'VmHWM'):.0f}", sorted(set(errors))])
+            rows.append(
+                [
+                    clients,
+                    f"{wall:.0f}",
+                    len(lat) + len(errors),
+                    len(errors),
+                    f"{q[49] * 1000:.0f}",
+                    f"{q[94] * 1000:.0f}",
+                    f"{max(lat) * 1000:.0f}",
+                    len(lat) / wall,
+                    f"{mem0:.0f}",
+                    f"{rss_mb(server.proc.pid):.0f}",
+                    f"{rss_mb(server.proc.pid, 'VmHWM'):.0f}",
+                    sorted(set(errors)),
+                ]
+            )
     finally:
         server.stop()
     print(f"# serve load: {machine()}; {time.strftime('%Y-%m-%d')}; {len(images)} real images (<= 1024 px)\n")
-    print(f"Single request on an idle server, {len(typical)} illustrations of 900-1024 px: median "
-          f"{statistics.median(single) * 1000:.0f} ms, max {max(single) * 1000:.0f} ms\n")
+    print(
+        f"Single request on an idle server, {len(typical)} illustrations of 900-1024 px: median "
+        f"{statistics.median(single) * 1000:.0f} ms, max {max(single) * 1000:.0f} ms\n"
+    )
     for r in rows:
         r[7] = f"{r[7]:.2f}"
-    print(table(["clients", "seconds", "requests", "errors", "p50 ms", "p95 ms", "max ms", "requests/s", "RSS before MB", "RSS after MB",
-                 "peak RSS MB", "error statuses"], rows))
+    print(
+        table(
+            [
+                "clients",
+                "seconds",
+                "requests",
+                "errors",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "requests/s",
+                "RSS before MB",
+                "RSS after MB",
+                "peak RSS MB",
+                "error statuses",
+            ],
+            rows,
+        )
+    )
     print(f"\nthroughput with {args.clients} clients / with 1: {float(rows[1][7]) / float(rows[0][7]):.2f}x")
 
 

@@ -8,7 +8,7 @@ SRC folder (in a temporary folder; nothing is copied into the repository) and so
 `charaid sort SRC DST --json`, as a user runs it. A web4 picture counts as right when it lands
 in its character's folder (with copy-each, a picture with two known characters is in both; it
 counts as right if one of them is its own); a photo is right in `_no_face` or `_unknown`.
-By default `sort` falls back on the whole picture when no face is named (charaid.picture);
+By default `sort` falls back on the whole picture when no face is named (charaid.recognition.picture);
 `--faces-only` measures faces alone.
 """
 
@@ -32,11 +32,17 @@ from common import cli, machine, table  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--enrol", type=int, default=20, help="pictures per character to enrol (default 20)")
-    ap.add_argument("--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together")
-    ap.add_argument("--detector", choices=["facedet", "animeface"], help="detector of enrol and sort (default: charaid's default, facedet)")
+    ap.add_argument(
+        "--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together"
+    )
+    ap.add_argument(
+        "--detector", choices=["facedet", "animeface"], help="detector of enrol and sort (default: charaid's default, facedet)"
+    )
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
     ap.add_argument("--train", action="store_true", help="run `charaid train` (defaults) between enrol and sort, as a user may")
-    ap.add_argument("--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)")
+    ap.add_argument(
+        "--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)"
+    )
     args = ap.parse_args()
     det = ["--detector", "union", "--cascade", str(datasets.cascade_xml())] if args.union else []
     if args.detector:
@@ -93,18 +99,41 @@ def main() -> None:
             for row in rows[:-1]:
                 f.write(json.dumps({**row, "truth": truth[Path(row["path"]).name]}) + "\n")
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
-    mode = ", ".join(filter(None, ["union detector" if args.union else "", f"detector {args.detector}" if args.detector else "", "after charaid train" if args.train else "", "faces only" if args.faces_only else "faces, then whole pictures"]))
+    mode = ", ".join(
+        filter(
+            None,
+            [
+                "union detector" if args.union else "",
+                f"detector {args.detector}" if args.detector else "",
+                "after charaid train" if args.train else "",
+                "faces only" if args.faces_only else "faces, then whole pictures",
+            ],
+        )
+    )
     print(f"# charaid sort on web4 + photos ({mode}); {machine()}; {time.strftime('%Y-%m-%d')}\n")
-    print(f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); "
-          f"{'' if train_s is None else f'charaid train {train_s:.0f} s; '}sorted {summary['images']} pictures "
-          f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n")
-    print(table(["pictures", "count", "in the right folder", "share"],
-                [["web4 (not enrolled)", n_web, right["web4", True], right["web4", True] / max(1, n_web)],
-                 ["photos", n_photo, right["photo", True], right["photo", True] / max(1, n_photo)]]))
-    print("\nWhere the others went: " + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder"))
+    print(
+        f"Enrolled {args.enrol} pictures per character ({enrol_s:.0f} s); "
+        f"{'' if train_s is None else f'charaid train {train_s:.0f} s; '}sorted {summary['images']} pictures "
+        f"in {summary['seconds']} s ({summary['images_per_second']} images/s; {wall:.0f} s wall with start-up).\n"
+    )
+    print(
+        table(
+            ["pictures", "count", "in the right folder", "share"],
+            [
+                ["web4 (not enrolled)", n_web, right["web4", True], right["web4", True] / max(1, n_web)],
+                ["photos", n_photo, right["photo", True], right["photo", True] / max(1, n_photo)],
+            ],
+        )
+    )
+    print(
+        "\nWhere the others went: "
+        + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder")
+    )
     print("Folders: " + json.dumps(summary["folders"]))
-    print(f"Placed by the whole picture (no face named): web4 {by['web4', True] + by['web4', False]} "
-          f"({by['web4', True]} right), photos {by['photo', True] + by['photo', False]}.")
+    print(
+        f"Placed by the whole picture (no face named): web4 {by['web4', True] + by['web4', False]} "
+        f"({by['web4', True]} right), photos {by['photo', True] + by['photo', False]}."
+    )
 
 
 if __name__ == "__main__":

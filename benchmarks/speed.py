@@ -27,12 +27,12 @@ import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
-from charaid.detect import AnimeFaceDetector, crop_face  # noqa: E402
-from charaid.embed import default_embedder  # noqa: E402
-from charaid.enroll import enroll_items  # noqa: E402
-from charaid.gallery import Gallery  # noqa: E402
-from charaid.images import load_image  # noqa: E402
-from charaid.recognize import Recognizer  # noqa: E402
+from charaid.jobs.enroll import enroll_items  # noqa: E402
+from charaid.models.detectors import AnimeFaceDetector, crop_face  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.images import load_image  # noqa: E402
+from charaid.recognition.recognize import Recognizer  # noqa: E402
+from charaid.storage.gallery import Gallery  # noqa: E402
 
 
 def seed_pipeline(paths: list[Path]) -> tuple[float, int]:
@@ -92,7 +92,16 @@ def main() -> None:
         for _, p in items:
             (folder / p.name).symlink_to(p)
         t = time.perf_counter()
-        cmd = [sys.executable, "-m", "charaid.cli", "enroll", str(folder.parent), "-q", "--gallery", str(tmp / f"cli-{detect}.sqlite")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "charaid.cli",
+            "enroll",
+            str(folder.parent),
+            "-q",
+            "--gallery",
+            str(tmp / f"cli-{detect}.sqlite"),
+        ]
         subprocess.run(cmd + ([] if detect else ["--no-detect"]), check=True, capture_output=True)
         rows.append([name, s.added, f"{lib:.2f}", f"{time.perf_counter() - t:.2f}"])
     print("## enrol a 30-image character\n")

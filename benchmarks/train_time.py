@@ -54,8 +54,12 @@ def main() -> None:
         top1 = sum(Path(x["path"]).parent.name == x["faces"][0]["top"][0]["character"] for x in rows) / len(rows)
         named = sum(Path(x["path"]).parent.name == x["faces"][0]["character"] for x in rows) / len(rows)
     print(f"# charaid train time; {machine()}; {time.strftime('%Y-%m-%d')}\n")
-    print(table(["gallery", "charaid train (wall, defaults)", "moe test top-1 after", "moe test named right (threshold applied)"],
-                [[f"{len(per)} characters x {args.per_character} faces", f"{secs:.0f} s ({secs / 60:.1f} min)", top1, named]]))
+    print(
+        table(
+            ["gallery", "charaid train (wall, defaults)", "moe test top-1 after", "moe test named right (threshold applied)"],
+            [[f"{len(per)} characters x {args.per_character} faces", f"{secs:.0f} s ({secs / 60:.1f} min)", top1, named]],
+        )
+    )
     print("\ncharaid train said: " + " / ".join(tail))
 
 

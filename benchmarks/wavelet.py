@@ -15,8 +15,10 @@ from PIL import Image
 
 SIDE, KEEP = 128, 40
 # Jacobs et al. 1995, table for scanned queries: weights by bin (band), Y, I, Q.
-WEIGHTS = np.array([[5.00, 19.21, 34.37], [0.83, 1.26, 0.36], [1.01, 0.44, 0.45], [0.52, 0.53, 0.14],
-                    [0.47, 0.28, 0.18], [0.30, 0.14, 0.27]], np.float32)
+WEIGHTS = np.array(
+    [[5.00, 19.21, 34.37], [0.83, 1.26, 0.36], [1.01, 0.44, 0.45], [0.52, 0.53, 0.14], [0.47, 0.28, 0.18], [0.30, 0.14, 0.27]],
+    np.float32,
+)
 
 
 def _haar_1d(a: np.ndarray) -> np.ndarray:

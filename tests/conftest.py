@@ -33,7 +33,7 @@ def shared_train() -> Path:
 @pytest.fixture(scope="session")
 def synth_train(tmp_path_factory) -> Path:
     """DIR/<character>/<images> of three drawn characters, six portraits each."""
-    from charaid.synth import CAST, write_training_set
+    from charaid.jobs.synth import CAST, write_training_set
 
     return write_training_set(tmp_path_factory.mktemp("synth") / "train", CAST[:3], per_character=6)
 
@@ -41,7 +41,7 @@ def synth_train(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synth_scene(tmp_path_factory) -> Path:
     """A group picture: akane, midori (never enrolled), sora, left to right."""
-    from charaid.synth import CAST, group_picture
+    from charaid.jobs.synth import CAST, group_picture
 
     p = tmp_path_factory.mktemp("scene") / "scene.png"
     d = {c.name: c for c in CAST}
@@ -51,8 +51,8 @@ def synth_scene(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def _enrolled(tmp_path_factory, synth_train) -> Path:
-    from charaid.enroll import enroll_items, labelled_images
-    from charaid.gallery import Gallery
+    from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.storage.gallery import Gallery
 
     p = tmp_path_factory.mktemp("gal") / "gallery.sqlite"
     with Gallery(p) as g:

@@ -2,7 +2,7 @@
 
 import time
 
-from charaid.detect import Box, Detector, Face
+from charaid.models.detectors import Box, Detector, Face
 
 
 class HangingDetector(Detector):

@@ -25,21 +25,34 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from charaid.synth import CAST, portrait
+from charaid.jobs.synth import CAST, portrait
 
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
 #: Modes and the formats that can hold them.
 MODES = {
-    "1": ["PNG", "BMP", "TIFF", "GIF"], "L": ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP"], "P": ["PNG", "GIF", "BMP", "TIFF"],
-    "RGB": ["PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"], "RGBA": ["PNG", "TIFF", "WEBP", "GIF"], "LA": ["PNG", "TIFF"],
-    "PA": ["PNG"], "I": ["PNG", "TIFF"], "I;16": ["PNG", "TIFF"], "I;16B": ["TIFF"], "F": ["TIFF"], "CMYK": ["JPEG", "TIFF"],
-    "YCbCr": ["JPEG", "TIFF"], "LAB": ["TIFF"], "RGBX": ["TIFF"],
+    "1": ["PNG", "BMP", "TIFF", "GIF"],
+    "L": ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP"],
+    "P": ["PNG", "GIF", "BMP", "TIFF"],
+    "RGB": ["PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"],
+    "RGBA": ["PNG", "TIFF", "WEBP", "GIF"],
+    "LA": ["PNG", "TIFF"],
+    "PA": ["PNG"],
+    "I": ["PNG", "TIFF"],
+    "I;16": ["PNG", "TIFF"],
+    "I;16B": ["TIFF"],
+    "F": ["TIFF"],
+    "CMYK": ["JPEG", "TIFF"],
+    "YCbCr": ["JPEG", "TIFF"],
+    "LAB": ["TIFF"],
+    "RGBX": ["TIFF"],
 }
 
 
 #: Runs a command and writes the peak resident memory of it and its workers (kB) to a file.
-_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[2:]); "
-            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)")
+_MEASURE = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)"
+)
 
 
 def run_measured(tmp: Path, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
@@ -85,8 +98,18 @@ def _encoded(im: Image.Image, fmt: str, **kw) -> bytes:
 
 def _name(rng: random.Random, i: int, suffix: str) -> bytes:
     """A file name, now and then one a careless tool breaks on."""
-    odd = [b"new\nline-%d", "\u30ad\u30e3\u30e9-%d".encode(), b"\x83L\x83\x83\x83\x89-%d", b"-rf-%d", b" spaced out %d ",
-           "\U0001f600-%d".encode(), b"tab\there-%d", "\u202eevil-%d".encode(), b"%%s%%n-%d", b"back\\slash-%d"]
+    odd = [
+        b"new\nline-%d",
+        "\u30ad\u30e3\u30e9-%d".encode(),
+        b"\x83L\x83\x83\x83\x89-%d",
+        b"-rf-%d",
+        b" spaced out %d ",
+        "\U0001f600-%d".encode(),
+        b"tab\there-%d",
+        "\u202eevil-%d".encode(),
+        b"%%s%%n-%d",
+        b"back\\slash-%d",
+    ]
     base = odd[i % len(odd)] % i if rng.random() < 0.35 else b"f%05d" % i
     return base + suffix.encode()
 
@@ -152,7 +175,9 @@ def make_hostile(root: str | Path, n: int = 300, seed: int = 0, good_share: floa
         put(_encoded(Image.new("I;16", (8944, 8944), 1000), "PNG", optimize=False), ".png", "16-bit bomb", "maybe", sub=b"bombs")
         put(_encoded(Image.new("RGBA", (8944, 8944), (1, 2, 3, 4)), "PNG"), ".png", "RGBA bomb", "bad", sub=b"bombs")
         put(_encoded(Image.new("L", (12000, 12000), 0), "PNG"), ".png", "pixel bomb", "bad", sub=b"bombs")
-        put(_encoded(Image.new("RGB", (7000, 7000), (90, 90, 200)), "JPEG", quality=50), ".jpg", "big JPEG", "maybe", sub=b"bombs")
+        put(
+            _encoded(Image.new("RGB", (7000, 7000), (90, 90, 200)), "JPEG", quality=50), ".jpg", "big JPEG", "maybe", sub=b"bombs"
+        )
         tiny = bytearray(_encoded(Image.new("P", (4, 4)), "GIF"))
         tiny[6:10] = (65000).to_bytes(2, "little") * 2  # a logical screen of 65000 x 65000
         put(bytes(tiny), ".gif", "GIF screen bomb", "maybe", sub=b"bombs")
@@ -175,7 +200,12 @@ def make_hostile(root: str | Path, n: int = 300, seed: int = 0, good_share: floa
         for fmt in ("JPEG", "PNG", "WEBP"):
             put(_encoded(base[o % 6], fmt, exif=ex.tobytes()), FORMATS[fmt], f"EXIF orientation {o} {fmt}", "maybe")
     for fmt, kw in (("GIF", {}), ("WEBP", {}), ("PNG", {})):
-        put(_encoded(base[0], fmt, save_all=True, append_images=base[1:3], duration=100, **kw), FORMATS[fmt], f"animated {fmt}", "maybe")
+        put(
+            _encoded(base[0], fmt, save_all=True, append_images=base[1:3], duration=100, **kw),
+            FORMATS[fmt],
+            f"animated {fmt}",
+            "maybe",
+        )
 
     # Fill up: broken files of every kind, each seeded.
     fillers = ["empty", "random", "truncated", "header-only", "bitflip", "text"]
@@ -191,9 +221,9 @@ def make_hostile(root: str | Path, n: int = 300, seed: int = 0, good_share: floa
         elif kind == "text":
             put(b"<html><body>not an image</body></html>\n" * rng.randint(1, 50), suffix, "text", "bad")
         elif kind == "header-only":
-            put(good[:rng.randint(8, 40)], suffix, f"{fmt} header only", "maybe")
+            put(good[: rng.randint(8, 40)], suffix, f"{fmt} header only", "maybe")
         elif kind == "truncated":
-            put(good[:max(1, int(len(good) * rng.uniform(0.05, 0.95)))], suffix, f"{fmt} truncated", "maybe")
+            put(good[: max(1, int(len(good) * rng.uniform(0.05, 0.95)))], suffix, f"{fmt} truncated", "maybe")
         else:
             b = bytearray(good)
             for _ in range(rng.choice([1, 3, 20, 200])):

@@ -14,14 +14,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 CHROMIUM = Path(os.environ.get("CHARAID_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -47,7 +54,7 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode())
+                    raise RuntimeError(self.proc.stderr.read().decode()) from None
                 time.sleep(0.3)
         raise RuntimeError("charaid serve did not start")
 
@@ -69,8 +76,8 @@ def browser():
 
 
 def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
-    from charaid.enroll import enroll_items
-    from charaid.gallery import Gallery
+    from charaid.jobs.enroll import enroll_items
+    from charaid.storage.gallery import Gallery
 
     raw = shared / "tla" / "raw"
     chars = ["nishikino_maki", "sakurauchi_riko", "takimoto_hifumi"]

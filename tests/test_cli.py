@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 import shutil
 
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
-
-SUBCOMMANDS = ["demo", "enroll", "recognize", "detect", "evaluate", "gallery", "train", "train-detector", "train-embedder", "sort", "serve", "index", "search"]
+SUBCOMMANDS = [
+    "demo",
+    "enroll",
+    "recognize",
+    "detect",
+    "evaluate",
+    "gallery",
+    "train",
+    "train-detector",
+    "train-embedder",
+    "sort",
+    "serve",
+    "index",
+    "search",
+]
 
 
 def test_help_for_every_command():
@@ -43,7 +56,7 @@ def test_recognize_json_contract(gallery_path, synth_scene):
 
 def test_no_detect_gives_one_whole_image_face(gallery_path, synth_train, tmp_path):
     from charaid.config import Thresholds
-    from charaid.detect import crop_face, make_detector
+    from charaid.models.detectors import crop_face, make_detector
 
     im = Image.open(synth_train / "hikari" / "00.png").convert("RGB")
     src = tmp_path / "hikari_face.png"  # a face crop cut as the gallery's were (charaid's detector)
@@ -91,9 +104,7 @@ def test_enroll_twice_is_a_no_op_and_gallery_commands(synth_train, tmp_path):
     r = run_cli("enroll", str(synth_train), "-q", env={"CHARAID_GALLERY": str(g)})  # default from the environment
     assert r.returncode == 0 and "enrolled 0 faces" in r.stderr and "18 already there" in r.stderr
     r = run_cli("gallery", "list", "--json", "--gallery", str(g))
-    assert [json.loads(l) for l in r.stdout.splitlines()] == [
-        {"character": n, "samples": 6} for n in ["akane", "hikari", "sora"]
-    ]
+    assert [json.loads(l) for l in r.stdout.splitlines()] == [{"character": n, "samples": 6} for n in ["akane", "hikari", "sora"]]
     assert json.loads(run_cli("gallery", "threshold", "--gallery", str(g)).stdout)["source"] == "calibrated"
     assert run_cli("gallery", "rename", "sora", "sora_kasugano", "--gallery", str(g)).returncode == 0
     assert run_cli("gallery", "remove", "hikari", "--gallery", str(g)).returncode == 0

@@ -16,11 +16,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
-from charaid.synth import CAST, portrait
-from test_browser import Server
 from hostile_inputs import run_measured
+from PIL import Image
+from test_browser import Server
+
+from charaid.jobs.synth import CAST, portrait
 
 
 def _children(pid: int) -> list[int]:
@@ -51,8 +51,23 @@ def many_pictures(tmp_path_factory) -> Path:
 
 
 def test_workers_and_resource_tracker_die_5s_after_sigkill(gallery_path, many_pictures):
-    proc = subprocess.Popen([sys.executable, "-m", "charaid.cli", "recognize", "--json", "-q", "--workers", "2",
-                             "--gallery", str(gallery_path), str(many_pictures)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charaid.cli",
+            "recognize",
+            "--json",
+            "-q",
+            "--workers",
+            "2",
+            "--gallery",
+            str(gallery_path),
+            str(many_pictures),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     proc.stdout.readline()  # the first answer: the workers are up and busy
     kids = _children(proc.pid)
     assert len(kids) >= 2, "recognize --workers 2 runs its pictures in worker processes"
@@ -81,10 +96,26 @@ def test_two_sorts_into_one_new_destination(gallery_path, many_pictures, tmp_pat
 
 def test_a_sort_killed_after_a_few_seconds_keeps_its_journalled_work(gallery_path, many_pictures, tmp_path):
     dst = tmp_path / "dst"
-    proc = subprocess.Popen([sys.executable, "-m", "charaid.cli", "sort", "--json", "-q", "--workers", "0", "--gallery", str(gallery_path),
-                             str(many_pictures), str(dst)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            # batches by count alone would never end before the kill; by time they do (every 0.3 s here)
-                            env={**os.environ, "CHARAID_BATCH_SIZE": "1000", "CHARAID_JOURNAL_EVERY_S": "0.3"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charaid.cli",
+            "sort",
+            "--json",
+            "-q",
+            "--workers",
+            "0",
+            "--gallery",
+            str(gallery_path),
+            str(many_pictures),
+            str(dst),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        # batches by count alone would never end before the kill; by time they do (every 0.3 s here)
+        env={**os.environ, "CHARAID_BATCH_SIZE": "1000", "CHARAID_JOURNAL_EVERY_S": "0.3"},
+    )
     first = proc.stdout.readline()
     assert first, "a decision came out before the 60 pictures were all prepared"
     deadline = time.time() + 60  # the decision is printed just before its file is placed
@@ -94,8 +125,12 @@ def test_a_sort_killed_after_a_few_seconds_keeps_its_journalled_work(gallery_pat
     proc.wait()
     done = [p for p in dst.rglob("*.png")]
     assert 0 < len(done) < 60, f"{len(done)} pictures placed before the kill"
-    again = subprocess.run([sys.executable, "-m", "charaid.cli", "sort", "--resume", "-q", "--gallery", str(gallery_path), str(dst)],
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "charaid.cli", "sort", "--resume", "-q", "--gallery", str(gallery_path), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in dst.rglob("*.png")) == sorted(p.name for p in many_pictures.glob("*.png"))
 
@@ -129,10 +164,17 @@ def test_eight_bombs_at_once_keep_the_server_under_2_gb(gallery_path):
 
         def post() -> None:
             b = uuid.uuid4().hex
-            body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bomb.png\"\r\n"
-                    "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
-            req = urllib.request.Request(server.url + "/api/recognize", data=body,
-                                         headers={"Content-Type": f"multipart/form-data; boundary={b}"})
+            body = (
+                (
+                    f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="bomb.png"\r\n'
+                    "Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + data
+                + f"\r\n--{b}--\r\n".encode()
+            )
+            req = urllib.request.Request(
+                server.url + "/api/recognize", data=body, headers={"Content-Type": f"multipart/form-data; boundary={b}"}
+            )
             try:
                 with urllib.request.urlopen(req, timeout=300) as r:
                     codes.append(r.status)

@@ -1,4 +1,4 @@
-"""charaid.cues: the detector's hair/skin/eye colours as a block of the default features."""
+"""charaid.models.colours: the detector's hair/skin/eye colours as a block of the default features."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import pickle
 import numpy as np
 from PIL import Image
 
-from charaid import cues
 from charaid.config import Thresholds
-from charaid.detect import AnimeFaceDetector
-from charaid.embed import default_embedder, imagenet_embedder
-from charaid.images import load_image
-from charaid.models import builtin_embedders
-from charaid.prepare import DetectorSpec, prepare_image
-from charaid.synth import CAST, portrait
+from charaid.jobs.synth import CAST, portrait
+from charaid.models import colours as cues
+from charaid.models.detectors import AnimeFaceDetector
+from charaid.models.embedders import CueColourEmbedder, default_embedder, imagenet_embedder, uses_colours
+from charaid.pipeline.images import load_image
+from charaid.pipeline.prepare import DetectorSpec, prepare_image
+from charaid.recognition.spaces import builtin_embedders
 
 DESIGN = {d.name: d for d in CAST}
 
@@ -46,8 +46,13 @@ def test_no_detect_crops_are_searched_in_the_worker():
     prep = prepare_image("akane.png", False, DetectorSpec(), with_hash=False, image=portrait(DESIGN["akane"], seed=1))
     v = prep.crops[0].info[cues.INFO_KEY]
     assert v is not None and v[7] > 15, f"dark red eyes have a positive a*, got {v and v[6:]}"
-    off = prepare_image("akane.png", False, DetectorSpec(thresholds=Thresholds(cue_colour_weight=0)), with_hash=False,
-                        image=portrait(DESIGN["akane"], seed=1))
+    off = prepare_image(
+        "akane.png",
+        False,
+        DetectorSpec(thresholds=Thresholds(cue_colour_weight=0)),
+        with_hash=False,
+        image=portrait(DESIGN["akane"], seed=1),
+    )
     assert cues.INFO_KEY not in off.crops[0].info  # not needed, not paid for
 
 
@@ -60,7 +65,7 @@ def test_colours_are_repeatable():
 
 
 def test_block_is_unit_length_with_a_face_and_zero_without():
-    X = cues.CueColourEmbedder().embed_batch([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
+    X = CueColourEmbedder().embed_batch([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
     assert abs(np.linalg.norm(X[0]) - 1) < 1e-5
     assert not X[1].any()
 
@@ -68,7 +73,7 @@ def test_block_is_unit_length_with_a_face_and_zero_without():
 def test_block_puts_real_faces_of_one_character_together(shared):
     """moeimouto10 test faces, 6 of each character: the colours alone are closer within a
     character than between characters (on average)."""
-    e = cues.CueColourEmbedder()
+    e = CueColourEmbedder()
     X, y = [], []
     for folder in sorted((shared / "moeimouto10" / "test").iterdir()):
         crops = [prepare_image(p, False, DetectorSpec(), with_hash=False).crops[0] for p in sorted(folder.iterdir())[:6]]
@@ -105,12 +110,12 @@ def test_real_faces_get_colours_from_detection(shared):
 
 
 def test_spaces_without_the_colours_do_not_search_crops_for_them(tmp_path):
-    from charaid.gallery import Gallery
-    from charaid.models import tuned_embedder
-    from charaid.recognize import Recognizer
+    from charaid.recognition.recognize import Recognizer
+    from charaid.recognition.spaces import tuned_embedder
+    from charaid.storage.gallery import Gallery
 
-    assert cues.uses_colours(default_embedder()) and not cues.uses_colours(imagenet_embedder())
-    assert not cues.uses_colours(tuned_embedder(imagenet_embedder(), cue_weight=0.0))  # a model tuned before them
+    assert uses_colours(default_embedder()) and not uses_colours(imagenet_embedder())
+    assert not uses_colours(tuned_embedder(imagenet_embedder(), cue_weight=0.0))  # a model tuned before them
     spec = DetectorSpec()
     assert spec.for_embedder(default_embedder()) is spec
     assert spec.for_embedder(imagenet_embedder()).thresholds.cue_colour_weight == 0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from charaid.detect import AnimeFaceDetector, Box, Face, crop_face, make_detector, nms
-from charaid.images import load_image
-from charaid.synth import CAST, group_picture, portrait
+from charaid.jobs.synth import CAST, group_picture, portrait
+from charaid.models.detectors import AnimeFaceDetector, Box, Face, crop_face, make_detector, nms
+from charaid.pipeline.images import load_image
 
 
 def test_drawn_portrait_gives_one_face_with_landmarks_and_colours():
@@ -68,8 +68,9 @@ def test_a_close_up_missed_at_full_size_is_found_in_a_reduced_copy():
     expected = AnimeFaceDetector().detect(small)[0].box.scaled(1024 / 320)
     assert faces[0].box.iou(expected) > 0.4, (faces[0].box, expected)
     eyes = faces[0].landmarks["left_eye"], faces[0].landmarks["right_eye"]
-    assert all(expected.x <= x <= expected.x + expected.w and expected.y <= y <= expected.y + expected.h for x, y in eyes), \
+    assert all(expected.x <= x <= expected.x + expected.w and expected.y <= y <= expected.y + expected.h for x, y in eyes), (
         "landmarks are mapped back to the picture's own pixels"
+    )
 
 
 def test_retry_finds_faces_in_real_web_pictures(shared):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from charaid.embed import ColourHistogramEmbedder, ConcatEmbedder, EfficientNetLiteEmbedder, default_embedder
-from charaid.synth import CAST, portrait
+from charaid.jobs.synth import CAST, portrait
+from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, EfficientNetLiteEmbedder, default_embedder
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_concat_weights_blocks():
 
 
 def test_loading_weights_prints_nothing_on_stdout():
-    from charaid.embed import _open_efficientnet
+    from charaid.models.embedders import _open_efficientnet
 
     _open_efficientnet.cache_clear()
     out = io.StringIO()
@@ -87,7 +87,7 @@ def test_channels_last_layout_gives_the_plain_layouts_vectors(faces):
     of the usual NCHW layout (a layout bug would silently change every stored vector)."""
     import torch
 
-    from charaid.embed import _open_efficientnet, nhwc_to_tensor, pooled_features
+    from charaid.models.embedders import _open_efficientnet, nhwc_to_tensor, pooled_features
 
     arr = np.stack([np.asarray(f.convert("RGB").resize((224, 224)), np.float32) / 255.0 for f in faces[:4]])
     x = nhwc_to_tensor(arr)

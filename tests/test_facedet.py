@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charaid import facedet
-from charaid.detect import DEFAULT_DETECTOR, make_detector
-from charaid.images import load_image
-from charaid.synth import CAST, group_picture
+from charaid.jobs.synth import CAST, group_picture
+from charaid.models import facedet
+from charaid.models.detectors import DEFAULT_DETECTOR, make_detector
+from charaid.pipeline.images import load_image
 from charaid.training.augment import make_sample
 from charaid.training.detector import DetectorTrainConfig, load_frames, targets, train_detector
 
@@ -105,16 +105,17 @@ def test_batch_detection_equals_one_by_one(shared):
 
 # -- galleries record their detector -------------------------------------------------------------
 
+
 def _names(result) -> list:
     return [f.character for f in sorted(result.faces, key=lambda f: f.box.x)]
 
 
 def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_train, synth_scene):
-    from charaid.enroll import enroll_items, labelled_images
-    from charaid.gallery import Gallery
-    from charaid.images import load_image
-    from charaid.prepare import DetectorSpec
-    from charaid.recognize import Recognizer
+    from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.pipeline.images import load_image
+    from charaid.pipeline.prepare import DetectorSpec
+    from charaid.recognition.recognize import Recognizer
+    from charaid.storage.gallery import Gallery
 
     p = tmp_path / "old.sqlite"
     with Gallery(p) as g:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from charaid.errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
-from charaid.gallery import Gallery, NewSample
+from charaid.storage.gallery import Gallery, NewSample
 
 DIM = 8
 
@@ -80,7 +80,7 @@ def test_rename_merge_remove(g):
 
 def test_names_no_character_may_have(g):
     """Empty, padded, and sort's own folder names are refused by add, rename and the pictures."""
-    from charaid.picture import NewPicture, add_pictures
+    from charaid.recognition.picture import NewPicture, add_pictures
 
     g.add([sample("ann", "h1", 1)], "m", DIM)
     for bad, why in [("", "empty"), (" ann", "padded"), ("_unknown", "reserved for charaid sort"), ("_group", "reserved")]:
@@ -96,7 +96,7 @@ def test_names_no_character_may_have(g):
 
 def test_failed_batch_leaves_gallery_as_it_was(g, monkeypatch):
     g.add([sample("ann", "h0")], "m", DIM)
-    import charaid.gallery as gm
+    import charaid.storage.gallery as gm
 
     calls = {"n": 0}
     real = gm.encode_crop
@@ -149,7 +149,7 @@ def test_reembedding_and_activating_another_model(g):
 def test_killed_mid_enrol_loses_nothing(tmp_path):
     """SIGKILL during `charaid enroll`: committed batches stay whole, nothing is half-written,
     and running the command again finishes the job."""
-    from charaid.synth import CAST, write_training_set
+    from charaid.jobs.synth import CAST, write_training_set
 
     first = write_training_set(tmp_path / "first", CAST[:1], per_character=4)
     second = write_training_set(tmp_path / "second", CAST[1:3], per_character=14)
@@ -185,7 +185,8 @@ def test_killed_mid_enrol_loses_nothing(tmp_path):
 
 def test_schema_migrates_forward_keeping_data(tmp_path):
     """A gallery made by the first schema (no labelling tables) opens, upgrades, keeps its faces."""
-    from charaid.schema import GALLERY_MIGRATIONS as MIGRATIONS, SCHEMA_VERSION
+    from charaid.storage.schema import GALLERY_MIGRATIONS as MIGRATIONS
+    from charaid.storage.schema import SCHEMA_VERSION
 
     p = tmp_path / "old.sqlite"
     with sqlite3.connect(p) as db:  # exactly what version 1 created
@@ -194,8 +195,10 @@ def test_schema_migrates_forward_keeping_data(tmp_path):
     with Gallery(p) as g:
         g.add([sample("ann", "h1")], "m", DIM)
     with sqlite3.connect(p) as db:
-        db.executescript("DROP TABLE label_faces; DROP TABLE label_rejections; DROP TABLE label_actions; DROP TABLE pictures; "
-                         "PRAGMA user_version = 1;")
+        db.executescript(
+            "DROP TABLE label_faces; DROP TABLE label_rejections; DROP TABLE label_actions; DROP TABLE pictures; "
+            "PRAGMA user_version = 1;"
+        )
     with Gallery(p) as g:
         assert g.names() == ["ann"] and len(g) == 1
         assert g.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -204,14 +207,14 @@ def test_schema_migrates_forward_keeping_data(tmp_path):
 
 
 def test_transaction_is_all_or_nothing(tmp_path):
-    from charaid.schema import transaction
+    from charaid.storage.schema import transaction
 
     db = sqlite3.connect(str(tmp_path / "t.sqlite"), isolation_level=None)
     db.execute("CREATE TABLE t (x INTEGER)")
     with pytest.raises(ZeroDivisionError):
         with transaction(db):
             db.execute("INSERT INTO t VALUES (1)")
-            1 / 0
+            1 / 0  # noqa: B018 (the error is the point)
     assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # rolled back
     with transaction(db):
         db.execute("INSERT INTO t VALUES (2)")

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from charaid.names import shown
-from charaid.synth import CAST, portrait
 from hostile_inputs import Entry, make_hostile, run_measured
+
+from charaid.jobs.synth import CAST, portrait
+from charaid.names import shown
 
 PEAK_LIMIT_MB = 1024
 
@@ -31,7 +31,9 @@ def check_streams(p: subprocess.CompletedProcess, peak_mb: float) -> tuple[list[
     assert peak_mb <= PEAK_LIMIT_MB, f"peak memory {peak_mb:.0f} MB"
     records = [json.loads(line.decode("utf-8")) for line in p.stdout.splitlines()]
     lines = err.splitlines()
-    print(f"{p.args[p.args.index('charaid.cli') + 1]}: exit {p.returncode}, {len(records)} JSON lines, {len(lines)} stderr lines, peak {peak_mb:.0f} MB")
+    print(
+        f"{p.args[p.args.index('charaid.cli') + 1]}: exit {p.returncode}, {len(records)} JSON lines, {len(lines)} stderr lines, peak {peak_mb:.0f} MB"
+    )
     return records, lines
 
 
@@ -59,7 +61,7 @@ def hostile(tmp_path_factory):
 
 def tree_digest(root: Path) -> dict[str, str]:
     out = {}
-    for dirpath, dirs, files in os.walk(root):
+    for dirpath, _dirs, files in os.walk(root):
         for f in files:
             p = Path(dirpath) / f
             out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else "special"
@@ -80,8 +82,21 @@ def test_recognize_json_over_300_hostile_entries(hostile, gallery_path, tmp_path
 
     # The good pictures answer exactly as they do alone.
     good = hostile.of("good")
-    alone = subprocess.run([sys.executable, "-m", "charaid.cli", "recognize", "--json", "-q", "--gallery", str(gallery_path),
-                            *[str(e.path) for e in good]], capture_output=True, timeout=600)
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "charaid.cli",
+            "recognize",
+            "--json",
+            "-q",
+            "--gallery",
+            str(gallery_path),
+            *[str(e.path) for e in good],
+        ],
+        capture_output=True,
+        timeout=600,
+    )
     for line in alone.stdout.splitlines():
         r = json.loads(line)
         assert by_path[r["path"]]["faces"] == r["faces"], r["path"]
@@ -112,7 +127,11 @@ def test_enroll_hostile_character_folders(gallery_path, tmp_path):
             assert n == 1, f"{e.kind} {e.path!r}: {n} stderr lines"
         assert n <= 1, f"{e.kind} {e.path!r}: {n} stderr lines"
     with sqlite3.connect(gallery_path) as db:
-        names = dict(db.execute("SELECT c.name, count(s.id) FROM characters c LEFT JOIN samples s ON s.character_id = c.id GROUP BY c.name"))
+        names = dict(
+            db.execute(
+                "SELECT c.name, count(s.id) FROM characters c LEFT JOIN samples s ON s.character_id = c.id GROUP BY c.name"
+            )
+        )
     assert names.get(shown(os.fsdecode(sjis).rsplit("/", 1)[1])) == 3, names
     assert {"akane", "sora", "hikari"} <= set(names)
 
@@ -145,13 +164,23 @@ def test_index_hostile_entries_and_search_them(hostile, tmp_path):
     files = [e for e in hostile.entries if e.expect != "silent"]
     assert set(by_path) == {str(e.path) for e in files}
     check_error_lines(lines, files, {k for k, r in by_path.items() if r["error"]})
-    again = subprocess.run([sys.executable, "-m", "charaid.cli", "index", "--json", "-q", "--store", str(store), str(hostile.root)],
-                           capture_output=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "charaid.cli", "index", "--json", "-q", "--store", str(store), str(hostile.root)],
+        capture_output=True,
+        timeout=600,
+    )
     redone = {json.loads(line)["path"] for line in again.stdout.splitlines()}
     unstattable = {str(e.path) for e in files if not e.path.exists()}  # a dangling link, a loop: tried again, they may appear
     assert again.returncode in (0, 2) and redone <= unstattable, f"indexed again: {sorted(redone - unstattable)[:5]}"
-    odd = next(e for e in hostile.of("good") if not os.fsencode(e.path).decode("utf-8", "ignore") == os.fsencode(e.path).decode("utf-8", "replace"))
-    hit = subprocess.run([sys.executable, "-m", "charaid.cli", "search", "--json", "--store", str(store), str(odd.path)],
-                         capture_output=True, timeout=600)
+    odd = next(
+        e
+        for e in hostile.of("good")
+        if not os.fsencode(e.path).decode("utf-8", "ignore") == os.fsencode(e.path).decode("utf-8", "replace")
+    )
+    hit = subprocess.run(
+        [sys.executable, "-m", "charaid.cli", "search", "--json", "--store", str(store), str(odd.path)],
+        capture_output=True,
+        timeout=600,
+    )
     found = json.loads(hit.stdout.decode("utf-8").splitlines()[0])
     assert found["faces"][0]["hits"][0]["path"] == str(odd.path), "a name that is not UTF-8 comes back exactly"

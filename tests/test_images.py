@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from charaid.errors import ImageError
-from charaid.images import iter_image_paths, load_image, load_image_bytes
+from charaid.pipeline.images import iter_image_paths, load_image, load_image_bytes
 
 
 def _jpeg(tmp: Path, name="ok.jpg", size=(64, 48), colour=(200, 30, 30)) -> Path:
@@ -23,6 +23,7 @@ def _jpeg(tmp: Path, name="ok.jpg", size=(64, 48), colour=(200, 30, 30)) -> Path
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` pixels in a few dozen bytes: a decompression bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -168,7 +169,7 @@ def test_special_files_with_an_image_name_are_refused_before_reading(tmp_path):
     """A FIFO would block for ever and a link to /dev/zero never ends: refused at stat time."""
     import os
 
-    from charaid.images import sha256_file
+    from charaid.pipeline.images import sha256_file
 
     fifo = tmp_path / "x.jpg"
     os.mkfifo(fifo)

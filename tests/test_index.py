@@ -8,28 +8,32 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from charaid.config import default_settings
-from charaid.gallery import Gallery
-from charaid.index import BACKENDS, OUTGROWN, SyncedIndex, VectorIndex, ivf_cells
-from charaid.match import IndexedMatcher, Matcher
-from charaid.recognize import Recognizer
-from conftest import run_cli
+from charaid.pipeline.match import IndexedMatcher, Matcher
+from charaid.recognition.recognize import Recognizer
+from charaid.storage.gallery import Gallery
+from charaid.storage.index import BACKENDS, OUTGROWN, SyncedIndex, VectorIndex, ivf_cells
 
 
 def clustered(n, dim=64, centres=40, seed=0, spread=0.35):
     rng = np.random.default_rng(seed)
     C = rng.standard_normal((centres, dim)).astype(np.float32)
     who = rng.integers(centres, size=n)
-    X = C[who] / np.linalg.norm(C[who], axis=1, keepdims=True) + spread / np.sqrt(dim) * rng.standard_normal((n, dim)).astype(np.float32)
+    X = C[who] / np.linalg.norm(C[who], axis=1, keepdims=True) + spread / np.sqrt(dim) * rng.standard_normal((n, dim)).astype(
+        np.float32
+    )
     return who, (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
     if backend == "hnswlib":
-        pytest.importorskip("hnswlib", reason="hnswlib is only in the bench extra (it builds from source): pip install -e '.[bench]'")
+        pytest.importorskip(
+            "hnswlib", reason="hnswlib is only in the bench extra (it builds from source): pip install -e '.[bench]'"
+        )
     _, X = clustered(2000)
     ids = np.arange(1000, 3000)
     ix = VectorIndex(64, backend, capacity=100)  # grows past its first capacity
@@ -72,6 +76,7 @@ def test_synced_index_updates_incrementally_and_rebuilds_when_torn(tmp_path):
     s = SyncedIndex(tmp_path / "ix", "model-a", exact_limit=0)  # the large-set backend from the first vector
     ix = s.sync(np.arange(1000), fetch, 64)
     assert ix.backend == "ivf" and len(ix) == 1000
+
     def rebuilt(n):  # every vector once, plus a sample to learn the cells
         return n + min(n, 40 * ivf_cells(n))
 
@@ -129,7 +134,7 @@ def test_indexed_matcher_agrees_with_exact_knn():
 
 
 def test_recognizer_switches_to_the_index_for_big_galleries(gallery_path, synth_scene):
-    from charaid.images import load_image
+    from charaid.pipeline.images import load_image
 
     im = load_image(synth_scene)
     with Gallery(gallery_path) as g:
@@ -179,7 +184,16 @@ def test_index_and_search_real_images_resume_and_bad_files(shared, tmp_path):
     out = json.loads(s.stdout)
     assert out["faces"] and out["faces"][0]["hits"][0]["path"] == str(src)
     assert len(out["faces"][0]["hits"]) == 3
-    big = run_cli("search", str(tmp_path / "query.jpg"), "--store", str(store), "--k", "3", "--json", env={"CHARAID_EXACT_SEARCH_LIMIT": "1"})
+    big = run_cli(
+        "search",
+        str(tmp_path / "query.jpg"),
+        "--store",
+        str(store),
+        "--k",
+        "3",
+        "--json",
+        env={"CHARAID_EXACT_SEARCH_LIMIT": "1"},
+    )
     assert json.loads(big.stdout)["faces"][0]["hits"][0]["path"] == str(src), "the same answer through the inverted-list index"
     assert json.loads((tmp_path / "faces.sqlite.index" / "meta.json").read_text())["backend"] == "ivf"
     bad = run_cli("search", str(d / "broken.jpg"), "--store", str(store), "--json")
@@ -194,8 +208,8 @@ def test_ray_engine_gives_the_single_process_results(shared, tmp_path):
     r2 = run_cli("index", str(d), "--store", str(b), "--json", "-q", "--engine", "ray", "--workers", "2")
     assert r1.returncode == 0 and r2.returncode == 0, r2.stderr[-2000:]
     assert sorted(r1.stdout.splitlines()) == sorted(r2.stdout.splitlines())
-    from charaid.embed import imagenet_embedder
-    from charaid.store import FaceStore
+    from charaid.models.embedders import imagenet_embedder
+    from charaid.storage.store import FaceStore
 
     emb = imagenet_embedder()
     with FaceStore(a, emb.model_id, emb.dim) as sa, FaceStore(b, emb.model_id, emb.dim) as sb:

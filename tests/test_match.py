@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charaid.config import Thresholds
-from charaid.match import METHODS, Matcher, auroc, best_threshold, calibrate
+from charaid.pipeline.match import METHODS, Matcher, auroc, best_threshold, calibrate
 
 
 def clusters(n_classes=4, per=12, dim=32, spread=0.25, seed=0, offset=0):

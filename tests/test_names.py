@@ -43,9 +43,20 @@ def test_good_names(name):
     assert character_name(name) == name.strip()
 
 
-@pytest.mark.parametrize("name, why", [("", "empty"), ("   ", "empty"), ("x" * (MAX_NAME_CHARS + 1), "at most"),
-                                       ("x" * 100_000, "at most"), ("a\x00b", "control"), ("two\nlines", "control"),
-                                       ("bell\x07", "control"), (SJIS, "UTF-8"), (None, "text")])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * (MAX_NAME_CHARS + 1), "at most"),
+        ("x" * 100_000, "at most"),
+        ("a\x00b", "control"),
+        ("two\nlines", "control"),
+        ("bell\x07", "control"),
+        (SJIS, "UTF-8"),
+        (None, "text"),
+    ],
+)
 def test_bad_names_say_why_in_one_short_line(name, why):
     with pytest.raises(ValueError, match=why) as e:
         character_name(name)

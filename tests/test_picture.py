@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from conftest import run_cli
 from PIL import Image
 
-from charaid.gallery import Gallery, NewSample
-from charaid.picture import NewPicture, add_pictures, has_picture, picture_crop, picture_vectors
-from charaid.prepare import PreparedImage
-from charaid.recognize import FaceResult, ImageResult, PictureResult, Recognizer
-from charaid.sort import NO_FACE, UNKNOWN, decide
-from charaid.detect import Box
-from charaid.match import Candidate
-from conftest import run_cli
+from charaid.jobs.sort import NO_FACE, UNKNOWN, decide
+from charaid.models.detectors import Box
+from charaid.pipeline.match import Candidate
+from charaid.pipeline.prepare import PreparedImage, picture_crop
+from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_vectors
+from charaid.recognition.recognize import FaceResult, ImageResult, PictureResult, Recognizer
+from charaid.storage.gallery import Gallery, NewSample
 
 
 def test_picture_crop_is_the_centre_square():
@@ -26,7 +26,7 @@ def test_picture_crop_is_the_centre_square():
 
 
 def test_the_whole_picture_is_prepared_only_when_asked_for(synth_scene):
-    from charaid.prepare import prepare_image
+    from charaid.pipeline.prepare import prepare_image
 
     assert prepare_image(synth_scene, with_hash=False).picture is None, "recognising faces alone skips it"
     pic = prepare_image(synth_scene, with_hash=False, with_picture=True).picture
@@ -43,7 +43,15 @@ def test_pictures_follow_their_characters(tmp_path):
     with Gallery(tmp_path / "g.sqlite") as g:
         g.add([NewSample("ann", "f1", _vec(1), crop=Image.new("RGB", (32, 32)))], "m", 8)
         rev = g.revision
-        assert add_pictures(g, [NewPicture("ann", "f1", _vec(2)), NewPicture("bob", "p2", _vec(3)), NewPicture("cid", "p3", _vec(4))], "base", 8) == 3
+        assert (
+            add_pictures(
+                g,
+                [NewPicture("ann", "f1", _vec(2)), NewPicture("bob", "p2", _vec(3)), NewPicture("cid", "p3", _vec(4))],
+                "base",
+                8,
+            )
+            == 3
+        )
         assert g.revision > rev, "new pictures make cached matchers stale"
         assert add_pictures(g, [NewPicture("ann", "f1", _vec(2))], "base", 8) == 0, "a picture is stored once"
         assert has_picture(g, "p2") and not has_picture(g, "nope")
@@ -84,11 +92,12 @@ def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_pa
         assert rec.pictures.calibration is not None and 0 < rec.pictures.calibration.threshold < 1
         grey = Image.new("RGB", (300, 200), (128, 128, 128))
         odd = rec.recognize_prepared([PreparedImage("grey.png", size=grey.size, picture=picture_crop(grey))], pictures=True)[0]
-        assert odd.picture is not None and odd.picture.character is None and odd.picture.top, \
+        assert odd.picture is not None and odd.picture.character is None and odd.picture.top, (
             "a picture unlike every enrolled one is not named, whatever the classifier's probability"
+        )
         assert 0 < rec.pictures.floor < 1
     with Gallery(gallery_path) as g:  # a huge gallery compares with mean pictures, and still names them
-        from charaid.picture import PictureMatcher
+        from charaid.recognition.picture import PictureMatcher
 
         big = PictureMatcher(g, rec.pictures.embedder, large=1)
         src = sorted((synth_train / "sora").iterdir())[0]

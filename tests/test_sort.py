@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from charaid.detect import Box
-from charaid.match import Candidate
-from charaid.recognize import FaceResult, ImageResult
-from charaid.sort import decide, folder_name, free_name
 from conftest import run_cli
+
+from charaid.jobs.sort import decide, folder_name, free_name
+from charaid.models.detectors import Box
+from charaid.pipeline.match import Candidate
+from charaid.recognition.recognize import FaceResult, ImageResult
 
 
 def face(name, score):
@@ -65,7 +65,7 @@ def synth_src(tmp_path, synth_scene):
     """Drawn pictures: portraits of two enrolled characters, one unknown, a group, a blank, a bad file."""
     from PIL import Image
 
-    from charaid.synth import CAST, portrait
+    from charaid.jobs.synth import CAST, portrait
 
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
@@ -88,9 +88,14 @@ def test_sort_copy_layout_incremental_and_undo(gallery_path, synth_src, tmp_path
     summary = lines[-1]["summary"]
     got = {Path(p).relative_to(dst).as_posix() for p in map(str, dst.rglob("*.png"))}
     assert got == {
-        "akane/akane_0.png", "akane/akane_1.png", "sora/sora_0.png", "sora/sora_1.png",
-        "akane/group.png", "sora/group.png",  # copy-each: a group picture goes to every named character
-        "_unknown/midori.png", "_no_face/blank.png",
+        "akane/akane_0.png",
+        "akane/akane_1.png",
+        "sora/sora_0.png",
+        "sora/sora_1.png",
+        "akane/group.png",
+        "sora/group.png",  # copy-each: a group picture goes to every named character
+        "_unknown/midori.png",
+        "_no_face/blank.png",
     }
     assert summary["errors"] == 1 and summary["copied"] == 8 and tree_hashes(synth_src) == before
     broken = [l for l in lines[:-1] if l.get("path", "").endswith("broken.jpg")][0]
@@ -170,8 +175,8 @@ def test_sort_move_survives_sigkill(shared, tmp_path):
     """SIGKILL `sort --move` at random moments, at least 20 times, resuming each time: every
     file ends up exactly once, in SRC or DST, with its original bytes, and --undo restores SRC
     exactly. SRC is on another file system when /dev/shm exists, so moves are verified copies."""
-    from charaid.enroll import enroll_items
-    from charaid.gallery import Gallery
+    from charaid.jobs.enroll import enroll_items
+    from charaid.storage.gallery import Gallery
 
     gallery = tmp_path / "g.sqlite"
     dan = sorted((shared / "danbooru6").iterdir())
@@ -251,7 +256,7 @@ def test_a_sorted_and_checked_folder_can_be_enrolled(gallery_path, synth_src, tm
 def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_src, tmp_path):
     """After enrolling the character sort did not know, `sort DST/_unknown DST --move` files its
     pictures; any other folder of DST is refused, and the run can be undone like any other."""
-    from charaid.synth import CAST, portrait
+    from charaid.jobs.synth import CAST, portrait
 
     dst = tmp_path / "dst"
     run_cli("sort", str(synth_src), str(dst), "--gallery", str(gallery_path), "-q")
@@ -281,7 +286,7 @@ def test_a_group_picture_in_two_folders_gives_each_its_own_face(gallery_path, sy
     """sort's default copy-each puts the group picture under akane and sora; enrolling that
     folder gives each of them the face most like them (akane is left, sora right), not the
     largest face twice, and a second enrolment does nothing."""
-    from charaid.gallery import Gallery
+    from charaid.storage.gallery import Gallery
 
     dst = tmp_path / "dst"
     run_cli("sort", str(synth_src), str(dst), "--gallery", str(gallery_path), "-q")

@@ -10,12 +10,12 @@ import sys
 import time
 
 import numpy as np
+from conftest import run_cli
 from PIL import Image
 
-from charaid.gallery import Gallery
-from charaid.models import TUNED_PREFIX, models_dir
-from charaid.train import TrainConfig, augment, fine_tune
-from conftest import run_cli
+from charaid.jobs.train import TrainConfig, augment, fine_tune
+from charaid.recognition.spaces import TUNED_PREFIX, models_dir
+from charaid.storage.gallery import Gallery
 
 
 def test_augment_keeps_hue():
@@ -29,8 +29,8 @@ def test_augment_keeps_hue():
 
 
 def test_fine_tune_separates_characters(synth_train, tmp_path):
-    from charaid.enroll import labelled_images
-    from charaid.train import TunedEmbedder
+    from charaid.jobs.enroll import labelled_images
+    from charaid.jobs.train import TunedEmbedder
 
     items = labelled_images(synth_train)
     crops = [Image.open(p).convert("RGB") for _, p in items]
@@ -46,10 +46,10 @@ def test_fine_tune_separates_characters(synth_train, tmp_path):
     other = S[y[:, None] != y[None, :]].mean()
     assert same > other + 0.2
 
-    # a model saved now joins the face's colours (charaid.cues); one saved before them keeps its space
+    # a model saved now joins the face's colours (charaid.models.colours); one saved before them keeps its space
     import torch
 
-    from charaid.models import load_tuned, save_tuned
+    from charaid.recognition.spaces import load_tuned, save_tuned
 
     g = tmp_path / "g.sqlite"
     emb = save_tuned(g, state, cfg, {"faces": len(crops)})
@@ -108,7 +108,18 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
 
 def test_interrupted_training_resumes(gallery_path):
     ck = models_dir(gallery_path) / "train-checkpoint.pt"
-    cmd = [sys.executable, "-m", "charaid.cli", "train", "--gallery", str(gallery_path), "--epochs", "60", "--no-calibration", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "charaid.cli",
+        "train",
+        "--gallery",
+        str(gallery_path),
+        "--epochs",
+        "60",
+        "--no-calibration",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not ck.exists():
@@ -132,7 +143,7 @@ def test_time_limit_stops_and_resumes(gallery_path):
 
 
 def test_train_needs_two_characters(tmp_path, synth_train):
-    from charaid.enroll import enroll_items, labelled_images
+    from charaid.jobs.enroll import enroll_items, labelled_images
 
     g = tmp_path / "one.sqlite"
     with Gallery(g) as gal:
@@ -146,7 +157,7 @@ def test_train_needs_two_characters(tmp_path, synth_train):
 
 
 def test_train_advises_against_itself_with_few_faces_a_character():
-    from charaid.train import few_faces_advice
+    from charaid.jobs.train import few_faces_advice
 
     msg = few_faces_advice({"a": 8, "b": 12, "c": 40}, 30)
     assert msg is not None and "median character has 12 faces" in msg and "gallery model default" in msg

@@ -63,7 +63,10 @@ def test_cli_names_a_folder_without_training_faces(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "charaid.cli", "train-embedder", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "-q"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "charaid.cli", "train-embedder", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "-q"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and str(tmp_path) in r.stderr and "faces64" in r.stderr

@@ -15,7 +15,7 @@ from PIL import Image
 
 from charaid import watchdog
 from charaid.config import Thresholds
-from charaid.prepare import DetectorSpec, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, prepare_many
 
 HANG = "hanging_detector:HangingDetector"
 

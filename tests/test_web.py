@@ -14,7 +14,7 @@ from charaid.web.app import ServerConfig, create_app
 
 @pytest.fixture
 def label_dir(tmp_path, synth_scene):
-    from charaid.synth import CAST, portrait
+    from charaid.jobs.synth import CAST, portrait
 
     d = tmp_path / "unlabelled"
     (d / "sub").mkdir(parents=True)
@@ -182,6 +182,8 @@ def test_labelling_flow(client, gallery_path):
 
 def test_label_upload(client, synth_train):
     data = (synth_train / "akane" / "00.png").read_bytes()
-    r = client.post("/api/label/upload", files=[("files", ("a.png", data, "image/png")), ("files", ("bad.png", b"nope", "image/png"))])
+    r = client.post(
+        "/api/label/upload", files=[("files", ("a.png", data, "image/png")), ("files", ("bad.png", b"nope", "image/png"))]
+    )
     assert r.status_code == 200 and r.json()["total"] == 1 and len(r.json()["errors"]) == 1
     assert client.get("/api/label/queue").json()["faces"][0]["source"] == "upload:a.png"

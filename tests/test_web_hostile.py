@@ -26,7 +26,9 @@ TOKENS = ["\u00e9t\u00e9".encode("utf-8"), "\u6f22\u5b57".encode("utf-8"), b"\xf
 @pytest.fixture
 def app(gallery_path, tmp_path):
     (tmp_path / "label").mkdir()
-    return create_app(ServerConfig(gallery_path, host="0.0.0.0", token="secret-token", label_dir=tmp_path / "label", rate_burst=10**6))
+    return create_app(
+        ServerConfig(gallery_path, host="0.0.0.0", token="secret-token", label_dir=tmp_path / "label", rate_burst=10**6)
+    )
 
 
 @pytest.fixture
@@ -67,10 +69,12 @@ def test_every_write_endpoint_refuses_non_ascii_tokens_with_401(app, client):
 
 def test_huge_ids_in_bodies_are_4xx(client):
     h = {"X-Charaid-Token": "secret-token"}
-    for body, url in [({"faces": [2**64], "character": "a"}, "/api/label/confirm"),
-                      ({"face": 2**64, "character": "a"}, "/api/label/reject"),
-                      ({"face": -(2**70), "character": "a"}, "/api/label/reject"),
-                      ({"status": "skipped"}, f"/api/label/status/{2**64}")]:
+    for body, url in [
+        ({"faces": [2**64], "character": "a"}, "/api/label/confirm"),
+        ({"face": 2**64, "character": "a"}, "/api/label/reject"),
+        ({"face": -(2**70), "character": "a"}, "/api/label/reject"),
+        ({"status": "skipped"}, f"/api/label/status/{2**64}"),
+    ]:
         r = client.post(url, json=body, headers=h)
         assert 400 <= r.status_code < 500, (url, r.status_code, r.text[:200])
 

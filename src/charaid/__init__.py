@@ -15,14 +15,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import Settings, Thresholds
-from .detect import Box, Face, crop_face, make_detector
-from .embed import Embedder, EmbedderInfo, default_embedder
-from .errors import EmbeddingSpaceError, GalleryError, ImageError, UnknownCharacterError
-from .gallery import Gallery
-from .images import load_image, load_image_bytes
-from .match import Calibration, Candidate, Match, Matcher, calibrate
-from .recognize import FaceResult, ImageResult, PictureResult, Recognizer
+import numpy as np
+
+from charaid.config import Settings, Thresholds
+from charaid.errors import EmbeddingSpaceError, GalleryError, ImageError, UnknownCharacterError
+from charaid.models.detectors import Box, Face, crop_face, make_detector
+from charaid.models.embedders import Embedder, EmbedderInfo, default_embedder
+from charaid.pipeline.images import load_image, load_image_bytes
+from charaid.pipeline.match import Calibration, Candidate, Match, Matcher, calibrate
+from charaid.recognition.recognize import FaceResult, ImageResult, PictureResult, Recognizer
+from charaid.storage.gallery import Gallery
 
 
 def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]:
@@ -30,15 +32,38 @@ def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]
     return make_detector(detector, cascade).detect(image)
 
 
-def embed_faces(crops) -> "list":
+def embed_faces(crops) -> np.ndarray:
     """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram + the face's
-    hair/skin/eye colours, found again in each crop: see charaid.cues)."""
+    hair/skin/eye colours, found again in each crop: see charaid.models.colours)."""
     return default_embedder().embed_batch(list(crops))
 
 
 __all__ = [
-    "Box", "Calibration", "Candidate", "Embedder", "EmbedderInfo", "EmbeddingSpaceError", "Face", "FaceResult",
-    "Gallery", "GalleryError", "ImageError", "ImageResult", "Match", "Matcher", "PictureResult", "Recognizer", "Settings",
-    "Thresholds", "UnknownCharacterError", "calibrate", "crop_face", "default_embedder", "detect_faces",
-    "embed_faces", "load_image", "load_image_bytes", "make_detector",
+    "Box",
+    "Calibration",
+    "Candidate",
+    "Embedder",
+    "EmbedderInfo",
+    "EmbeddingSpaceError",
+    "Face",
+    "FaceResult",
+    "Gallery",
+    "GalleryError",
+    "ImageError",
+    "ImageResult",
+    "Match",
+    "Matcher",
+    "PictureResult",
+    "Recognizer",
+    "Settings",
+    "Thresholds",
+    "UnknownCharacterError",
+    "calibrate",
+    "crop_face",
+    "default_embedder",
+    "detect_faces",
+    "embed_faces",
+    "load_image",
+    "load_image_bytes",
+    "make_detector",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -30,7 +31,7 @@ class Thresholds:
     #: its size, in turn, until one finds a face: its search window has a largest size, so
     #: close-ups and large faces are missed at full size. It raised the pictures with a face from
     #: 127 to 160 of web4's 286 and from 100 to 106 of tla/raw's 107, for 12% more detection time
-    #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md, "Face detection").
+    #: (photos of people with a false face: 11 to 19 of 64; docs/experiments.md, "Face detection").
     detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
     #: charaid's own detector (facedet): a face-centre peak below this score is not a face.
     facedet_min_score: float = 0.45
@@ -47,54 +48,54 @@ class Thresholds:
     #: 0.25 keeps the fringe and the top of the hair, which carry much of a character's identity.
     crop_margin: float = 0.25
     #: The same margin for faces of charaid's own detector, whose boxes are 0.88 of
-    #: animeface-2009's side (charaid.facedet.BOX_LANDMARKS): 0.35 cuts the same square
+    #: animeface-2009's side (charaid.models.facedet.BOX_LANDMARKS): 0.35 cuts the same square
     #: (0.88 x 1.70 = 1.5), so crops look like those the features were tuned on.
     facedet_crop_margin: float = 0.35
     #: Used when a gallery is too small to calibrate its own threshold (fewer than 3 characters,
     #: or fewer than 2 samples per character). 0.58 is the mean of the thresholds the default
     #: matcher (hybrid) calibrated for itself on moeimouto10, danbooru6 and newgame8 with 3
-    #: characters held out (0.521, 0.626, 0.586; docs/benchmarks.md). Scores are probabilities
+    #: characters held out (0.521, 0.626, 0.586; docs/experiments.md). Scores are probabilities
     #: times cosines (hybrid), probabilities (logistic regression) or cosines (prototype, k-NN).
     fallback_unknown_threshold: float = 0.58
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
-    #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md).
+    #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/experiments.md).
     colour_weight: float = 0.5
-    #: Weight of the face's hair/skin/eye colours (charaid.cues) beside the CNN block; 0 leaves
+    #: Weight of the face's hair/skin/eye colours (charaid.models.colours) beside the CNN block; 0 leaves
     #: them out. Chosen with animeface-2009's own colour estimates (0.25: mean unknown AUROC
     #: 0.862; 0.5: 0.856 and 2 of the tla author split's 18 faces lost); with the colours
     #: charaid samples at the landmarks instead, 0.25 gives 0.882 (0.5 not measured again).
-    #: docs/benchmarks.md, "Detector cues".
+    #: docs/experiments.md, "Detector cues".
     cue_colour_weight: float = 0.25
     #: Mean and spread of the nine cue values (Lab of hair, skin, eyes) over the development
-    #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py), to standardise them
+    #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py until aef98b0), to standardise them
     #: (hair measured with the first, plain hair band; not refitted for the skin-free one).
-    #: Other values give other vectors: change the block's model id in charaid.cues with them.
+    #: Other values give other vectors: change the block's model id in charaid.models.colours with them.
     cue_colour_mean: tuple[float, ...] = (60.88, 13.26, 10.65, 91.34, 4.29, 12.32, 38.57, 8.27, -0.90)
     cue_colour_std: tuple[float, ...] = (26.21, 17.71, 24.36, 7.14, 6.48, 8.50, 19.92, 14.79, 18.95)
     #: Inverse regularisation strength of the logistic-regression matcher (higher is looser).
     logreg_c: float = 10.0
-    #: Matcher of a gallery using ImageNet features (see charaid.match; measured best there).
+    #: Matcher of a gallery using ImageNet features (see charaid.pipeline.match; measured best there).
     default_matcher: str = "hybrid"
     #: Matcher of a gallery whose model was tuned on it (``charaid train``).
     tuned_matcher: str = "knn"
-    #: Whole-picture fallback (charaid.picture): a picture is named only if its cosine to the
+    #: Whole-picture fallback (charaid.recognition.picture): a picture is named only if its cosine to the
     #: character's mean picture reaches what this share of the enrolled pictures reach
     #: (out of fold). It keeps out pictures unlike any enrolled one, such as photos: on web4 +
     #: photos, 0.10 named 0 of 64 photos (0.02: 2) for 143 right web4 pictures instead of 152.
-    #: Chosen on that set, the only one with whole pictures and negatives (docs/benchmarks.md).
+    #: Chosen on that set, the only one with whole pictures and negatives (docs/experiments.md).
     picture_similarity_quantile: float = 0.10
     #: Weight of the colour histogram beside a tuned model (0: the tuned vector alone).
     tuned_colour_weight: float = 0.0
-    #: Weight of the face's hair/skin/eye colours (charaid.cues) beside a model tuned from now
+    #: Weight of the face's hair/skin/eye colours (charaid.models.colours) beside a model tuned from now
     #: on; saved with the model, so models tuned before (without them) keep their space. Held-out
     #: unknowns after fine-tuning, one draw a set: mean AUROC 0.860 alone, 0.883 with the colours
     #: at 0.25 (better on all four sets), 0.891 at 0.5 (worse on danbooru6); 0.25 is the default
-    #: features' weight (docs/benchmarks.md, "Fine-tuning ... with the colour cues").
+    #: features' weight (docs/experiments.md, "Fine-tuning ... with the colour cues").
     tuned_cue_weight: float = 0.25
     #: ``charaid train`` advises against itself when the median character has fewer faces than
     #: this: fine-tuning on 5 or 10 faces a character lost 0.06-0.15 top-1 against the untuned
     #: features (moeimouto10, danbooru6, newgame8; 5 seeds each), on 30 it about broke even
-    #: (+0.020, -0.011), on all of moeimouto10's (~76) it gained 0.04 (docs/benchmarks.md, "K
+    #: (+0.020, -0.011), on all of moeimouto10's (~76) it gained 0.04 (docs/experiments.md, "K
     #: faces a character after fine-tuning").
     train_advised_faces: int = 30
 
@@ -134,16 +135,16 @@ class Settings:
     stored_crop_side: int = 256
     #: Galleries and face stores with at least this many vectors are searched through an
     #: approximate nearest-neighbour index (faiss inverted lists) instead of exactly. Exact search
-    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/benchmarks.md, "Nearest-neighbour index").
+    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/experiments.md, "Nearest-neighbour index").
     exact_search_limit: int = 20_000
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings with every ``CHARAID_<FIELD>`` variable applied; a bad value names itself."""
         env = os.environ if environ is None else environ
         base = cls()
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for f in fields(cls):
             if f.name == "thresholds":
                 continue
@@ -154,9 +155,7 @@ class Settings:
             try:
                 changes[f.name] = Path(raw).expanduser() if isinstance(current, Path) else type(current)(raw)
             except ValueError:
-                raise ValueError(
-                    f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(current).__name__}"
-                ) from None
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(current).__name__}") from None
         return replace(base, **changes)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .names import shown
+from charaid.names import shown
 
 
 class ImageError(ValueError):

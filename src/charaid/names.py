@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import overload
 
 #: The longest character name accepted, in characters.
 MAX_NAME_CHARS = 200
@@ -65,6 +66,10 @@ def to_db(name: str | None) -> str | bytes | None:
     return os.fsencode(name)
 
 
+@overload
+def from_db(value: str | bytes) -> str: ...
+@overload
+def from_db(value: None) -> None: ...
 def from_db(value: str | bytes | None) -> str | None:
     """The inverse of :func:`to_db`."""
     return os.fsdecode(value) if isinstance(value, bytes) else value
@@ -83,12 +88,16 @@ def character_name(raw: object) -> str:
     if not name:
         raise ValueError("a character name cannot be empty")
     if len(name) > MAX_NAME_CHARS:
-        raise ValueError(f"character name {shown(name[:40])}... is {len(name):,} characters; at most {MAX_NAME_CHARS} are allowed")
+        raise ValueError(
+            f"character name {shown(name[:40])}... is {len(name):,} characters; at most {MAX_NAME_CHARS} are allowed"
+        )
     if not is_utf8(name):
         raise ValueError(f"character name {shown(name)!r} holds bytes that are not UTF-8")
     bad = _CONTROL.search(name)
     if bad:
-        raise ValueError(f"character name {shown(name)!r} holds a control character ({shown(bad.group())}); names are one line of text")
+        raise ValueError(
+            f"character name {shown(name)!r} holds a control character ({shown(bad.group())}); names are one line of text"
+        )
     return name
 
 

@@ -24,8 +24,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 #: True inside a watched child: code there may call native code directly (the parent keeps the time).
 IN_WATCHED_CHILD = False
@@ -164,7 +165,7 @@ class TimedPool:
         self.threads = threads
         self._children: list[_Child] = []
 
-    def __enter__(self) -> "TimedPool":
+    def __enter__(self) -> TimedPool:
         return self
 
     def __exit__(self, *exc) -> None:

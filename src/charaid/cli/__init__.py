@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from ..errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
-from ..names import one_line
-from .common import EXIT_INPUT, EXIT_OK, EXIT_SETUP, EXIT_STOPPED
-from .parser import build_parser
+from charaid.cli.common import EXIT_INPUT, EXIT_OK, EXIT_SETUP, EXIT_STOPPED
+from charaid.cli.parser import build_parser
+from charaid.errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
+from charaid.names import one_line
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SETUP", "EXIT_INPUT", "EXIT_STOPPED"]
 
@@ -23,17 +23,28 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SETUP", "EXIT_INPUT", "EXIT_
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a name no encoder takes must never end a run
         try:
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("charaid: interrupted" + ("; run `charaid train` again to resume" if args.command == "train" else ""), file=sys.stderr)
+        print(
+            "charaid: interrupted" + ("; run `charaid train` again to resume" if args.command == "train" else ""), file=sys.stderr
+        )
         return 130
-    except (FileNotFoundError, NotADirectoryError, ValueError, GalleryError, EmbeddingSpaceError,
-            UnknownCharacterError, RuntimeError, OSError, sqlite3.Error) as e:
+    except (
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+        GalleryError,
+        EmbeddingSpaceError,
+        UnknownCharacterError,
+        RuntimeError,
+        OSError,
+        sqlite3.Error,
+    ) as e:
         print(f"charaid: error: {one_line(_described(e))}", file=sys.stderr)
         return EXIT_SETUP
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..config import default_settings
+from charaid.config import default_settings
 
 EXIT_OK, EXIT_SETUP, EXIT_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -19,7 +19,7 @@ def _progress(total: int | None, desc: str, quiet: bool):
 def _warn(msg: str) -> None:
     from tqdm import tqdm
 
-    from ..names import one_line
+    from charaid.names import one_line
 
     tqdm.write(f"charaid: {one_line(msg)}", file=sys.stderr)
 
@@ -30,8 +30,8 @@ def _gallery_path(args) -> Path:
 
 def _detector_spec(args, gallery=None):
     """The detector asked for; else the one that cut ``gallery``'s faces; else the default."""
-    from ..detect import DEFAULT_DETECTOR
-    from ..prepare import DetectorSpec
+    from charaid.models.detectors import DEFAULT_DETECTOR
+    from charaid.pipeline.prepare import DetectorSpec
 
     s = default_settings()
     recorded = gallery.detector if gallery is not None else None
@@ -42,7 +42,7 @@ def _detector_spec(args, gallery=None):
 
 
 def _workers(args, n: int) -> int:
-    from ..prepare import default_workers
+    from charaid.pipeline.prepare import default_workers
 
     return default_workers(n) if args.workers is None else args.workers
 
@@ -51,21 +51,21 @@ def _sync_index(g) -> None:
     """Big galleries: bring the ANN index up to date now rather than at the next recognition."""
     limit = default_settings().exact_search_limit
     if len(g) >= limit:
-        from ..index import GalleryIndex
+        from charaid.storage.index import GalleryIndex
 
         GalleryIndex(g, exact_limit=limit).ensure()
 
 
 def _open_recognizer(args, gallery):
-    from ..recognize import Recognizer
+    from charaid.recognition.recognize import Recognizer
 
     spec = None if args.no_detect else _detector_spec(args, gallery)
     return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k)
 
 
 def _store(args):
-    from ..embed import imagenet_embedder
-    from ..store import FaceStore
+    from charaid.models.embedders import imagenet_embedder
+    from charaid.storage.store import FaceStore
 
     emb = imagenet_embedder()
     path = Path(args.store).expanduser() if args.store else default_settings().store

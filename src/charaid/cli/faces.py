@@ -7,13 +7,22 @@ import sys
 import time
 from pathlib import Path
 
-from ..names import json_line, shown
-from .common import (EXIT_INPUT, EXIT_OK, _detector_spec, _gallery_path, _open_recognizer, _progress, _sync_index, _warn,
-                     _workers)
+from charaid.cli.common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    _detector_spec,
+    _gallery_path,
+    _open_recognizer,
+    _progress,
+    _sync_index,
+    _warn,
+    _workers,
+)
+from charaid.names import json_line, shown
 
 
 def cmd_demo(args) -> int:
-    from ..demo import run_demo
+    from charaid.jobs.demo import run_demo
 
     out = Path(args.out)
     t0 = time.time()
@@ -22,7 +31,7 @@ def cmd_demo(args) -> int:
     faces = sorted(r.result.faces, key=lambda f: f.box.x)
     print(f"Gallery: {r.gallery} (akane, sora, hikari enrolled)")
     print(f"Recognised {r.scene} ({len(faces)} faces, left to right):")
-    for f, want in zip(faces, r.expected + [None] * len(faces)):
+    for f, _want in zip(faces, r.expected + [None] * len(faces)):
         top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
         print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown':8s} score {f.score:.2f}   top: {top}")
     print(f"Annotated picture: {r.annotated}")
@@ -32,15 +41,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    from ..enroll import enroll_items, labelled_images
-    from ..gallery import Gallery
+    from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.storage.gallery import Gallery
 
     items = labelled_images(args.dir, on_skip=lambda p, why: _warn(f"{p}: {why}"))
     with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
         spec = None if args.no_detect else _detector_spec(args, g)
         s = enroll_items(
-            g, items, detect=not args.no_detect, spec=spec, workers=_workers(args, len(items)),
-            on_progress=bar.update, on_error=lambda p, r: _warn(f"{p}: {r}"),
+            g,
+            items,
+            detect=not args.no_detect,
+            spec=spec,
+            workers=_workers(args, len(items)),
+            on_progress=bar.update,
+            on_error=lambda p, r: _warn(f"{p}: {r}"),
         )
         for src, other in s.conflicts:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
@@ -56,9 +70,9 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_recognize(args) -> int:
-    from ..annotate import annotate, annotated_path
-    from ..gallery import Gallery
-    from ..images import iter_image_paths, load_image
+    from charaid.pipeline.images import iter_image_paths, load_image
+    from charaid.recognition.annotate import annotate, annotated_path
+    from charaid.storage.gallery import Gallery
 
     paths = list(iter_image_paths(args.paths))
     gp = _gallery_path(args)
@@ -78,7 +92,9 @@ def cmd_recognize(args) -> int:
         rec = _open_recognizer(args, g)
         if not g.names():
             _warn(f"{gp}: the gallery is empty, every face will be unknown")
-        for res in rec.recognize_paths(paths, detect=not args.no_detect, workers=_workers(args, len(paths)), pictures=args.picture):
+        for res in rec.recognize_paths(
+            paths, detect=not args.no_detect, workers=_workers(args, len(paths)), pictures=args.picture
+        ):
             bar.update(1)
             if res.error:
                 failed += 1
@@ -127,9 +143,9 @@ def _print_human(res) -> None:
 
 
 def cmd_detect(args) -> int:
-    from ..annotate import annotated_path
-    from ..images import iter_image_paths, load_image
-    from ..prepare import prepare_many
+    from charaid.pipeline.images import iter_image_paths, load_image
+    from charaid.pipeline.prepare import prepare_many
+    from charaid.recognition.annotate import annotated_path
 
     paths = list(iter_image_paths(args.paths))
     spec = _detector_spec(args)
@@ -152,29 +168,34 @@ def cmd_detect(args) -> int:
 
                 im = load_image(prep.path)
                 dr = ImageDraw.Draw(im)
-                for f in prep.faces:
-                    x, y, w, h = f.box.as_list()
+                for i in range(len(prep.faces)):
+                    x, y, w, h = prep.box(i).as_list()
                     dr.rectangle([x, y, x + w, y + h], outline=(255, 0, 80), width=max(2, max(im.size) // 300))
                 im.save(annotated_path(args.annotate, prep.path))
     return EXIT_INPUT if failed else EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
-    from .. import evaluate as ev
-    from ..embed import default_embedder
+    from charaid.jobs import evaluate as ev
+    from charaid.models.embedders import default_embedder
 
     embedder = default_embedder()
     spec = None if args.no_detect else _detector_spec(args)
     errors: list[str] = []
 
     def embed(root):
-        from ..enroll import labelled_images
+        from charaid.jobs.enroll import labelled_images
 
         n = len(labelled_images(root, on_skip=lambda p, why: _warn(f"{p}: {why}")))
         with _progress(n, f"embed {Path(root).name}", args.quiet) as bar:
             return ev.embed_labelled(
-                root, embedder, not args.no_detect, spec, _workers(args, n),
-                on_error=lambda p, r: (errors.append(p), _warn(f"{p}: {r}")), on_progress=bar.update,
+                root,
+                embedder,
+                not args.no_detect,
+                spec,
+                _workers(args, n),
+                on_error=lambda p, r: (errors.append(p), _warn(f"{p}: {r}")),
+                on_progress=bar.update,
             )
 
     data = embed(args.dir)
@@ -199,8 +220,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_gallery(args) -> int:
-    from ..gallery import Gallery
-    from ..recognize import GALLERY_THRESHOLD_KEY, Recognizer
+    from charaid.recognition.recognize import GALLERY_THRESHOLD_KEY, Recognizer
+    from charaid.storage.gallery import Gallery
 
     gp = _gallery_path(args)
     if not gp.exists():
@@ -231,12 +252,15 @@ def cmd_gallery(args) -> int:
             cal = rec.calibration
             src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated" if cal.n_known else "default"
             if src == "default":
-                print("this gallery is too small to calibrate its own threshold (it needs 3 characters, "
-                      f"2 faces each); the default {rec.threshold:.2f} is used", file=sys.stderr)
+                print(
+                    "this gallery is too small to calibrate its own threshold (it needs 3 characters, "
+                    f"2 faces each); the default {rec.threshold:.2f} is used",
+                    file=sys.stderr,
+                )
             print(json.dumps({"threshold": round(rec.threshold, 4), "source": src, "calibration": cal.to_dict()}, default=str))
         elif args.action == "detector":
             if args.name:
-                from ..redetect import move_detector
+                from charaid.jobs.redetect import move_detector
 
                 args.detector = args.name
                 spec = _detector_spec(args)
@@ -248,7 +272,7 @@ def cmd_gallery(args) -> int:
                 print(f"{g.path}: {r.recut} faces cut again by {r.detector}, {len(r.kept)} kept as they were", file=sys.stderr)
             print(json.dumps({"detector": g.detector}))
         elif args.action == "model":
-            from ..models import gallery_models, switch_model
+            from charaid.recognition.spaces import gallery_models, switch_model
 
             if args.model:
                 emb = switch_model(g, args.model)

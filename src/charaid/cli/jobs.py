@@ -7,17 +7,28 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ..names import json_line, shown
-from .common import (EXIT_INPUT, EXIT_OK, EXIT_STOPPED, _detector_spec, _gallery_path, _progress, _store, _warn, _workers)
+from charaid.cli.common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_STOPPED,
+    _detector_spec,
+    _gallery_path,
+    _progress,
+    _store,
+    _warn,
+    _workers,
+)
+from charaid.names import json_line, shown
 
 
 def cmd_sort(args) -> int:
-    from .. import sort as srt
-    from ..gallery import Gallery
-    from ..images import iter_image_paths
-    from ..journal import Journal
-    from ..recognize import Recognizer
+    from charaid.jobs import sort as srt
+    from charaid.pipeline.images import iter_image_paths
+    from charaid.recognition.recognize import Recognizer
+    from charaid.storage.gallery import Gallery
+    from charaid.storage.journal import Journal
 
     if args.list_runs or args.undo is not None or args.resume:
         if len(args.paths) != 1:
@@ -29,13 +40,22 @@ def cmd_sort(args) -> int:
             j = Journal(dst)
             for r in j.runs():
                 acts = j.actions(r.id)
-                row = {"run": r.id, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started)), "status": r.status,
-                       "src": r.src, "options": r.options, "files": len({a.src for a in acts}),
-                       "copied": sum(a.kind == "copy" and a.state == "done" for a in acts),
-                       "moved": sum(a.kind == "move" and a.state == "done" for a in acts)}
-                print(json_line(row) if args.json else
-                      f"run {row['run']}  {row['started']}  {row['status']:8s} {'move' if r.options.get('move') else 'copy'}  "
-                      f"{row['files']} files ({row['copied']} copied, {row['moved']} moved)  from {r.src}")
+                row = {
+                    "run": r.id,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started)),
+                    "status": r.status,
+                    "src": r.src,
+                    "options": r.options,
+                    "files": len({a.src for a in acts}),
+                    "copied": sum(a.kind == "copy" and a.state == "done" for a in acts),
+                    "moved": sum(a.kind == "move" and a.state == "done" for a in acts),
+                }
+                print(
+                    json_line(row)
+                    if args.json
+                    else f"run {row['run']}  {row['started']}  {row['status']:8s} {'move' if r.options.get('move') else 'copy'}  "
+                    f"{row['files']} files ({row['copied']} copied, {row['moved']} moved)  from {r.src}"
+                )
             j.close()
             return EXIT_OK
         if args.undo is not None:
@@ -58,9 +78,14 @@ def cmd_sort(args) -> int:
 
     def on_decision(d):
         if args.json or args.dry_run:
-            row = {"path": str(d.src), "folders": d.folders, "faces": d.faces,
-                   "characters": [{"character": c, "score": sc} for c, sc in d.characters], "by_picture": d.by_picture,
-                   "error": d.error}
+            row = {
+                "path": str(d.src),
+                "folders": d.folders,
+                "faces": d.faces,
+                "characters": [{"character": c, "score": sc} for c, sc in d.characters],
+                "by_picture": d.by_picture,
+                "error": d.error,
+            }
             if args.json:
                 print(json_line(row), flush=True)
             else:
@@ -79,18 +104,33 @@ def cmd_sort(args) -> int:
             n = sum(1 for _ in iter_image_paths([src]))
             opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan, not args.faces_only)
             with _progress(n, "sort", args.quiet) as bar:
-                s = srt.Sorter(rec, dst, opts).run(src, on_progress=bar.update, on_error=on_error,
-                                                   on_decision=on_decision, dry_run=args.dry_run)
-    summary = {"run": s.run_id, "images": s.images, "unchanged": s.unchanged, "folders": dict(sorted(s.per_folder.items())),
-               "copied": s.copied, "moved": s.moved, "duplicates": s.duplicates, "errors": len(s.errors),
-               "seconds": round(s.seconds, 1), "images_per_second": round(s.images_per_second, 2), "dry_run": bool(args.dry_run)}
+                s = srt.Sorter(rec, dst, opts).run(
+                    src, on_progress=bar.update, on_error=on_error, on_decision=on_decision, dry_run=args.dry_run
+                )
+    summary = {
+        "run": s.run_id,
+        "images": s.images,
+        "unchanged": s.unchanged,
+        "folders": dict(sorted(s.per_folder.items())),
+        "copied": s.copied,
+        "moved": s.moved,
+        "duplicates": s.duplicates,
+        "errors": len(s.errors),
+        "seconds": round(s.seconds, 1),
+        "images_per_second": round(s.images_per_second, 2),
+        "dry_run": bool(args.dry_run),
+    }
     if args.json:
         print(json_line({"summary": summary}))
-    lines = [f"{'planned' if args.dry_run else 'sorted'} {s.images} images in {s.seconds:.1f} s "
-             f"({s.images_per_second:.1f}/s); {s.unchanged} unchanged since the last run"]
+    lines = [
+        f"{'planned' if args.dry_run else 'sorted'} {s.images} images in {s.seconds:.1f} s "
+        f"({s.images_per_second:.1f}/s); {s.unchanged} unchanged since the last run"
+    ]
     lines += [f"  {k}: {v}" for k, v in sorted(s.per_folder.items())]
-    lines.append(f"  copied {s.copied}, moved {s.moved}, duplicates skipped {s.duplicates}, errors {len(s.errors)}"
-                 + (f"; run {s.run_id} (undo: charaid sort --undo {s.run_id} {dst})" if s.run_id else ""))
+    lines.append(
+        f"  copied {s.copied}, moved {s.moved}, duplicates skipped {s.duplicates}, errors {len(s.errors)}"
+        + (f"; run {s.run_id} (undo: charaid sort --undo {s.run_id} {dst})" if s.run_id else "")
+    )
     print("\n".join(lines), file=sys.stderr)
     return EXIT_INPUT if s.errors else EXIT_OK
 
@@ -98,8 +138,8 @@ def cmd_sort(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from ..gallery import Gallery
-    from ..train import TrainConfig, train_gallery
+    from charaid.jobs.train import TrainConfig, train_gallery
+    from charaid.storage.gallery import Gallery
 
     gp = _gallery_path(args)
     if not gp.exists():
@@ -109,7 +149,9 @@ def cmd_train(args) -> int:
 
     def on_epoch(stage: str, epoch: int, total: int, loss: float) -> None:
         if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=f"train ({stage})", unit="epoch", file=sys.stderr, disable=args.quiet, leave=False)
+            bars[stage] = tqdm(
+                total=total, desc=f"train ({stage})", unit="epoch", file=sys.stderr, disable=args.quiet, leave=False
+            )
             bars[stage].update(epoch - 1)
         bars[stage].update(1)
         bars[stage].set_postfix(loss=f"{loss:.3f}")
@@ -124,17 +166,28 @@ def cmd_train(args) -> int:
         _warn(f"stopped at the time limit after epoch {res.epochs_done} of {res.epochs}; run `charaid train` again to resume")
         return EXIT_STOPPED
     cal = res.calibration or {}
-    print(json.dumps({"model_id": res.model_id, "faces": res.faces, "characters": res.characters,
-                      "epochs": res.epochs_done, "seconds": round(res.seconds, 1),
-                      "threshold": cal.get("threshold"), "calibration": cal or None}, default=str))
+    print(
+        json.dumps(
+            {
+                "model_id": res.model_id,
+                "faces": res.faces,
+                "characters": res.characters,
+                "epochs": res.epochs_done,
+                "seconds": round(res.seconds, 1),
+                "threshold": cal.get("threshold"),
+                "calibration": cal or None,
+            },
+            default=str,
+        )
+    )
     return EXIT_OK
 
 
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from ..gallery import Gallery
-    from ..web.app import ServerConfig, create_app
+    from charaid.storage.gallery import Gallery
+    from charaid.web.app import ServerConfig, create_app
 
     gp = _gallery_path(args)
     Gallery(gp).close()  # create it (empty) if new, fail now if it is not a gallery
@@ -158,17 +211,17 @@ def cmd_serve(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from ..images import iter_image_paths
-    from ..store import index_local, pending_paths
+    from charaid.pipeline.images import iter_image_paths
+    from charaid.storage.store import index_local, pending_paths
 
     spec = _detector_spec(args)
     store, emb = _store(args)
     failed = done = faces = 0
     t0 = time.time()
     with store, _progress(None, "index", args.quiet) as bar:
-        todo = pending_paths(store, iter_image_paths(args.paths), args.rescan)
+        todo = pending_paths(store, map(str, iter_image_paths(args.paths)), args.rescan)
         if args.engine == "ray":
-            from ..distributed import index_ray
+            from charaid.jobs.distributed import index_ray
 
             results = index_ray(todo, spec, emb.dim, address=args.ray_address, actors=args.workers or 0)
         else:
@@ -192,16 +245,19 @@ def cmd_index(args) -> int:
         n = store.sync_index()
         c = store.counts()
     secs = time.time() - t0
-    print(f"charaid: indexed {done} new images ({faces} faces, {failed} failed) in {secs:.1f} s"
-          f" ({done / max(secs, 1e-9):.2f} images/s); the store holds {c['images']} images, {c['faces']} faces;"
-          f" index: {len(n)} vectors ({n.backend})", file=sys.stderr)
+    print(
+        f"charaid: indexed {done} new images ({faces} faces, {failed} failed) in {secs:.1f} s"
+        f" ({done / max(secs, 1e-9):.2f} images/s); the store holds {c['images']} images, {c['faces']} faces;"
+        f" index: {len(n)} vectors ({n.backend})",
+        file=sys.stderr,
+    )
     return EXIT_INPUT if failed else EXIT_OK
 
 
 def cmd_search(args) -> int:
-    from ..errors import ImageError
-    from ..images import load_image
-    from ..prepare import DetectorSpec, PreparedImage, prepare_image
+    from charaid.errors import ImageError
+    from charaid.pipeline.images import load_image
+    from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_image
 
     store, emb = _store(args)
     spec = (DetectorSpec() if args.no_detect else _detector_spec(args)).for_embedder(emb)
@@ -222,9 +278,11 @@ def cmd_search(args) -> int:
                 out = {"path": path, "faces": [], "error": prep.error}
             else:
                 hits = store.search(emb.embed_batch(prep.crops), args.k)
-                out = {"path": path, "error": None, "faces": [
-                    {"box": (f.box.as_list() if f is not None else [0, 0, *prep.size]), "hits": [h.to_dict() for h in hs]}
-                    for f, hs in zip(prep.faces, hits)]}
+                out = {
+                    "path": path,
+                    "error": None,
+                    "faces": [{"box": prep.box(i).as_list(), "hits": [h.to_dict() for h in hs]} for i, hs in enumerate(hits)],
+                }
             if args.json:
                 print(json_line(out), flush=True)
             else:
@@ -239,7 +297,7 @@ def cmd_search(args) -> int:
 def cmd_train_embedder(args) -> int:
     from dataclasses import replace
 
-    from ..training.embedder import EmbedderTrainConfig, train_embedder
+    from charaid.training.embedder import EmbedderTrainConfig, train_embedder
 
     data = Path(args.data)
     if not (data / "faces64").is_dir() and not (data / "icartoonface" / "images").is_dir():
@@ -258,15 +316,22 @@ def cmd_train_embedder(args) -> int:
 def cmd_train_detector(args) -> int:
     from dataclasses import replace
 
-    from ..training.detector import DetectorTrainConfig, train_detector
+    from charaid.training.detector import DetectorTrainConfig, train_detector
 
     data = Path(args.data)
     if not (data / "icartoonface" / "images").is_dir():
         raise FileNotFoundError(f"{data}: no icartoonface/images here (the training data of ../shared/train)")
     cfg = DetectorTrainConfig()
-    given = (("steps", args.steps), ("side", args.side), ("seed", args.seed), ("lr", args.lr), ("warmup", args.warmup),
-             ("init", str(Path(args.init).resolve()) if args.init else None))
-    cfg = replace(cfg, **{k: v for k, v in given if v is not None})
+    given = (
+        ("steps", args.steps),
+        ("side", args.side),
+        ("seed", args.seed),
+        ("lr", args.lr),
+        ("warmup", args.warmup),
+        ("init", str(Path(args.init).resolve()) if args.init else None),
+    )
+    changes: dict[str, Any] = {k: v for k, v in given if v is not None}
+    cfg = replace(cfg, **changes)
     r = train_detector(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
     print(json.dumps({k: v for k, v in r.items() if k != "history"}))  # the loss of every step stays in the checkpoint
     if not r["done"]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
-from ..detect import DETECTORS
-from .faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_recognize
-from .jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train, cmd_train_detector, cmd_train_embedder
+from charaid import __version__
+from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_recognize
+from charaid.cli.jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train, cmd_train_detector, cmd_train_embedder
+from charaid.models.detectors import DETECTORS
 
 
 def _float_or_auto(v: str) -> str:
@@ -23,11 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp, gallery=True, detect=True):
         if gallery:
-            sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+            sp.add_argument(
+                "--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)"
+            )
         if detect:
-            sp.add_argument("--detector", choices=DETECTORS, help="face detector (default: the one that cut the gallery's faces; else facedet, charaid's own)")
+            sp.add_argument(
+                "--detector",
+                choices=DETECTORS,
+                help="face detector (default: the one that cut the gallery's faces; else facedet, charaid's own)",
+            )
             sp.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, e.g. lbpcascade_animeface.xml")
-            sp.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection (default: all cores for batches)")
+            sp.add_argument(
+                "--workers", type=int, metavar="N", help="processes for decoding and detection (default: all cores for batches)"
+            )
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
@@ -44,12 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
     sp.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates per face (default 5)")
-    sp.add_argument("--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)")
+    sp.add_argument(
+        "--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)"
+    )
     sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
-    sp.add_argument("--output", metavar="FILE", help="append JSON lines to FILE; run again to resume: images already in FILE are skipped")
-    sp.add_argument("--picture", action="store_true",
-                    help="when no face is named, compare the whole picture with the enrolled pictures (adds a 'picture' field)")
+    sp.add_argument(
+        "--output", metavar="FILE", help="append JSON lines to FILE; run again to resume: images already in FILE are skipped"
+    )
+    sp.add_argument(
+        "--picture",
+        action="store_true",
+        help="when no face is named, compare the whole picture with the enrolled pictures (adds a 'picture' field)",
+    )
     common(sp)
     sp.set_defaults(func=cmd_recognize)
 
@@ -72,18 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("sort", help="sort pictures into DST/<character>/ folders (copy or move; resumable; undoable)")
-    sp.add_argument("paths", nargs="+", metavar="SRC DST", help="source and destination folders (DST alone with --resume, --undo, --list-runs); "
-                    "SRC may be DST/_unknown or DST/_no_face, with --move, to sort them again once the gallery knows more")
+    sp.add_argument(
+        "paths",
+        nargs="+",
+        metavar="SRC DST",
+        help="source and destination folders (DST alone with --resume, --undo, --list-runs); "
+        "SRC may be DST/_unknown or DST/_no_face, with --move, to sort them again once the gallery knows more",
+    )
     sp.add_argument("--move", action="store_true", help="move instead of copy (each move is verified before the source goes)")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
-    sp.add_argument("--multi", choices=["copy-each", "group", "primary"], default="copy-each",
-                    help="pictures with several characters: into each folder (default), DST/_group/A+B/, or the most confident")
-    sp.add_argument("--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)")
+    sp.add_argument(
+        "--multi",
+        choices=["copy-each", "group", "primary"],
+        default="copy-each",
+        help="pictures with several characters: into each folder (default), DST/_group/A+B/, or the most confident",
+    )
+    sp.add_argument(
+        "--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)"
+    )
     sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
     sp.add_argument("--json", action="store_true", help="one JSON line per picture, then a summary line")
     sp.add_argument("--rescan", action="store_true", help="look at every file again, even unchanged ones")
-    sp.add_argument("--faces-only", action="store_true",
-                    help="sort by faces alone: a picture with no named face goes to _no_face/_unknown, never by its whole-picture look")
+    sp.add_argument(
+        "--faces-only",
+        action="store_true",
+        help="sort by faces alone: a picture with no named face goes to _no_face/_unknown, never by its whole-picture look",
+    )
     sp.add_argument("--resume", action="store_true", help="finish the last interrupted run in DST")
     sp.add_argument("--undo", type=int, metavar="RUN", help="put every file of run RUN back where it was")
     sp.add_argument("--list-runs", action="store_true", help="list the runs recorded in DST")
@@ -98,9 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("train-detector", help="train charaid's face detector on ../shared/train (resumable; the shipped weights come from it)")
-    sp.add_argument("--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface and DIR/faces64 (default ../shared/train)")
-    sp.add_argument("--out", default="artifacts/detector", metavar="DIR", help="checkpoint and weights folder (default artifacts/detector)")
+    sp = sub.add_parser(
+        "train-detector", help="train charaid's face detector on ../shared/train (resumable; the shipped weights come from it)"
+    )
+    sp.add_argument(
+        "--data",
+        default="../shared/train",
+        metavar="DIR",
+        help="training data: DIR/icartoonface and DIR/faces64 (default ../shared/train)",
+    )
+    sp.add_argument(
+        "--out", default="artifacts/detector", metavar="DIR", help="checkpoint and weights folder (default artifacts/detector)"
+    )
     sp.add_argument("--steps", type=int, metavar="N", help="training steps of 16 pictures (default 3600)")
     sp.add_argument("--side", type=int, metavar="PX", help="training picture side (default 256)")
     sp.add_argument("--seed", type=int, default=0)
@@ -112,9 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train_detector)
 
-    sp = sub.add_parser("train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)")
-    sp.add_argument("--data", default="../shared/train", metavar="DIR", help="training data: DIR/faces64 and DIR/icartoonface (default ../shared/train)")
-    sp.add_argument("--out", default="artifacts/embedder", metavar="DIR", help="checkpoint, cached views and weights folder (default artifacts/embedder)")
+    sp = sub.add_parser(
+        "train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)"
+    )
+    sp.add_argument(
+        "--data",
+        default="../shared/train",
+        metavar="DIR",
+        help="training data: DIR/faces64 and DIR/icartoonface (default ../shared/train)",
+    )
+    sp.add_argument(
+        "--out",
+        default="artifacts/embedder",
+        metavar="DIR",
+        help="checkpoint, cached views and weights folder (default artifacts/embedder)",
+    )
     sp.add_argument("--method", choices=["simclr", "byol"], help="contrastive (simclr, the default) or self-distillation (byol)")
     sp.add_argument("--epochs", type=int, metavar="N", help="epochs (default 24)")
     sp.add_argument("--size", type=int, metavar="PX", help="input side of the face crops (default 112)")
@@ -129,10 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; elsewhere, changes need a token)")
     sp.add_argument("--port", type=int, default=8000)
-    sp.add_argument("--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)")
+    sp.add_argument(
+        "--label-dir", metavar="DIR", help="folder of unlabelled images for the labelling page (nothing outside it is read)"
+    )
     sp.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20 MB)")
-    sp.add_argument("--private", action="store_true",
-                    help="bound beyond loopback, recognition and detection need the token too (else anyone who reaches the port may use them)")
+    sp.add_argument(
+        "--private",
+        action="store_true",
+        help="bound beyond loopback, recognition and detection need the token too (else anyone who reaches the port may use them)",
+    )
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("index", help="embed every face of big folders into a face store, for search by image (resumable)")
@@ -166,9 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--merge", action="store_true", help="if NEW exists, move OLD's faces into it")
     a = gsub.add_parser("threshold", help="show the unknown threshold; set it with VALUE, or 'auto' to calibrate")
     a.add_argument("value", nargs="?", type=_float_or_auto, metavar="VALUE|auto")
-    a = gsub.add_parser("model", help="list the models that embedded the gallery; switch with MODEL ('default': the default, untuned features)")
+    a = gsub.add_parser(
+        "model", help="list the models that embedded the gallery; switch with MODEL ('default': the default, untuned features)"
+    )
     a.add_argument("model", nargs="?", metavar="MODEL|default")
-    a = gsub.add_parser("detector", help="show the detector that cut the gallery's faces; with NAME, cut them again from their pictures with it")
+    a = gsub.add_parser(
+        "detector", help="show the detector that cut the gallery's faces; with NAME, cut them again from their pictures with it"
+    )
     a.add_argument("name", nargs="?", choices=DETECTORS, metavar="NAME", help=f"one of: {', '.join(DETECTORS)}")
     a.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, for the cascade and union detectors")
     a.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection")

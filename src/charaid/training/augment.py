@@ -37,7 +37,8 @@ class Frame:
 
 
 def _rand_canvas_colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    return tuple(int(v) for v in rng.integers(0, 256, 3))
+    r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+    return r, g, b
 
 
 def _place(canvas: Image.Image, frame: Frame, rng, region: tuple[int, int, int, int], scale: float) -> list[np.ndarray]:
@@ -46,7 +47,7 @@ def _place(canvas: Image.Image, frame: Frame, rng, region: tuple[int, int, int, 
     rx0, ry0, rx1, ry1 = region
     h, w = frame.image.shape[:2]
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    im = Image.fromarray(frame.image).resize((sw, sh), Image.BILINEAR, reducing_gap=2.0 if scale < 0.5 else None)
+    im = Image.fromarray(frame.image).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0 if scale < 0.5 else None)
     rw, rh = rx1 - rx0, ry1 - ry0
     ox = rx0 + (int(rng.integers(rw - sw, 1)) if sw > rw else int(rng.integers(0, rw - sw + 1)))
     oy = ry0 + (int(rng.integers(rh - sh, 1)) if sh > rh else int(rng.integers(0, rh - sh + 1)))
@@ -75,7 +76,7 @@ def _background(frame: Frame, rng, side: int) -> Image.Image | None:
         x, y = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
         b = frame.boxes
         if len(b) == 0 or np.all((b[:, 2] <= x) | (b[:, 0] >= x + s) | (b[:, 3] <= y) | (b[:, 1] >= y + s)):
-            return Image.fromarray(frame.image[y : y + s, x : x + s]).resize((side, side), Image.BILINEAR)
+            return Image.fromarray(frame.image[y : y + s, x : x + s]).resize((side, side), Image.Resampling.BILINEAR)
     return None
 
 
@@ -101,7 +102,7 @@ def _paste_faces(canvas: Image.Image, faces: list[np.ndarray], rng, boxes: list[
             if ix * iy < 0.3 * (b[2] - b[0]) * (b[3] - b[1]):
                 keep.append(b)
         boxes[:] = keep
-        canvas.paste(Image.fromarray(crop).resize((s, s), Image.BICUBIC), (x, y), _soft_mask(s))
+        canvas.paste(Image.fromarray(crop).resize((s, s), Image.Resampling.BICUBIC), (x, y), _soft_mask(s))
         clipped = np.clip(fb, 0, side)
         if (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) >= 0.6 * (fb[2] - fb[0]) * (fb[3] - fb[1]):
             boxes.append(clipped)
@@ -150,7 +151,9 @@ def _photometric(im: Image.Image, rng) -> Image.Image:
     return im
 
 
-def make_sample(frames: list[Frame], faces: list[np.ndarray], rng: np.random.Generator, side: int) -> tuple[np.ndarray, np.ndarray]:
+def make_sample(
+    frames: list[Frame], faces: list[np.ndarray], rng: np.random.Generator, side: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One training picture (side x side x 3 uint8) and its face boxes (n, 4)."""
     canvas = Image.new("RGB", (side, side), _rand_canvas_colour(rng))
     boxes: list[np.ndarray] = []
@@ -173,7 +176,7 @@ def make_sample(frames: list[Frame], faces: list[np.ndarray], rng: np.random.Gen
     if faces and rng.random() < (0.6 if kind >= 0.2 and kind < 0.3 else 0.35):
         _paste_faces(canvas, faces, rng, boxes, side)
     if rng.random() < 0.5:
-        canvas = canvas.transpose(Image.FLIP_LEFT_RIGHT)
+        canvas = canvas.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         boxes = [np.array([side - b[2], b[1], side - b[0], b[3]]) for b in boxes]
     canvas = _photometric(canvas, rng)
     a = np.asarray(canvas)

@@ -1,4 +1,4 @@
-"""``charaid train-detector``: train charaid's face detector (charaid.facedet) on ../shared/train.
+"""``charaid train-detector``: train charaid's face detector (charaid.models.facedet) on ../shared/train.
 
 Data: iCartoonFace's detection train split (frames and YOLO face boxes) and the faces64 anime
 face crops, both read in place, augmented on the fly (charaid.training.augment). Loss: CenterNet's
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import facedet
-from .augment import Frame, make_sample
+from charaid.models import facedet
+from charaid.training.augment import Frame, make_sample
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,17 @@ def export_weights(state: dict, path: Path, cfg: DetectorTrainConfig, elapsed: f
     import torch
 
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
-    torch.save({"state": half, "model_id": facedet.MODEL_ID, "version": facedet.MODEL_VERSION,
-                "config": asdict(cfg), "train_seconds": round(elapsed), "steps": step}, path)
+    torch.save(
+        {
+            "state": half,
+            "model_id": facedet.MODEL_ID,
+            "version": facedet.MODEL_VERSION,
+            "config": asdict(cfg),
+            "train_seconds": round(elapsed),
+            "steps": step,
+        },
+        path,
+    )
 
 
 def write_onnx(weights: str | Path, path: str | Path) -> None:
@@ -209,8 +218,17 @@ def train_detector(
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "history": history, "config": asdict(cfg)}, tmp)
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "history": history,
+                "config": asdict(cfg),
+            },
+            tmp,
+        )
         tmp.replace(ckpt_path)
 
     if step < cfg.steps:
@@ -263,9 +281,19 @@ def train_detector(
         try:
             write_onnx(weights, out / facedet.ONNX_FILE)
         except ImportError as e:  # the exporter needs the onnx package (the test extra has it)
-            print(f"charaid: {facedet.ONNX_FILE} not written ({e}); pip install onnx, then run train-detector again", file=sys.stderr)
+            print(
+                f"charaid: {facedet.ONNX_FILE} not written ({e}); pip install onnx, then run train-detector again",
+                file=sys.stderr,
+            )
     recent = history[-50:]
-    return {"done": done, "step": step, "steps": cfg.steps, "elapsed_s": round(elapsed),
-            "loss": round(float(np.mean([h["loss"] for h in recent])), 4) if recent else None, "history": [h["loss"] for h in history],
-            "first_loss": round(float(np.mean([h["loss"] for h in history[:20]])), 4) if history else None,
-            "weights": str(weights) if done else None, "checkpoint": str(ckpt_path)}
+    return {
+        "done": done,
+        "step": step,
+        "steps": cfg.steps,
+        "elapsed_s": round(elapsed),
+        "loss": round(float(np.mean([h["loss"] for h in recent])), 4) if recent else None,
+        "history": [h["loss"] for h in history],
+        "first_loss": round(float(np.mean([h["loss"] for h in history[:20]])), 4) if history else None,
+        "weights": str(weights) if done else None,
+        "checkpoint": str(ckpt_path),
+    }

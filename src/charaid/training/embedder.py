@@ -2,7 +2,7 @@
 
 Why self-supervised: no labelled set of hundreds of anime characters can be had here, and
 supervised adaptation on the development sets' 17-23 characters learnt those characters and
-forgot the rest (docs/benchmarks.md). Unlabelled faces of thousands of characters can be had:
+forgot the rest (docs/experiments.md). Unlabelled faces of thousands of characters can be had:
 ``../shared/train/faces64`` (6,098 faces, nearly all of different characters) and the faces
 cut from iCartoonFace's boxes (with a margin, so a view keeps the hair).
 
@@ -11,7 +11,7 @@ Two method families, chosen with ``method``:
 - ``byol``: self-distillation, an online network predicting an exponential moving average of
   itself, with no negatives.
 
-Like ``charaid train`` (charaid.tune), only the top of EfficientNet-Lite0 trains (blocks
+Like ``charaid train`` (charaid.models.tuned), only the top of EfficientNet-Lite0 trains (blocks
 ``freeze_upto+1``..15 and the head convolution, from ImageNet's weights); the frozen trunk's
 output of ``views`` augmented copies of every face is computed once and kept in the output
 folder, so training costs the top's passes only. Views keep identity: crops, scale, flips,
@@ -20,7 +20,7 @@ eye colours are identity).
 
 Seeded and resumable: a checkpoint after every epoch; each epoch's draws come from a generator
 seeded by (seed, epoch), so a resumed run trains what an uninterrupted one would have. The
-result is the top's weights in float16 (the embedder is charaid.tune.TunedEmbedder with no
+result is the top's weights in float16 (the embedder is charaid.models.tuned.TunedEmbedder with no
 projection: the pooled 1280 head features, averaged with the mirror image's).
 """
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..tune import TrainConfig, TunedEmbedder, _make_top, _to_tensor, augment, trunk_forward
+from charaid.models.tuned import TrainConfig, TunedEmbedder, _make_top, _to_tensor, augment, trunk_forward
 
 METHODS = ("simclr", "byol")
 WEIGHTS_FILE = "embedder.pt"
@@ -100,7 +100,7 @@ def load_faces(root: str | Path, cfg: EmbedderTrainConfig, limit: int | None = N
             s = side * (1 + 2 * cfg.margin)
             crop = frame.crop((int(cx * W - s / 2), int(cy * H - s / 2), int(cx * W + s / 2), int(cy * H + s / 2)))
             if crop.width > keep:
-                crop = crop.resize((keep, keep), Image.BILINEAR)
+                crop = crop.resize((keep, keep), Image.Resampling.BILINEAR)
             faces.append(crop)
             if limit and len(faces) >= limit:
                 return faces
@@ -108,7 +108,7 @@ def load_faces(root: str | Path, cfg: EmbedderTrainConfig, limit: int | None = N
 
 
 def view(im: Image.Image, rng: random.Random, size: int) -> Image.Image:
-    """One identity-keeping view: charaid.tune's augmentation with stronger crops, then now and
+    """One identity-keeping view: charaid.models.tuned's augmentation with stronger crops, then now and
     then thicker or thinner line art (a 3x3 minimum or maximum filter)."""
     im = augment(im, rng, size, min_scale=0.6)
     r = rng.random()
@@ -131,7 +131,7 @@ def cache_views(faces: list[Image.Image], cfg: EmbedderTrainConfig, dev, progres
     import torch
     from tqdm import tqdm
 
-    from ..embed import _open_efficientnet
+    from charaid.models.embedders import _open_efficientnet
 
     base = _open_efficientnet("lite0")
     frozen = (copy.deepcopy(base) if dev.type != "cpu" else base).to(dev).eval()
@@ -182,7 +182,7 @@ class _Nets:
     moving-average target (top and projector)."""
 
     def __init__(self, cfg: EmbedderTrainConfig, dev):
-        from ..embed import _open_efficientnet
+        from charaid.models.embedders import _open_efficientnet
 
         self.cfg = cfg
         base = _open_efficientnet("lite0")
@@ -201,7 +201,7 @@ class _Nets:
 
     def modules(self) -> dict:
         named = {"top": self.top, "proj": self.proj}
-        if self.pred is not None:
+        if self.pred is not None and self.target is not None:
             named.update(pred=self.pred, target_top=self.target[0], target_proj=self.target[1])
         return named
 
@@ -267,13 +267,18 @@ def train_embedder(
     key = _data_key(faces, cfg)
     nets = _Nets(cfg, dev)
     heads = list(nets.proj.parameters()) + (list(nets.pred.parameters()) if nets.pred is not None else [])
-    opt = torch.optim.AdamW([{"params": list(nets.top.parameters()), "lr_scale": cfg.top_lr_scale}, {"params": heads, "lr_scale": 1.0}],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [{"params": list(nets.top.parameters()), "lr_scale": cfg.top_lr_scale}, {"params": heads, "lr_scale": 1.0}],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
     epoch, elapsed, history = 0, 0.0, []
     if ckpt_path.is_file():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if saved["config"] != asdict(cfg) or saved["key"] != key:
-            raise ValueError(f"{ckpt_path}: made with other settings or faces ({saved['config']}); use another --out or the same settings")
+            raise ValueError(
+                f"{ckpt_path}: made with other settings or faces ({saved['config']}); use another --out or the same settings"
+            )
         for name, m in nets.modules().items():
             m.load_state_dict(saved[name])
         opt.load_state_dict(saved["opt"])
@@ -281,8 +286,18 @@ def train_embedder(
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"config": asdict(cfg), "key": key, "opt": opt.state_dict(), "epoch": epoch, "elapsed": elapsed,
-                    "history": history, **{n: m.state_dict() for n, m in nets.modules().items()}}, tmp)
+        torch.save(
+            {
+                "config": asdict(cfg),
+                "key": key,
+                "opt": opt.state_dict(),
+                "epoch": epoch,
+                "elapsed": elapsed,
+                "history": history,
+                **{n: m.state_dict() for n, m in nets.modules().items()},
+            },
+            tmp,
+        )
         tmp.replace(ckpt_path)  # atomic: a kill leaves the old checkpoint or the new one
 
     n = len(faces)
@@ -303,7 +318,9 @@ def train_embedder(
             torch.save({"key": key, "views": cached}, tmp)
             tmp.replace(views_path)
         t_call = time.time()
-        bar = tqdm(total=total, initial=epoch * steps_per_epoch, desc=f"train-embedder ({cfg.method})", unit="step", disable=not progress)
+        bar = tqdm(
+            total=total, initial=epoch * steps_per_epoch, desc=f"train-embedder ({cfg.method})", unit="step", disable=not progress
+        )
         nets.train()
         while epoch < cfg.epochs:
             t0 = time.time()
@@ -340,18 +357,39 @@ def train_embedder(
     weights = out / WEIGHTS_FILE
     if done:
         export_weights(nets.top.state_dict(), weights, cfg, elapsed, model_id, version, n)
-    return {"done": done, "epoch": epoch, "epochs": cfg.epochs, "faces": n, "elapsed_s": round(elapsed),
-            "first_loss": round(history[0], 4) if history else None, "loss": round(history[-1], 4) if history else None,
-            "history": history, "weights": str(weights) if done else None, "checkpoint": str(ckpt_path)}
+    return {
+        "done": done,
+        "epoch": epoch,
+        "epochs": cfg.epochs,
+        "faces": n,
+        "elapsed_s": round(elapsed),
+        "first_loss": round(history[0], 4) if history else None,
+        "loss": round(history[-1], 4) if history else None,
+        "history": history,
+        "weights": str(weights) if done else None,
+        "checkpoint": str(ckpt_path),
+    }
 
 
-def export_weights(top_state: dict, path: Path, cfg: EmbedderTrainConfig, elapsed: float, model_id: str, version: int, faces: int) -> None:
+def export_weights(
+    top_state: dict, path: Path, cfg: EmbedderTrainConfig, elapsed: float, model_id: str, version: int, faces: int
+) -> None:
     """The shipped form: the top's weights in float16 (about 5 MB)."""
     import torch
 
     half = {k: (v.detach().cpu().half() if v.is_floating_point() else v.cpu()) for k, v in top_state.items()}
-    torch.save({"top": half, "model_id": model_id, "version": version, "top_config": asdict(_Nets.top_config(cfg)),
-                "train_config": asdict(cfg), "train_seconds": round(elapsed), "faces": faces}, path)
+    torch.save(
+        {
+            "top": half,
+            "model_id": model_id,
+            "version": version,
+            "top_config": asdict(_Nets.top_config(cfg)),
+            "train_config": asdict(cfg),
+            "train_seconds": round(elapsed),
+            "faces": faces,
+        },
+        path,
+    )
 
 
 def load_embedder(path: str | Path, model_id: str | None = None) -> TunedEmbedder:

@@ -3,7 +3,7 @@
 Safety: the server binds 127.0.0.1 unless told otherwise; bound elsewhere, every endpoint that
 changes the gallery needs the token printed at start-up (and, with ``--private``, recognition too),
 and every client is held to a request rate (429). Uploads are limited in size (413) and in the
-memory their decoding may take (charaid.images), at most ``decode_slots`` decode and recognise at
+memory their decoding may take (charaid.pipeline.images), at most ``decode_slots`` decode and recognise at
 once, and their content, not their name, decides whether they are images. The labelling folder is the only
 folder the server reads, and no path may leave it. Names are only ever sent as JSON and put into
 pages as text, never as HTML.
@@ -22,14 +22,14 @@ from fastapi import Body, Depends, FastAPI, File, HTTPException, Request, Upload
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 
-from ..errors import ImageError, UnknownCharacterError
-from ..gallery import Gallery
-from ..images import load_image_bytes
-from ..labelling import LabelSession, OutsideRootError
-from ..names import character_name
-from ..prepare import prepare_image
-from ..recognize import PictureResult, Recognizer
-from .guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
+from charaid.errors import ImageError, UnknownCharacterError
+from charaid.jobs.labelling import LabelSession, OutsideRootError
+from charaid.names import character_name
+from charaid.pipeline.images import load_image_bytes
+from charaid.pipeline.prepare import prepare_image
+from charaid.recognition.recognize import PictureResult, Recognizer
+from charaid.storage.gallery import Gallery
+from charaid.web.guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
 
 STATIC = Path(str(resources.files("charaid.web") / "static"))
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -55,7 +55,7 @@ class ServerConfig:
     rate_burst: int = 20
 
     @classmethod
-    def for_host(cls, gallery: Path, host: str, **kw) -> "ServerConfig":
+    def for_host(cls, gallery: Path, host: str, **kw) -> ServerConfig:
         token = None if host in LOCAL_HOSTS else secrets.token_urlsafe(24)
         return cls(gallery, host, token=token, **kw)
 
@@ -84,10 +84,11 @@ def status_for(e: ImageError) -> int:
 
 def create_app(cfg: ServerConfig) -> FastAPI:
     try:
-        from fastapi_offline import FastAPIOffline as App  # /docs without a CDN: this machine is offline
+        from fastapi_offline import FastAPIOffline  # /docs without a CDN: this machine is offline
+
+        app = FastAPIOffline(title="charaid", version="0.1.0", description="Recognise anime characters in pictures.")
     except ImportError:  # pragma: no cover
-        App = FastAPI
-    app = App(title="charaid", version="0.1.0", description="Recognise anime characters in pictures.")
+        app = FastAPI(title="charaid", version="0.1.0", description="Recognise anime characters in pictures.")
     gallery = Gallery(cfg.gallery)
     rec = Recognizer(gallery)
     labels = LabelSession(gallery, rec, cfg.label_dir)
@@ -110,8 +111,11 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         if limiter is not None and request.method == "POST" and request.url.path in COSTLY:
             wait = limiter.allow(request.client.host if request.client else "?")
             if wait:
-                return JSONResponse({"detail": f"too many requests: at most {cfg.rate_per_s:g} a second"}, status_code=429,
-                                    headers={"Retry-After": str(max(1, round(wait)))})
+                return JSONResponse(
+                    {"detail": f"too many requests: at most {cfg.rate_per_s:g} a second"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
         if request.method in ("POST", "PUT", "PATCH"):
             n = request.headers.get("content-length")
             if n is None and request.headers.get("transfer-encoding"):
@@ -127,7 +131,9 @@ def create_app(cfg: ServerConfig) -> FastAPI:
             return
         got = request.headers.get("x-charaid-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if not token_matches(got, cfg.token):
-            raise HTTPException(401, "this server is reachable from other machines: send the token it printed at start-up (X-Charaid-Token)")
+            raise HTTPException(
+                401, "this server is reachable from other machines: send the token it printed at start-up (X-Charaid-Token)"
+            )
 
     read_guard = [Depends(need_token)] if cfg.private else []
 
@@ -135,7 +141,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         try:
             return character_name(name)
         except ValueError as e:
-            raise HTTPException(422, str(e))
+            raise HTTPException(422, str(e)) from None
 
     @app.exception_handler(UploadRejected)
     async def rejected(request: Request, e: UploadRejected):
@@ -152,7 +158,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         try:
             return load_image_bytes(data, name)
         except ImageError as e:
-            raise UploadRejected(status_for(e), name, e.reason)
+            raise UploadRejected(status_for(e), name, e.reason) from None
 
     # -- pages ------------------------------------------------------------------------------------
     for route, page in [("/", "index.html"), ("/label", "label.html"), ("/gallery", "gallery.html")]:
@@ -170,7 +176,9 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         return FileResponse(p)
 
     # -- recognition ------------------------------------------------------------------------------
-    @app.post("/api/recognize", dependencies=read_guard, summary="Every face in an uploaded image, named or unknown, with the top 5")
+    @app.post(
+        "/api/recognize", dependencies=read_guard, summary="Every face in an uploaded image, named or unknown, with the top 5"
+    )
     def api_recognize(file: UploadFile = File(...), top_k: int = 5, picture: bool = True):
         data, name = read_upload(file)
         with slots:  # decode, detect and embed outside the gallery's lock, a bounded number at once
@@ -200,8 +208,12 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         with slots:
             im = image_or_error(data, name)
             prep = prepare_image(name, True, rec.spec, with_hash=False, image=im)
-        return {"path": name, "faces": [{"box": f.box.as_list(), "score": round(f.score, 4)} for f in prep.faces],
-                "error": prep.error, "size": list(im.size)}
+        return {
+            "path": name,
+            "faces": [{"box": prep.box(i).as_list(), "score": round(prep.score(i), 4)} for i in range(len(prep.faces))],
+            "error": prep.error,
+            "size": list(im.size),
+        }
 
     # -- gallery ----------------------------------------------------------------------------------
     @app.get("/api/characters", summary="Characters with their sample counts and sample ids")
@@ -212,8 +224,11 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         by: dict[str, list[int]] = {}
         for s in samples:
             by.setdefault(s.character, []).append(s.id)
-        return {"model_id": gallery.model_id, "faces": len(samples),
-                "characters": [{"character": c.name, "samples": c.samples, "sample_ids": by.get(c.name, [])} for c in chars]}
+        return {
+            "model_id": gallery.model_id,
+            "faces": len(samples),
+            "characters": [{"character": c.name, "samples": c.samples, "sample_ids": by.get(c.name, [])} for c in chars],
+        }
 
     @app.get("/api/samples/{sample_id}/crop", summary="A gallery sample's face crop (JPEG)")
     def api_sample_crop(sample_id: PathId):
@@ -229,19 +244,23 @@ def create_app(cfg: ServerConfig) -> FastAPI:
             try:
                 gallery.remove_sample(sample_id)
             except KeyError:
-                raise HTTPException(404, f"no sample {sample_id}")
+                raise HTTPException(404, f"no sample {sample_id}") from None
         return {"removed": sample_id}
 
-    @app.post("/api/characters/{name:path}/rename", dependencies=[Depends(need_token)], summary="Rename, or merge into another character")
+    @app.post(
+        "/api/characters/{name:path}/rename",
+        dependencies=[Depends(need_token)],
+        summary="Rename, or merge into another character",
+    )
     def api_rename(name: str, new: str = Body(..., embed=True), merge: bool = Body(False, embed=True)):
         new = valid_name(new)
         with gallery.lock:
             try:
                 gallery.rename_character(name, new, merge=merge)
             except UnknownCharacterError as e:
-                raise HTTPException(404, str(e))
+                raise HTTPException(404, str(e)) from None
             except ValueError as e:
-                raise HTTPException(409, str(e))
+                raise HTTPException(409, str(e)) from None
         return {"renamed": name, "to": new, "merged": merge}
 
     @app.delete("/api/characters/{name:path}", dependencies=[Depends(need_token)], summary="Remove a character and its samples")
@@ -250,7 +269,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
             try:
                 n = gallery.remove_character(name)
             except UnknownCharacterError as e:
-                raise HTTPException(404, str(e))
+                raise HTTPException(404, str(e)) from None
         return {"removed": name, "samples": n}
 
     # -- labelling --------------------------------------------------------------------------------
@@ -258,21 +277,30 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         try:
             return fn()
         except OutsideRootError as e:
-            raise HTTPException(403, str(e))
+            raise HTTPException(403, str(e)) from None
         except KeyError as e:
-            raise HTTPException(404, str(e.args[0]) if e.args else "not found")
+            raise HTTPException(404, str(e.args[0]) if e.args else "not found") from None
         except ValueError as e:
-            raise HTTPException(409, str(e))
+            raise HTTPException(409, str(e)) from None
         except OSError as e:  # a path too long, a folder that vanished
-            raise HTTPException(400, f"{e.strerror or e}")
+            raise HTTPException(400, f"{e.strerror or e}") from None
 
     @app.get("/api/label/status", summary="Labelling progress and the folder being labelled")
     def api_label_status():
         p = labels.progress()
-        return {"done": p.done, "left": p.left, "not_face": p.not_face, "skipped": p.skipped, "total": p.total,
-                "folder": str(cfg.label_dir) if cfg.label_dir else None, "token_required": cfg.token is not None}
+        return {
+            "done": p.done,
+            "left": p.left,
+            "not_face": p.not_face,
+            "skipped": p.skipped,
+            "total": p.total,
+            "folder": str(cfg.label_dir) if cfg.label_dir else None,
+            "token_required": cfg.token is not None,
+        }
 
-    @app.post("/api/label/scan", dependencies=[Depends(need_token)], summary="Queue the faces of the labelling folder (or a subfolder)")
+    @app.post(
+        "/api/label/scan", dependencies=[Depends(need_token)], summary="Queue the faces of the labelling folder (or a subfolder)"
+    )
     def api_label_scan(path: str = Body("", embed=True)):
         with slots:  # its pictures are decoded and detected too: they take a slot like an upload
             p = label_call(lambda: labels.scan(path))
@@ -297,7 +325,9 @@ def create_app(cfg: ServerConfig) -> FastAPI:
     def api_label_crop(face_id: PathId):
         return Response(label_call(lambda: labels.crop(face_id)), media_type="image/jpeg")
 
-    @app.post("/api/label/confirm", dependencies=[Depends(need_token)], summary="Name faces (one, or a whole group) and enrol them")
+    @app.post(
+        "/api/label/confirm", dependencies=[Depends(need_token)], summary="Name faces (one, or a whole group) and enrol them"
+    )
     def api_label_confirm(faces: list[BodyId] = Body(..., embed=True), character: str = Body(..., embed=True)):
         character = valid_name(character)
         n = label_call(lambda: labels.confirm(faces, character))

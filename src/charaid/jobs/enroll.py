@@ -1,0 +1,267 @@
+"""Enrolling characters from a folder laid out as ``DIR/<character>/<images>``.
+
+Each image gives one sample: its largest detected face (the character the folder names is
+nearly always the biggest face in their own picture), or the whole image with ``detect=False``.
+Files whose content is already in the gallery are skipped before any work, so re-enrolling a
+folder is a no-op. Each batch of samples is one transaction. With detection, each picture is
+also kept whole (charaid.recognition.picture), face or no face: the fallback for pictures whose faces are
+not found or not known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from charaid.config import default_settings
+from charaid.errors import ImageError
+from charaid.models.embedders import Embedder
+from charaid.names import name_from_folder
+from charaid.pipeline.images import iter_image_paths, sha256_file
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_many
+from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_embedder
+from charaid.recognition.spaces import embedder_for
+from charaid.storage.gallery import EnrollReport, Gallery, NewSample
+from charaid.storage.journal import SORT_FOLDERS
+
+
+@dataclass
+class EnrollSummary:
+    images: int = 0
+    added: int = 0
+    #: Whole pictures kept for the picture fallback (with detection; no face needed).
+    pictures: int = 0
+    #: Images whose content was already enrolled (nothing done).
+    unchanged: int = 0
+    duplicates: int = 0
+    no_face: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    characters: set[str] = field(default_factory=set)
+
+    def merge(self, r: EnrollReport) -> None:
+        self.added += r.added
+        self.duplicates += r.duplicates
+        self.conflicts.extend(r.conflicts)
+
+
+def labelled_images(root: str | Path, on_skip: Callable[[Path, str], None] | None = None) -> list[tuple[str, Path]]:
+    """(character, path) for every image under ``root/<character>/``; raise if there are none.
+
+    The folders `charaid sort` adds beside the characters' (``_unknown``, ``_no_face``,
+    ``_group``) are skipped and reported through ``on_skip``, so that a sorted and checked
+    folder can be enrolled as it is."""
+    base = Path(root)
+    if not base.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder (expected DIR/<character>/<images>)")
+    items = []
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.is_symlink():
+            continue
+        if sub.name in SORT_FOLDERS:
+            if on_skip:
+                on_skip(sub, "a folder of charaid sort, not a character; skipped")
+            continue
+        try:
+            character = name_from_folder(sub.name)
+        except ValueError as e:
+            if on_skip:
+                on_skip(sub, f"{e}; folder skipped")
+            continue
+        for path in iter_image_paths([sub]):
+            items.append((character, path))
+    if not items:
+        raise ValueError(f"{root}: no images in character folders (expected DIR/<character>/<images>)")
+    return items
+
+
+def check_detector(gallery: Gallery, name: str) -> None:
+    """Record the detector of a new gallery; refuse to mix two detectors' crops in one."""
+    recorded = gallery.detector
+    if recorded is None:
+        gallery.set_detector(name)
+    elif recorded != name:
+        raise ValueError(
+            f"{gallery.path}: its faces were cut by the {recorded} detector, not {name}; enrol with "
+            f"--detector {recorded}, or move the gallery first (charaid gallery detector {name})"
+        )
+
+
+def enroll_items(
+    gallery: Gallery,
+    items: Sequence[tuple[str, Path]],
+    detect: bool = True,
+    spec: DetectorSpec | None = None,
+    embedder: Embedder | None = None,
+    workers: int = 0,
+    batch_size: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+) -> EnrollSummary:
+    """Enrol (character, image path) pairs; bad files are reported through ``on_error`` and skipped."""
+    embedder = embedder or embedder_for(gallery)
+    batch_size = batch_size or default_settings().batch_size
+    gallery.check_space(embedder.model_id, embedder.dim)
+    spec = (spec or DetectorSpec.for_gallery(gallery)).for_embedder(embedder)
+    if detect:
+        check_detector(gallery, spec.name)
+    summary = EnrollSummary(images=len(items))
+    hashed: list[tuple[str, Path, str]] = []
+    for character, path in items:
+        try:
+            hashed.append((character, path, sha256_file(path)))
+        except OSError as e:
+            _fail(summary, on_error, str(path), ImageError(path, f"cannot read ({e.strerror or e})").reason)
+            _tick(on_progress)
+    holders: dict[str, set[str]] = {}
+    for character, _, h in hashed:
+        holders.setdefault(h, set()).add(character)
+    todo: list[tuple[str, Path, str]] = []
+    shared: dict[str, list[tuple[str, Path]]] = {}  # one picture filed under several characters
+    for character, path, h in hashed:
+        known = {c for c, _ in gallery.content_faces(h)}
+        if detect and len(holders[h]) > 1:
+            if character in known:
+                summary.unchanged += 1
+                _tick(on_progress)
+            else:
+                shared.setdefault(h, []).append((character, path))
+        elif known and (not detect or has_picture(gallery, h)):
+            summary.unchanged += 1
+            _tick(on_progress)
+        else:
+            todo.append((character, path, h))
+
+    pending: list[NewSample] = []
+    pictures: list[tuple[str, str, str, Image.Image]] = []  # (character, hash, path, picture image)
+    pic_embedder: Embedder | None = None
+
+    def flush() -> None:
+        nonlocal pic_embedder
+        if pending:
+            vecs = embedder.embed_batch([s.crop for s in pending if s.crop is not None])
+            batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
+            summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
+            pending.clear()
+        if pictures:
+            if pic_embedder is None:
+                pic_embedder = picture_embedder(embedder)
+            vecs = pic_embedder.embed_batch([p[3] for p in pictures])
+            rows = [NewPicture(c, h, v, path) for (c, h, path, _), v in zip(pictures, vecs)]
+            summary.pictures += add_pictures(gallery, rows, pic_embedder.model_id, pic_embedder.dim)
+            pictures.clear()
+
+    for (character, path, h), prep in zip(
+        todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False, with_picture=True)
+    ):
+        sample = _pick_sample(character, h, prep)
+        if prep.ok and prep.picture is not None:
+            pictures.append((character, h, str(path), prep.picture))
+        if prep.error:
+            _fail(summary, on_error, str(path), prep.error)
+        elif sample is None:
+            summary.no_face.append(str(path))
+            if on_error:
+                on_error(str(path), "no face found" + (" (kept as a whole picture)" if prep.picture is not None else ""))
+        else:
+            pending.append(sample)
+            summary.characters.add(character)
+        if len(pending) >= batch_size or len(pictures) >= batch_size:
+            flush()
+        _tick(on_progress)
+    flush()
+    if shared:
+        _enrol_shared(gallery, embedder, spec, shared, summary, on_error, on_progress)
+    return summary
+
+
+def _enrol_shared(
+    gallery: Gallery,
+    embedder: Embedder,
+    spec: DetectorSpec,
+    shared: dict[str, list[tuple[str, Path]]],
+    summary: EnrollSummary,
+    on_error,
+    on_progress,
+) -> None:
+    """Pictures filed under several characters (as `charaid sort --multi copy-each` leaves a
+    group picture): each character gets the face most like its enrolled faces, never one that
+    another character already has; a character with no faces yet gets the largest one left.
+    The whole picture is not kept for the picture fallback: it shows several characters."""
+    from scipy.optimize import linear_sum_assignment
+
+    from charaid.models.embedders import l2_normalise
+
+    names, means = set(gallery.names()), {}
+
+    def mean_face(c: str) -> np.ndarray | None:
+        """The character's mean enrolled face (its own samples only: a gallery may be huge)."""
+        if c not in means:
+            try:
+                own = gallery.vectors_for([s.id for s in gallery.samples(c)], embedder.model_id) if c in names else None
+            except KeyError:  # samples of another model, not re-embedded
+                own = None
+            means[c] = l2_normalise(own.mean(axis=0)) if own is not None and len(own) else None
+        return means[c]
+
+    for h, group in shared.items():
+        path = group[0][1]
+        prep = next(iter(prepare_many([path], True, spec, 0, with_hash=False)))
+        for _ in group:
+            _tick(on_progress)
+        if prep.error:
+            for _, p in group:
+                _fail(summary, on_error, str(p), prep.error)
+            continue
+        taken = {box for _, box in gallery.content_faces(h)}
+        free = [i for i, f in enumerate(prep.faces) if f is not None and tuple(f.box.as_list()) not in taken]
+        if not free:
+            for _, p in group:
+                summary.no_face.append(str(p))
+                if on_error:
+                    on_error(str(p), "no face found that another character has not taken")
+            continue
+        V = embedder.embed_batch([prep.crops[i] for i in free])
+        areas = np.array([prep.box(i).area for i in free], np.float64)
+        S = np.empty((len(group), len(free)))
+        for r, (c, _) in enumerate(group):
+            m = mean_face(c)
+            # a known character: cosine to its mean face; a new one: below any cosine, largest first
+            S[r] = V @ m if m is not None else areas / areas.max() - 3.0
+        rows, cols = linear_sum_assignment(-S)
+        got = dict(zip(rows.tolist(), cols.tolist()))
+        samples = []
+        for r, (c, p) in enumerate(group):
+            if r not in got:
+                summary.no_face.append(str(p))
+                if on_error:
+                    on_error(str(p), f"no face left for {c!r}: the picture's faces went to its other characters")
+                continue
+            i = free[got[r]]
+            samples.append(NewSample(c, h, V[got[r]], str(p), prep.box(i).as_tuple(), prep.crops[i]))
+            summary.characters.add(c)
+        summary.merge(gallery.add(samples, embedder.model_id, embedder.dim))
+
+
+def _pick_sample(character: str, content_hash: str, prep: PreparedImage) -> NewSample | None:
+    if not prep.ok or not prep.crops:
+        return None
+    i = prep.largest()
+    face = prep.faces[i]
+    box = face.box.as_tuple() if face is not None else None
+    return NewSample(character, content_hash, np.zeros(0, np.float32), prep.path, box, prep.crops[i])
+
+
+def _fail(summary: EnrollSummary, on_error, path: str, reason: str) -> None:
+    summary.errors.append((path, reason))
+    if on_error:
+        on_error(path, reason)
+
+
+def _tick(cb) -> None:
+    if cb:
+        cb(1)

@@ -1,0 +1,372 @@
+"""Finding anime faces: charaid's own detector (charaid.models.facedet) by default, animeface-2009, an
+OpenCV LBP cascade, or the last two merged.
+
+Each detector returns every face it finds as a :class:`Face` with its box in the original
+image's pixels. Large images are downscaled before detection (detection time grows with the
+pixel count) and the boxes are mapped back.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from charaid.config import Thresholds, default_settings
+
+DETECTORS = ("facedet", "animeface", "cascade", "union")
+#: The detector of new galleries and of commands without a gallery.
+DEFAULT_DETECTOR = "facedet"
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return max(0, self.w) * max(0, self.h)
+
+    def iou(self, other: Box) -> float:
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+    def scaled(self, s: float) -> Box:
+        return Box(round(self.x * s), round(self.y * s), round(self.w * s), round(self.h * s))
+
+    def as_list(self) -> list[int]:
+        return [int(self.x), int(self.y), int(self.w), int(self.h)]
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return int(self.x), int(self.y), int(self.w), int(self.h)
+
+
+Point = tuple[int, int]
+Colour = tuple[int, int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face. ``landmarks`` and ``colours`` are filled by animeface-2009 only."""
+
+    box: Box
+    score: float
+    detector: str
+    #: Centres of left_eye, right_eye, mouth, and the nose and chin points.
+    landmarks: dict[str, Point] = field(default_factory=dict)
+    #: Mean colours of hair, skin, left_eye and right_eye, as RGB.
+    colours: dict[str, Colour] = field(default_factory=dict)
+
+
+class Detector(ABC):
+    """A face detector: ``detect(image)`` lists the faces in an RGB image."""
+
+    name: str = "detector"
+    #: True when it runs native code that may never return on some picture: batch jobs then run
+    #: it in watched worker processes (charaid.watchdog), even with --workers 0.
+    native: bool = True
+
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
+        self.thresholds = thresholds or Thresholds()
+        self.max_side = max_side or default_settings().max_detect_side
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Faces in ``image``, most likely first, boxes in the image's own pixels."""
+        small, scale = _downscale(image, self.max_side)
+        faces = [_rescale(f, 1.0 / scale) for f in self._detect(small)] if scale != 1.0 else self._detect(small)
+        faces = [f for f in faces if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
+        return sorted(faces, key=lambda f: -f.score)
+
+    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
+        return [self.detect(im) for im in images]
+
+    @abstractmethod
+    def _detect(self, image: Image.Image) -> list[Face]: ...
+
+
+class NetDetector(Detector):
+    """charaid's own detector network (charaid.models.facedet). Its faces carry
+    landmarks placed by the box (the mean positions of animeface-2009's landmarks in boxes like
+    these), so the colour cues can be sampled as they are for animeface-2009's faces."""
+
+    name = "facedet"
+    native = False  # ONNX Runtime (or PyTorch) inference: bounded time, and cheaper in this process
+
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
+        super().__init__(thresholds, max_side)
+        from charaid.models.facedet import FaceDetectorNet
+
+        t = self.thresholds
+        # loaded now, so that missing weights fail here, once
+        self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score).load()
+
+    def _real_face(self, image: Image.Image, face: Face) -> bool:
+        """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
+        real person's face in the found face: the network was trained on drawings only, so it
+        takes some faces in photos for anime ones (docs/experiments.md, "Face detection")."""
+        veto = self.thresholds.photo_face_veto
+        if veto is None:
+            return False
+        import cv2
+
+        gray = cv2.equalizeHist(np.asarray(crop_face(image, face.box, 0.25, 160).convert("L")))
+        _, _, weights = _photo_cascade().detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True
+        )
+        return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
+
+    def _detect(self, image: Image.Image) -> list[Face]:
+        faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f)]
+        return nms(faces, self.thresholds.nms_iou)
+
+    def _faces(self, raw) -> list[Face]:
+        from charaid.models.facedet import BOX_LANDMARKS
+
+        faces = []
+        for r in raw:
+            b = Box(round(r.x), round(r.y), max(1, round(r.w)), max(1, round(r.h)))
+            lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in BOX_LANDMARKS.items()}
+            faces.append(Face(b, r.score, self.name, lm))
+        return faces
+
+
+@functools.lru_cache(maxsize=1)
+def _photo_cascade():
+    import cv2
+
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+
+
+class AnimeFaceDetector(Detector):
+    """nagadomi's animeface-2009 (PyPI ``animeface``): box, likelihood, landmarks and colours."""
+
+    name = "animeface"
+
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
+        super().__init__(thresholds, max_side)
+        import PIL
+
+        if int(PIL.__version__.split(".")[0]) >= 12:
+            # animeface 2.0.3 hands Image.getdata() to its C code, which finds nothing with
+            # Pillow 12+ and says nothing about it: refuse rather than miss every face.
+            raise RuntimeError(f"animeface 2.0.3 finds no faces with Pillow {PIL.__version__}; install pillow<12")
+        import animeface  # noqa: F401  (fail here, at load, if the C extension is missing)
+
+    def _detect(self, image: Image.Image) -> list[Face]:
+        # Under a time limit: animeface-2009's C code can run for ever on some pictures.
+        from charaid import watchdog
+
+        return watchdog.call(_animeface_detect, (image, self.thresholds), self.thresholds.detect_timeout_s)
+
+
+def _animeface_detect(image: Image.Image, t: Thresholds) -> list[Face]:
+    """animeface-2009 on the picture, then, if it found nothing, on reduced copies of it."""
+    faces = _animeface_once(image, t)
+    for s in () if faces else t.detect_retry_scales:
+        w, h = round(image.width * s), round(image.height * s)
+        if min(w, h) < t.min_face_side:
+            break
+        faces = [
+            _rescale(f, image.width / w)
+            for f in _animeface_once(image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0), t)
+        ]
+        if faces:
+            break
+    return faces
+
+
+def _animeface_once(image: Image.Image, t: Thresholds) -> list[Face]:
+    import animeface
+
+    faces = []
+    for r in animeface.detect(image):
+        if r.likelihood < t.detect_min_score:
+            continue
+        b = r.face.pos
+        faces.append(
+            Face(
+                box=Box(b.x, b.y, b.width, b.height),
+                score=float(r.likelihood),
+                detector=AnimeFaceDetector.name,
+                landmarks={
+                    "left_eye": _centre(r.left_eye.pos),
+                    "right_eye": _centre(r.right_eye.pos),
+                    "mouth": _centre(r.mouth.pos),
+                    "nose": (r.nose.pos.x, r.nose.pos.y),
+                    "chin": (r.chin.pos.x, r.chin.pos.y),
+                },
+                colours={
+                    "hair": _rgb(r.hair.color),
+                    "skin": _rgb(r.skin.color),
+                    "left_eye": _rgb(r.left_eye.color),
+                    "right_eye": _rgb(r.right_eye.color),
+                },
+            )
+        )
+    return faces
+
+
+class CascadeDetector(Detector):
+    """An OpenCV cascade (e.g. nagadomi's lbpcascade_animeface.xml), given by its path."""
+
+    name = "cascade"
+
+    def __init__(self, path: str | Path, thresholds: Thresholds | None = None, max_side: int | None = None):
+        super().__init__(thresholds, max_side)
+        import cv2
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{path}: cascade file not found")
+        try:
+            self._cascade = cv2.CascadeClassifier(str(p))
+        except (cv2.error, SystemError):
+            raise ValueError(f"{path}: not an OpenCV cascade XML") from None
+        if self._cascade.empty():
+            raise ValueError(f"{path}: not an OpenCV cascade XML")
+
+    def _detect(self, image: Image.Image) -> list[Face]:
+        import cv2
+
+        gray = cv2.equalizeHist(np.asarray(image.convert("L")))
+        rects, _levels, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=5,
+            minSize=(self.thresholds.min_face_side, self.thresholds.min_face_side),
+            outputRejectLevels=True,
+        )
+        faces = []
+        for (x, y, w, h), wt in zip(np.asarray(rects).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+            # The cascade's last-stage weight is an unbounded margin; squash it into (0, 1).
+            faces.append(Face(Box(int(x), int(y), int(w), int(h)), 1.0 / (1.0 + math.exp(-float(wt))), self.name))
+        return faces
+
+
+class UnionDetector(Detector):
+    """Several detectors merged by non-maximum suppression; animeface's box wins a tie
+    because it carries landmarks and colours."""
+
+    name = "union"
+
+    def __init__(self, detectors: Sequence[Detector], thresholds: Thresholds | None = None, max_side: int | None = None):
+        super().__init__(thresholds, max_side)
+        self.detectors = list(detectors)
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        found = [f for d in self.detectors for f in d.detect(image)]
+        return nms(found, self.thresholds.nms_iou)
+
+    def _detect(self, image: Image.Image) -> list[Face]:  # pragma: no cover - detect() is overridden
+        raise NotImplementedError
+
+
+def nms(faces: Sequence[Face], iou: float) -> list[Face]:
+    """Keep the best of each group of overlapping faces (faces with landmarks first, then score)."""
+    order = sorted(faces, key=lambda f: (bool(f.landmarks), f.score), reverse=True)
+    kept: list[Face] = []
+    for f in order:
+        if all(f.box.iou(k.box) <= iou and not _contains(k.box, f.box) for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: -f.score)
+
+
+def make_detector(
+    name: str = DEFAULT_DETECTOR,
+    cascade: str | Path | None = None,
+    thresholds: Thresholds | None = None,
+    max_side: int | None = None,
+) -> Detector:
+    """A detector by name: ``facedet`` (charaid's own), ``animeface``, ``cascade`` (needs
+    ``cascade``) or ``union`` (animeface and the cascade)."""
+    if ":" in name:  # a plug: "package.module:Class", built as Class(thresholds, max_side)
+        import importlib
+
+        mod, _, cls = name.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), cls)(thresholds, max_side)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"detector {name!r} cannot be loaded ({e})") from None
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    if name == "facedet":
+        return NetDetector(thresholds, max_side)
+    if name == "animeface":
+        return AnimeFaceDetector(thresholds, max_side)
+    if cascade is None:
+        raise ValueError(f"detector {name!r} needs a cascade XML path (--cascade PATH)")
+    casc = CascadeDetector(cascade, thresholds, max_side)
+    if name == "cascade":
+        return casc
+    return UnionDetector([AnimeFaceDetector(thresholds, max_side), casc], thresholds, max_side)
+
+
+def crop_face(image: Image.Image, box: Box, margin: float | None = None, size: int | None = None) -> Image.Image:
+    """A square crop centred on ``box``, grown by ``margin`` of its side on every side.
+
+    Where the square leaves the picture, the edge pixels are repeated rather than padded with
+    black, so a face at the border does not gain a dark frame the embedder would learn from.
+    """
+    m = Thresholds().crop_margin if margin is None else margin
+    side = max(1, round(max(box.w, box.h) * (1 + 2 * m)))
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    W, H = image.size
+    if left >= 0 and top >= 0 and left + side <= W and top + side <= H:
+        out = image.crop((left, top, left + side, top + side))
+    else:
+        a = np.asarray(image)
+        x0, y0 = max(0, left), max(0, top)
+        x1, y1 = min(W, left + side), min(H, top + side)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"box {box.as_list()} lies outside the {W}x{H} image")
+        part = a[y0:y1, x0:x1]
+        pad = ((y0 - top, top + side - y1), (x0 - left, left + side - x1), (0, 0))
+        out = Image.fromarray(np.pad(part, pad, mode="edge"))
+    if size is not None and out.size != (size, size):
+        out = out.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0 if side > size else None)
+    return out
+
+
+def _downscale(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
+    w, h = image.size
+    if max(w, h) <= max_side:
+        return image, 1.0
+    s = max_side / max(w, h)
+    return image.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0), s
+
+
+def _rescale(f: Face, s: float) -> Face:
+    def pt(p: Point) -> Point:
+        return (round(p[0] * s), round(p[1] * s))
+
+    return Face(f.box.scaled(s), f.score, f.detector, {k: pt(v) for k, v in f.landmarks.items()}, dict(f.colours))
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    """``inner`` lies (almost) wholly inside ``outer``: a face within a face is one face."""
+    ix = max(0, min(outer.x + outer.w, inner.x + inner.w) - max(outer.x, inner.x))
+    iy = max(0, min(outer.y + outer.h, inner.y + inner.h) - max(outer.y, inner.y))
+    return inner.area > 0 and ix * iy >= 0.8 * inner.area
+
+
+def _centre(b) -> Point:  # animeface Box
+    return (b.x + b.width // 2, b.y + b.height // 2)
+
+
+def _rgb(c) -> Colour:  # animeface Color
+    return (int(c.r), int(c.g), int(c.b))

