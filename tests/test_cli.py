@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "serve",
     "index",
     "search",
+    "models",
 ]
 
 
@@ -34,6 +35,20 @@ def test_help_for_every_command():
     for a in ["list", "remove", "rename", "threshold", "model", "detector"]:
         r = run_cli("gallery", a, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout, a
+
+
+def test_models_lists_every_plug_with_the_defaults_marked():
+    from charaid.models.embedders import default_embedder
+
+    r = run_cli("models", "--json")
+    assert r.returncode == 0, r.stderr
+    cards = [json.loads(line) for line in r.stdout.splitlines()]  # JSON lines only
+    detectors = {c["id"]: c for c in cards if c["kind"] == "detector"}
+    embedders = {c["id"]: c for c in cards if c["kind"] == "embedder"}
+    assert set(detectors) == {"facedet", "animeface", "cascade", "union"}
+    assert [k for k, c in detectors.items() if c["default"]] == ["facedet"] and detectors["facedet"]["version"] == 1
+    assert [k for k, c in embedders.items() if c["default"]] == [default_embedder().model_id]
+    assert len(embedders) == 2  # galleries made before the colours joined keep their model
 
 
 def test_recognize_json_contract(gallery_path, synth_scene):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from charaid.config import Thresholds
@@ -13,7 +14,7 @@ from charaid.models import colours as cues
 from charaid.models.detectors import AnimeFaceDetector
 from charaid.models.embedders import CueColourEmbedder, default_embedder, imagenet_embedder, uses_colours
 from charaid.pipeline.images import load_image
-from charaid.pipeline.prepare import DetectorSpec, prepare_image
+from charaid.pipeline.prepare import DetectorSpec, colours_in_crop, prepare_image, with_colours
 from charaid.recognition.spaces import builtin_embedders
 
 DESIGN = {d.name: d for d in CAST}
@@ -37,7 +38,7 @@ def test_detected_crops_carry_their_faces_colours_through_pickling():
     # found again inside the crop by animeface-2009 (what a crop re-read from the gallery gets):
     # the same hair and skin, the same eye hue (charaid's detector places its eye sample where
     # eyes lie on average, beside this drawing's dark pupil: the eyes' lightness differs)
-    again = cues.colours_in_crop(crop)
+    again = colours_in_crop(crop)
     assert again is not None and again[7] > 15 and np.abs(again[:6] - carried[:6]).max() < 15
     assert np.abs(again[7:] - carried[7:]).max() < 15
 
@@ -59,15 +60,30 @@ def test_no_detect_crops_are_searched_in_the_worker():
 def test_colours_are_repeatable():
     """animeface-2009's own colour estimates change from call to call; charaid's must not."""
     ims = [portrait(d, seed=1) for d in CAST]
-    first = [cues.colours_in_crop(im) for im in ims]
-    again = [cues.colours_in_crop(im) for im in reversed(ims)][::-1]
+    first = [colours_in_crop(im) for im in ims]
+    again = [colours_in_crop(im) for im in reversed(ims)][::-1]
     assert all(a is not None and np.array_equal(a, b) for a, b in zip(first, again))
 
 
 def test_block_is_unit_length_with_a_face_and_zero_without():
-    X = CueColourEmbedder().embed_batch([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
+    crops = with_colours([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
+    X = CueColourEmbedder().embed_batch(crops)
     assert abs(np.linalg.norm(X[0]) - 1) < 1e-5
     assert not X[1].any()
+
+
+def test_the_embedder_never_searches_a_crop_itself():
+    """No embedder calls a detector: a crop that was not cut by the pipeline (nor passed through
+    with_colours) is refused by name, and the public embed_faces does the search."""
+    import charaid
+    from charaid.models.colours import MissingColours
+
+    raw = portrait(DESIGN["akane"], seed=1)
+    with pytest.raises(MissingColours, match="with_colours"):
+        default_embedder().embed_batch([raw])
+    assert imagenet_embedder().embed_batch([raw]).shape == (1, imagenet_embedder().dim)  # no colour block: fine
+    v = charaid.embed_faces([raw])[0]
+    assert np.allclose(v, default_embedder().embed_batch(with_colours([portrait(DESIGN["akane"], seed=1)]))[0], atol=1e-5)
 
 
 def test_block_puts_real_faces_of_one_character_together(shared):

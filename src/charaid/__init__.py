@@ -35,7 +35,9 @@ def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]
 def embed_faces(crops) -> np.ndarray:
     """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram + the face's
     hair/skin/eye colours, found again in each crop: see charaid.models.colours)."""
-    return default_embedder().embed_batch(list(crops))
+    from charaid.pipeline.prepare import with_colours
+
+    return default_embedder().embed_batch(with_colours(list(crops)))
 
 
 __all__ = [

@@ -281,3 +281,16 @@ def cmd_gallery(args) -> int:
             for mid, n in gallery_models(g):
                 print(json.dumps({"model_id": mid, "samples": n, "active": mid == g.model_id}))
     return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    """Every built-in model: detectors by --detector name, embedders by the model id galleries record."""
+    from charaid.models.zoo import cards
+
+    for c in cards():
+        if args.json:
+            print(json_line(c.to_dict()))
+        else:
+            version = f" v{c.version}" if c.version is not None else ""
+            print(f"{c.kind:9} {c.id}{version}{'  (default)' if c.default else ''}\n          {c.source}")
+    return EXIT_OK

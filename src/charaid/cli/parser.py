@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from charaid import __version__
-from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_recognize
+from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_models, cmd_recognize
 from charaid.cli.jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train, cmd_train_detector, cmd_train_embedder
 from charaid.models.detectors import DETECTORS
 
@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
     sp.add_argument("--out", default="charaid-demo", help="folder for the demo's pictures and gallery (default ./charaid-demo)")
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("models", help="list the detectors and embedders charaid can run, defaults marked")
+    sp.add_argument("--json", action="store_true", help="one JSON object per model on stdout")
+    sp.set_defaults(func=cmd_models)
 
     sp = sub.add_parser("enroll", help="add characters from DIR/<character>/<images> to the gallery")
     sp.add_argument("dir", metavar="DIR")

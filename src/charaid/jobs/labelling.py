@@ -22,7 +22,7 @@ from PIL import Image
 from charaid.names import character_name, shown
 from charaid.pipeline.images import iter_image_paths, load_image_bytes, sha256_bytes
 from charaid.pipeline.match import Candidate
-from charaid.pipeline.prepare import prepare_image
+from charaid.pipeline.prepare import crops_for, prepare_image
 from charaid.recognition.recognize import Recognizer
 from charaid.storage.gallery import Gallery, NewSample, encode_crop
 
@@ -151,7 +151,8 @@ class LabelSession:
         }
         stale = [i for i in ids if rows[i][1] != mid]
         if stale:
-            vecs = self.rec.embedder.embed_batch([Image.open(io.BytesIO(rows[i][3])).convert("RGB") for i in stale])
+            crops = [Image.open(io.BytesIO(rows[i][3])).convert("RGB") for i in stale]
+            vecs = self.rec.embedder.embed_batch(crops_for(self.rec.embedder, crops))
             with self.g.transaction():
                 for i, v in zip(stale, vecs):
                     self.db.execute("UPDATE label_faces SET model_id = ?, vector = ? WHERE id = ?", (mid, v.tobytes(), i))

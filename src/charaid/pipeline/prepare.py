@@ -8,10 +8,11 @@ as an error rather than an exception, so the rest of the batch goes on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from charaid import watchdog
@@ -108,6 +109,37 @@ def picture_crop(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
     return im.crop((x0, y0, x0 + s, y0 + s)).resize((side, side), Image.Resampling.BICUBIC)
 
 
+def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
+    """Find the face inside a crop again (resized to cues.SEARCH_SIDE and padded by 20%) and
+    return its colours; None when animeface-2009 finds none."""
+    im = crop.convert("RGB")
+    s = cues.SEARCH_SIDE / max(im.size)
+    if s != 1:
+        im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.BICUBIC)
+    pad = int(0.2 * max(im.size))
+    canvas = Image.new("RGB", (im.width + 2 * pad, im.height + 2 * pad), (255, 255, 255))
+    canvas.paste(im, (pad, pad))
+    # animeface-2009 (under its time limit), as for every crop searched since the colours joined:
+    # galleries keep their vectors whichever detector cuts new pictures.
+    faces = [f for f in _detector(DetectorSpec("animeface")).detect(canvas) if f.landmarks]
+    return cues.face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None
+
+
+def with_colours(crops: Sequence[Image.Image]) -> list[Image.Image]:
+    """``crops``, each carrying its face's colours: those that arrive without them (a folder of
+    crops, a crop re-read from a gallery) are searched again, once (the colours stay on the crop)."""
+    for crop in crops:
+        if cues.INFO_KEY not in crop.info:
+            cues.carry(crop, colours_in_crop(crop))
+    return list(crops)
+
+
+def crops_for(embedder, crops: Sequence[Image.Image]) -> list[Image.Image]:
+    """``crops`` ready for ``embedder``: with their colours when it reads them (searching a crop
+    costs ~40 ms; embedders of older spaces do not read them)."""
+    return with_colours(crops) if uses_colours(embedder) else list(crops)
+
+
 def prepare_image(
     path: str | Path,
     detect: bool = True,
@@ -161,7 +193,7 @@ def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedI
     if max(crop.size) > side:
         crop.thumbnail((side, side), Image.Resampling.BICUBIC)
     if spec.thresholds.cue_colour_weight > 0:  # searched here, in the worker, rather than in the embedder
-        cues.carry(crop, cues.colours_in_crop(crop))
+        cues.carry(crop, colours_in_crop(crop))
     out.faces, out.crops = [None], [crop]
     return out
 

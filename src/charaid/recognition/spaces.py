@@ -16,7 +16,9 @@ from pathlib import Path
 
 from charaid.config import Thresholds
 from charaid.errors import EmbeddingSpaceError
-from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder, imagenet_embedder
+from charaid.models import zoo
+from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder
+from charaid.pipeline.prepare import crops_for
 from charaid.storage.gallery import Gallery
 
 TUNED_PREFIX = "tuned-lite0-"
@@ -80,8 +82,8 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
 
 
 def builtin_embedders() -> dict[str, Callable[[], Embedder]]:
-    d, old = default_embedder(), imagenet_embedder()
-    return {d.model_id: default_embedder, old.model_id: imagenet_embedder}
+    """Built-in embedders by model id (charaid.models.zoo's registry)."""
+    return zoo.embedders()
 
 
 def embedder_for(gallery: Gallery) -> Embedder:
@@ -130,7 +132,8 @@ def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
     missing = gallery.missing_vectors(emb.model_id)
     for i in range(0, len(missing), batch):
         part = missing[i : i + batch]
-        gallery.set_vectors(emb.model_id, emb.dim, zip(part, emb.embed_batch([gallery.crop(j) for j in part])))
+        crops = crops_for(emb, [gallery.crop(j) for j in part])
+        gallery.set_vectors(emb.model_id, emb.dim, zip(part, emb.embed_batch(crops)))
     gallery.activate_model(emb.model_id, emb.dim)
     meta_f = models_dir(gallery.path) / f"{emb.model_id.split('*', 1)[0]}.json"
     if emb.model_id.startswith(TUNED_PREFIX) and meta_f.is_file():
