@@ -112,9 +112,9 @@ def train_gallery(
     """
     cfg = cfg or TrainConfig()
     from charaid.config import Thresholds
-    from charaid.pipeline.match import MIN_CALIBRATION_CHARACTERS, Calibration, Matcher, auroc, best_threshold
+    from charaid.pipeline.match import MIN_CALIBRATION_CHARACTERS, Matcher, auroc, best_threshold
     from charaid.pipeline.prepare import crops_for
-    from charaid.recognition.spaces import models_dir, save_tuned, tuned_embedder
+    from charaid.recognition.spaces import keep_training_calibration, models_dir, save_tuned, tuned_embedder
 
     t0 = time.time()
     samples = gallery.samples()
@@ -240,21 +240,7 @@ def train_gallery(
     gallery.set_vectors(embedder.model_id, embedder.dim, [(s.id, v) for s, v in zip(samples, vecs)])
     gallery.activate_model(embedder.model_id, embedder.dim)
     if cal is not None:
-        gallery.set_json(
-            "calibration",
-            Calibration(
-                Thresholds().tuned_matcher,
-                cal["threshold"],
-                embedder.model_id,
-                gallery.revision,
-                cal["known_accuracy"],
-                cal["unknown_rejected"],
-                cal["n_known"],
-                cal["n_unknown"],
-                cal["auroc"],
-                source="training run",
-            ).to_dict(),
-        )
+        keep_training_calibration(gallery, embedder.model_id, cal)
     for f in (ck, mdir / "calibration-checkpoint.pt"):
         f.unlink(missing_ok=True)
     return TrainResult(embedder.model_id, st.epoch, cfg.epochs, time.time() - t0, len(samples), len(counts), resumed, cal)

@@ -18,6 +18,7 @@ from charaid.config import Thresholds
 from charaid.errors import EmbeddingSpaceError
 from charaid.models import zoo
 from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder
+from charaid.pipeline.match import Calibration
 from charaid.pipeline.prepare import crops_for
 from charaid.storage.gallery import Gallery
 
@@ -118,8 +119,6 @@ def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
     the id of a model that embedded it before (a tuned one needs its file beside the gallery).
     Samples without a vector of that model are embedded from their stored crops first; a tuned
     model gets back the threshold of its own training run."""
-    from charaid.pipeline.match import Calibration
-
     if model == "default":
         emb = default_embedder()
     elif model in builtin_embedders():
@@ -139,20 +138,23 @@ def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
     if emb.model_id.startswith(TUNED_PREFIX) and meta_f.is_file():
         cal = json.loads(meta_f.read_text()).get("calibration")
         if cal:
-            t = Thresholds()
-            gallery.set_json(
-                "calibration",
-                Calibration(
-                    t.tuned_matcher,
-                    cal["threshold"],
-                    emb.model_id,
-                    gallery.revision,
-                    cal["known_accuracy"],
-                    cal["unknown_rejected"],
-                    cal["n_known"],
-                    cal["n_unknown"],
-                    cal["auroc"],
-                    source="training run",
-                ).to_dict(),
-            )
+            keep_training_calibration(gallery, emb.model_id, cal)
     return emb
+
+
+def keep_training_calibration(gallery: Gallery, model_id: str, cal: dict) -> None:
+    """Make a tuned model's own calibration run (held-out characters of its training) the
+    gallery's unknown threshold; ``cal`` is that run's summary as ``charaid train`` saves it."""
+    calibration = Calibration(
+        Thresholds().tuned_matcher,
+        cal["threshold"],
+        model_id,
+        gallery.revision,
+        cal["known_accuracy"],
+        cal["unknown_rejected"],
+        cal["n_known"],
+        cal["n_unknown"],
+        cal["auroc"],
+        source="training run",
+    )
+    gallery.set_json("calibration", calibration.to_dict())
