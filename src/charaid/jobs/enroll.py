@@ -22,7 +22,7 @@ from charaid.errors import ImageError
 from charaid.models.embedders import Embedder
 from charaid.names import name_from_folder
 from charaid.pipeline.images import iter_image_paths, sha256_file
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_many
 from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_embedder
 from charaid.recognition.spaces import embedder_for
 from charaid.storage.gallery import EnrollReport, Gallery, NewSample
@@ -143,7 +143,7 @@ def enroll_items(
     def flush() -> None:
         nonlocal pic_embedder
         if pending:
-            vecs = embedder.embed_batch([s.crop for s in pending if s.crop is not None])
+            vecs = embedder.embed_batch(crops_for(embedder, [s.crop for s in pending if s.crop is not None]))
             batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
             summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
             pending.clear()
@@ -225,7 +225,7 @@ def _enrol_shared(
                 if on_error:
                     on_error(str(p), "no face found that another character has not taken")
             continue
-        V = embedder.embed_batch([prep.crops[i] for i in free])
+        V = embedder.embed_batch(crops_for(embedder, [prep.crops[i] for i in free]))
         areas = np.array([prep.box(i).area for i in free], np.float64)
         S = np.empty((len(group), len(free)))
         for r, (c, _) in enumerate(group):

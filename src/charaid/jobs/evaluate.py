@@ -21,7 +21,7 @@ import numpy as np
 from charaid.jobs.enroll import labelled_images
 from charaid.models.embedders import Embedder
 from charaid.pipeline.match import Matcher, auroc, calibrate, stratified_folds
-from charaid.pipeline.prepare import DetectorSpec, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
 
 
 @dataclass
@@ -120,7 +120,7 @@ def embed_items(
         labels.append(character)
         paths.append(str(path))
         crops.append(prep.crops[prep.largest()])
-    X = embedder.embed_batch(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+    X = embedder.embed_batch(crops_for(embedder, crops)) if crops else np.zeros((0, embedder.dim), np.float32)
     return EmbeddedSet(np.array(labels, dtype=object), paths, X)
 
 

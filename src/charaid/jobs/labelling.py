@@ -119,7 +119,7 @@ class LabelSession:
             return f"{source}: {prep.error}"
         if not prep.crops:
             return None
-        vecs = self.rec.embedder.embed_batch(prep.crops)
+        vecs = self.rec.embedder.embed_batch(crops_for(self.rec.embedder, prep.crops))
         now = time.time()
         with self.g.lock, self.g.transaction():
             for i, (crop, v) in enumerate(zip(prep.crops, vecs)):

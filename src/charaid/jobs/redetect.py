@@ -18,7 +18,7 @@ from PIL import Image
 
 from charaid.models.detectors import Box
 from charaid.pipeline.images import sha256_file
-from charaid.pipeline.prepare import DetectorSpec, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
 from charaid.recognition.spaces import embedder_for
 from charaid.storage.gallery import Gallery
 
@@ -59,7 +59,7 @@ def move_detector(
 
     def flush() -> None:
         if rows:
-            vecs = embedder.embed_batch([r[2] for r in rows])
+            vecs = embedder.embed_batch(crops_for(embedder, [r[2] for r in rows]))
             out.recut += gallery.recut_faces(
                 [(sid, box, crop, v) for (sid, box, crop), v in zip(rows, vecs)], embedder.model_id, embedder.dim
             )

@@ -22,7 +22,7 @@ from charaid.models.detectors import Box
 from charaid.models.embedders import Embedder
 from charaid.names import json_line
 from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_image, prepare_many
 from charaid.recognition.spaces import TUNED_PREFIX, embedder_for
 from charaid.storage.gallery import Gallery
 
@@ -230,7 +230,9 @@ class Recognizer:
         """The vectors of every crop in ``batch``, in order. Reads nothing from the gallery, so a
         server may run it for several requests at once, outside the gallery's lock."""
         crops = [c for p in batch if p.ok for c in p.crops]
-        return self.embedder.embed_batch(crops) if crops else np.zeros((0, self.embedder.dim), np.float32)
+        return (
+            self.embedder.embed_batch(crops_for(self.embedder, crops)) if crops else np.zeros((0, self.embedder.dim), np.float32)
+        )
 
     def name_faces(
         self, batch: Sequence[PreparedImage], vectors: np.ndarray, pictures: bool = False, top_k: int | None = None

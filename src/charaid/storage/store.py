@@ -24,6 +24,7 @@ import numpy as np
 from charaid.errors import EmbeddingSpaceError, GalleryError
 from charaid.models.detectors import Box
 from charaid.names import from_db, one_line, to_db
+from charaid.pipeline.prepare import crops_for
 from charaid.storage.gallery import rows_for_ids
 from charaid.storage.index import SyncedIndex
 from charaid.storage.schema import migrate, transaction
@@ -213,7 +214,7 @@ class FaceStore:
 def embed_prepared(batch, embedder) -> list[IndexedImage]:
     """The per-image work after detection: embed every face crop of a batch of PreparedImages."""
     crops = [c for p in batch if p.ok for c in p.crops]
-    V = embedder.embed_batch(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+    V = embedder.embed_batch(crops_for(embedder, crops)) if crops else np.zeros((0, embedder.dim), np.float32)
     out, i = [], 0
     for p in batch:
         size, mtime = file_stamp(p.path) or (None, None)
