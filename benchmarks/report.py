@@ -91,7 +91,8 @@ def run(section: Section) -> str:
         raise RuntimeError(f"{section.command} failed with exit {proc.returncode}: {tail[0]}")
     # the scripts' own headings sit under this section's (### and below)
     out = re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", proc.stdout.strip(), flags=re.M)
-    return f"`{section.command}`: {machine()}; {time.strftime('%Y-%m-%d')}; {seconds:.0f} s.\n\n{out}\n\n"
+    out = re.sub(r"\n{3,}", "\n\n", out)
+    return f"`{section.command}`: {machine()}; {time.strftime('%Y-%m-%d')}; {seconds:.0f} s.\n\n{out}\n"
 
 
 def rewrite(text: str, name: str, body: str) -> str:
