@@ -35,7 +35,7 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
     if detect and spec.thresholds.detect_retry_scales:  # which faces are found (older caches: none)
         key.append(list(spec.thresholds.detect_retry_scales))
     if detect and spec.name == "facedet":  # which weights and settings found the faces
-        from charaid import facedet
+        from charaid.models import facedet
 
         t = spec.thresholds
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]

@@ -29,3 +29,22 @@ def test_rewrite_replaces_one_block_and_keeps_the_rest():
     assert out == text.replace("old a\n", "new a\n")
     with pytest.raises(KeyError, match="report:c"):
         report.rewrite(text, "c", "x")
+
+
+def test_every_charaid_import_of_the_benchmarks_resolves():
+    """Benchmarks import charaid inside functions too (run only when measured): each name must exist."""
+    import ast
+    import importlib
+
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "charaid":
+                mod = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(mod, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
+                        f"{script.name}: from {node.module} import {alias.name}"
+                    )
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "charaid":
+                        importlib.import_module(alias.name)
