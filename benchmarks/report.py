@@ -1,6 +1,6 @@
 """Rerun the product's benchmarks and rewrite their tables in docs/benchmarks.md.
 
-    python -m benchmarks.report                 # the quick set (about 30 minutes on 2 cores, cold caches)
+    python -m benchmarks.report                 # the quick set (917 s on 2 cores from cold caches, 2026-11-29)
     python -m benchmarks.report --only speed,detection
     python -m benchmarks.report --list          # every section, its command and whether it is quick
 
@@ -34,7 +34,7 @@ from common import machine  # noqa: E402
 class Section:
     name: str
     args: tuple[str, ...]
-    #: in the default run (the set that fits in about 30 minutes from cold caches)
+    #: in the default run (the set that fits in 30 minutes: 917 s from cold caches on 2 cores)
     quick: bool
     #: what the rerun needs beyond ../shared/data, if anything
     needs: str = ""
@@ -89,8 +89,10 @@ def run(section: Section) -> str:
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"{section.command} failed with exit {proc.returncode}: {tail[0]}")
-    # the scripts' own headings sit under this section's (### and below)
-    out = re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", proc.stdout.strip(), flags=re.M)
+    # a script's title line repeats what the block's first line says; its other headings sit
+    # under this section's (#### and below)
+    out = re.sub(r"^# .*\n?", "", proc.stdout.strip(), flags=re.M).strip()
+    out = re.sub(r"^(#{2,3}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", out, flags=re.M)
     out = re.sub(r"\n{3,}", "\n\n", out)
     return f"`{section.command}`: {machine()}; {time.strftime('%Y-%m-%d')}; {seconds:.0f} s.\n\n{out}\n"
 
