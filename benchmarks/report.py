@@ -16,7 +16,6 @@ Run it alone on the machine: speed figures measured beside another job are not t
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -84,7 +83,7 @@ def block(name: str) -> re.Pattern:
 def run(section: Section) -> str:
     """Run one benchmark; the Markdown that goes between its markers."""
     t0 = time.time()
-    proc = subprocess.run([sys.executable, *section.args], cwd=ROOT, capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run([sys.executable, *section.args], cwd=ROOT, capture_output=True, text=True)
     seconds = time.time() - t0
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]

@@ -13,9 +13,9 @@ from charaid.jobs.synth import CAST, portrait
 from charaid.models import colours as cues
 from charaid.models.detectors import AnimeFaceDetector
 from charaid.models.embedders import CueColourEmbedder, default_embedder, imagenet_embedder, uses_colours
+from charaid.models.zoo import embedders as builtin_embedders
 from charaid.pipeline.images import load_image
 from charaid.pipeline.prepare import DetectorSpec, colours_in_crop, prepare_image, with_colours
-from charaid.recognition.spaces import builtin_embedders
 
 DESIGN = {d.name: d for d in CAST}
 

@@ -31,7 +31,7 @@ class Thresholds:
     #: its size, in turn, until one finds a face: its search window has a largest size, so
     #: close-ups and large faces are missed at full size. It raised the pictures with a face from
     #: 127 to 160 of web4's 286 and from 100 to 106 of tla/raw's 107, for 12% more detection time
-    #: (photos of people with a false face: 11 to 19 of 64; docs/experiments.md, "Face detection").
+    #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md@aef98b0, "Face detection").
     detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
     #: charaid's own detector (facedet): a face-centre peak below this score is not a face.
     facedet_min_score: float = 0.45
@@ -54,17 +54,17 @@ class Thresholds:
     #: Used when a gallery is too small to calibrate its own threshold (fewer than 3 characters,
     #: or fewer than 2 samples per character). 0.58 is the mean of the thresholds the default
     #: matcher (hybrid) calibrated for itself on moeimouto10, danbooru6 and newgame8 with 3
-    #: characters held out (0.521, 0.626, 0.586; docs/experiments.md). Scores are probabilities
+    #: characters held out (0.521, 0.626, 0.586; docs/benchmarks.md@aef98b0). Scores are probabilities
     #: times cosines (hybrid), probabilities (logistic regression) or cosines (prototype, k-NN).
     fallback_unknown_threshold: float = 0.58
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
-    #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/experiments.md).
+    #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md@aef98b0).
     colour_weight: float = 0.5
     #: Weight of the face's hair/skin/eye colours (charaid.models.colours) beside the CNN block; 0 leaves
     #: them out. Chosen with animeface-2009's own colour estimates (0.25: mean unknown AUROC
     #: 0.862; 0.5: 0.856 and 2 of the tla author split's 18 faces lost); with the colours
     #: charaid samples at the landmarks instead, 0.25 gives 0.882 (0.5 not measured again).
-    #: docs/experiments.md, "Detector cues".
+    #: docs/benchmarks.md@aef98b0, "Detector cues".
     cue_colour_weight: float = 0.25
     #: Mean and spread of the nine cue values (Lab of hair, skin, eyes) over the development
     #: sets' faces (tla, moeimouto10, danbooru6, newgame8; benchmarks/cues.py until aef98b0), to standardise them
@@ -82,7 +82,7 @@ class Thresholds:
     #: character's mean picture reaches what this share of the enrolled pictures reach
     #: (out of fold). It keeps out pictures unlike any enrolled one, such as photos: on web4 +
     #: photos, 0.10 named 0 of 64 photos (0.02: 2) for 143 right web4 pictures instead of 152.
-    #: Chosen on that set, the only one with whole pictures and negatives (docs/experiments.md).
+    #: Chosen on that set, the only one with whole pictures and negatives (docs/benchmarks.md@aef98b0).
     picture_similarity_quantile: float = 0.10
     #: Weight of the colour histogram beside a tuned model (0: the tuned vector alone).
     tuned_colour_weight: float = 0.0
@@ -90,12 +90,12 @@ class Thresholds:
     #: on; saved with the model, so models tuned before (without them) keep their space. Held-out
     #: unknowns after fine-tuning, one draw a set: mean AUROC 0.860 alone, 0.883 with the colours
     #: at 0.25 (better on all four sets), 0.891 at 0.5 (worse on danbooru6); 0.25 is the default
-    #: features' weight (docs/experiments.md, "Fine-tuning ... with the colour cues").
+    #: features' weight (docs/benchmarks.md@aef98b0, "Fine-tuning ... with the colour cues").
     tuned_cue_weight: float = 0.25
     #: ``charaid train`` advises against itself when the median character has fewer faces than
     #: this: fine-tuning on 5 or 10 faces a character lost 0.06-0.15 top-1 against the untuned
     #: features (moeimouto10, danbooru6, newgame8; 5 seeds each), on 30 it about broke even
-    #: (+0.020, -0.011), on all of moeimouto10's (~76) it gained 0.04 (docs/experiments.md, "K
+    #: (+0.020, -0.011), on all of moeimouto10's (~76) it gained 0.04 (docs/benchmarks.md@aef98b0, "K
     #: faces a character after fine-tuning").
     train_advised_faces: int = 30
 
@@ -135,7 +135,7 @@ class Settings:
     stored_crop_side: int = 256
     #: Galleries and face stores with at least this many vectors are searched through an
     #: approximate nearest-neighbour index (faiss inverted lists) instead of exactly. Exact search
-    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/experiments.md, "Nearest-neighbour index").
+    #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/benchmarks.md@aef98b0, "Nearest-neighbour index").
     exact_search_limit: int = 20_000
     thresholds: Thresholds = field(default_factory=Thresholds)
 

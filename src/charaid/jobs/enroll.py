@@ -143,7 +143,9 @@ def enroll_items(
     def flush() -> None:
         nonlocal pic_embedder
         if pending:
-            vecs = embedder.embed_batch(crops_for(embedder, [s.crop for s in pending if s.crop is not None]))
+            crops = [s.crop for s in pending if s.crop is not None]
+            assert len(crops) == len(pending)  # every pending sample was cut with its crop
+            vecs = embedder.embed_batch(crops_for(embedder, crops))
             batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
             summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
             pending.clear()

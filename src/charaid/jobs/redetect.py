@@ -73,13 +73,11 @@ def move_detector(
             continue
         assert smp.box is not None  # only boxed samples are in todo
         old = Box(*smp.box)
-        faces = [f for f in prep.faces if f is not None]  # detected: never the whole picture
-        best = max(range(len(faces)), key=lambda k: faces[k].box.iou(old), default=None)
-        if best is None or faces[best].box.iou(old) < MIN_IOU:
+        best = max(range(len(prep.faces)), key=lambda k: prep.box(k).iou(old), default=None)
+        if best is None or prep.box(best).iou(old) < MIN_IOU:
             out.kept.append((smp.id, f"the {spec.name} detector finds no face at {list(smp.box)}"))
             continue
-        x, y, w, h = faces[best].box.as_list()
-        box = (x, y, w, h)
+        box = prep.box(best).as_tuple()
         if (smp.content_hash, box) in used:
             out.kept.append((smp.id, f"its new face {list(box)} is another sample's"))
             continue

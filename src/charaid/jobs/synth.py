@@ -4,7 +4,7 @@ They give the demo and the tests real pictures that anyone may ship and that ani
 detects: each character is a fixed design (hair and eye colours, fringe, hair length, twin tails,
 ribbon) drawn with random pose, size, background and expression, so that recognising one is a
 small but honest few-shot problem. Nothing here is used to measure accuracy: claims about
-accuracy are made on real images only (docs/experiments.md).
+accuracy are made on real images only (docs/benchmarks.md@aef98b0).
 """
 
 from __future__ import annotations

@@ -59,11 +59,12 @@ def _held_out_before(gallery, train_ids, train_labels, known_ids, known_labels, 
     stored vectors, nothing re-embedded): what the tuned model is to be compared with. None
     when the current model has no usable vectors (a new or foreign space)."""
     from charaid.config import Thresholds
+    from charaid.models import zoo
     from charaid.pipeline.match import Matcher, auroc
-    from charaid.recognition.spaces import TUNED_PREFIX, builtin_embedders
+    from charaid.recognition.spaces import TUNED_PREFIX
 
     mid = gallery.model_id
-    if mid is None or not (mid in builtin_embedders() or mid.startswith(TUNED_PREFIX)):
+    if mid is None or not (mid in zoo.embedders() or mid.startswith(TUNED_PREFIX)):
         return None
     try:
         A, K, U = (gallery.vectors_for(ids, mid) for ids in (train_ids, known_ids, unknown_ids))
@@ -89,7 +90,7 @@ def few_faces_advice(counts: dict[str, int], advised: int) -> str | None:
         return None
     return (
         f"the median character has {median:g} faces; with fewer than {advised} a character, fine-tuning "
-        "measured worse than the default, untuned features (docs/experiments.md): enrol more faces, or go back "
+        "measured worse than the default, untuned features (docs/benchmarks.md@aef98b0): enrol more faces, or go back "
         "afterwards with `charaid gallery model default`"
     )
 

@@ -2,7 +2,7 @@
 
 Takayama et al. (2012), the seed's reference, recognise anime characters by these colours; beside
 the CNN features they make unknown faces easier to tell from known ones (mean AUROC over issue
-2's sets 0.846 -> 0.882, docs/experiments.md, "Current default"). The nine values are the CIE Lab
+2's sets 0.846 -> 0.882, docs/benchmarks.md@aef98b0, "Current default"). The nine values are the CIE Lab
 colours of hair, skin and the mean of the two eyes, standardised with the mean and spread
 measured over the development sets' faces (``Thresholds.cue_colour_mean``/``cue_colour_std``).
 

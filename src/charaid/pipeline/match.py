@@ -3,7 +3,7 @@
 Three matchers share one interface (``fit`` on the gallery's vectors, ``scores`` for queries):
 
 - ``logreg``: multinomial logistic regression on the unit vectors; scores are probabilities.
-  It measured best on every set (docs/experiments.md) and is the default.
+  It measured best on every set (docs/benchmarks.md@aef98b0) and is the default.
 - ``prototype``: cosine similarity to each character's mean vector.
 - ``knn``: mean cosine similarity to each character's ``k`` nearest samples.
 
@@ -168,7 +168,7 @@ def calibrate(
         # Too small to calibrate from itself. With two characters, holding one out leaves one,
         # and a one-character matcher scores by another rule (prototypes: plain cosines, higher
         # than the two-character hybrid's probability x cosine), which put the threshold of
-        # each of tla's two-character galleries above every known face (docs/experiments.md).
+        # each of tla's two-character galleries above every known face (docs/benchmarks.md@aef98b0).
         return Calibration(method, fb, model_id, revision, float("nan"), float("nan"), 0, 0)
     rng = np.random.default_rng(seed)
     known_s, known_ok = _out_of_fold(labels, X, method, min(folds, int(counts.min())), rng)

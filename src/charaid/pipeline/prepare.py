@@ -193,7 +193,7 @@ def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedI
     if max(crop.size) > side:
         crop.thumbnail((side, side), Image.Resampling.BICUBIC)
     if spec.thresholds.cue_colour_weight > 0:  # searched here, in the worker, rather than in the embedder
-        cues.carry(crop, colours_in_crop(crop))
+        with_colours([crop])
     out.faces, out.crops = [None], [crop]
     return out
 

@@ -21,19 +21,15 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from charaid.config import Settings, Thresholds
+from charaid.models.embedders import Embedder, imagenet_embedder
 from charaid.names import to_db
 from charaid.pipeline.match import MIN_CALIBRATION_CHARACTERS, Calibration, Match, Matcher, calibrate, stratified_folds
-from charaid.storage.gallery import check_character_name
-
-if TYPE_CHECKING:  # pragma: no cover
-    from charaid.models.embedders import Embedder
-    from charaid.storage.gallery import Gallery
+from charaid.storage.gallery import Gallery, check_character_name
 
 CALIBRATION_KEY = "picture_calibration"
 METHOD = "hybrid"
@@ -42,8 +38,6 @@ METHOD = "hybrid"
 def picture_embedder(embedder: Embedder) -> Embedder:
     """The embedder pictures are compared with: always the default ImageNet features (a model
     tuned on faces knows nothing of whole pictures); ``embedder`` itself when it is that one."""
-    from charaid.models.embedders import imagenet_embedder
-
     base = imagenet_embedder()
     return embedder if embedder.model_id == base.model_id else base
 

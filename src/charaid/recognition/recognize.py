@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -25,9 +25,7 @@ from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Match
 from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_image, prepare_many
 from charaid.recognition.spaces import TUNED_PREFIX, embedder_for
 from charaid.storage.gallery import Gallery
-
-if TYPE_CHECKING:
-    from charaid.storage.index import GalleryIndex
+from charaid.storage.index import GalleryIndex
 
 
 @dataclass(frozen=True)
@@ -129,8 +127,6 @@ class Recognizer:
         labels, ids = self.gallery.labels_ids(self.embedder.model_id)
         if len(ids) >= self.settings.exact_search_limit:
             # Too big to compare with every sample: k-NN through the ANN index beside the gallery.
-            from charaid.storage.index import GalleryIndex
-
             if self._index is None:
                 self._index = GalleryIndex(self.gallery, exact_limit=self.settings.exact_search_limit)
             self._matcher = IndexedMatcher().fit_index(labels, ids, self._index.ensure())

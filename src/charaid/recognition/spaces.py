@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -82,17 +81,12 @@ def load_tuned(gallery_path: str | Path, core_id: str) -> Embedder:
     return tuned_embedder(TunedEmbedder(saved["top"], TrainConfig(**saved["config"]), core_id), cue_weight=cue_weight)
 
 
-def builtin_embedders() -> dict[str, Callable[[], Embedder]]:
-    """Built-in embedders by model id (charaid.models.zoo's registry)."""
-    return zoo.embedders()
-
-
 def embedder_for(gallery: Gallery) -> Embedder:
     """The embedder whose space ``gallery`` compares in (the default one for a new gallery)."""
     mid = gallery.model_id
     if mid is None:
         return default_embedder()
-    known = builtin_embedders()
+    known = zoo.embedders()
     if mid in known:
         return known[mid]()
     if mid.startswith(TUNED_PREFIX):
@@ -121,8 +115,8 @@ def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
     model gets back the threshold of its own training run."""
     if model == "default":
         emb = default_embedder()
-    elif model in builtin_embedders():
-        emb = builtin_embedders()[model]()
+    elif model in (known := zoo.embedders()):
+        emb = known[model]()
     elif model.startswith(TUNED_PREFIX):
         emb = load_tuned(gallery.path, model.split("*", 1)[0])
     else:

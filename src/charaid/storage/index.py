@@ -9,7 +9,7 @@ One interface over five backends (unit vectors, inner product = cosine similarit
   million vectors of dimension 1472 (20,000 characters) HNSW could not reach recall@10 0.99 within
   5 ms (usearch ef 256: 0.983 at 7.5 ms p95); inverted lists scanning 16 of 4,096 cells gave
   recall@10 0.999 at 2.1 ms p95, built 13 times faster;
-  docs/experiments.md, "Nearest-neighbour index", has every number. Adds and removes in place; trained (k-means) on a
+  docs/benchmarks.md@aef98b0, "Nearest-neighbour index", has every number. Adds and removes in place; trained (k-means) on a
   sample when first filled, and rebuilt by :class:`SyncedIndex` when the set outgrows its cells.
 - ``usearch``: HNSW with vectors stored as float16; adds, removes, saves in one file.
 - ``hnswlib`` and ``faiss``: HNSW too, compared (faiss' HNSW cannot remove a vector).

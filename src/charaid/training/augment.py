@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -34,6 +35,15 @@ MIN_SIDE = 6.0
 class Frame:
     image: np.ndarray  # HxWx3 uint8
     boxes: np.ndarray  # (n, 4) x0 y0 x1 y1 in the frame's pixels
+
+
+def yolo_boxes(label: Path) -> list[tuple[float, float, float, float]]:
+    """The boxes of an iCartoonFace label file (YOLO: ``class cx cy w h`` a line, shares of the
+    frame's width and height); none for a missing file."""
+    if not label.is_file():
+        return []
+    rows = (line.split() for line in label.read_text().split("\n"))
+    return [(float(p[1]), float(p[2]), float(p[3]), float(p[4])) for p in rows if len(p) == 5]
 
 
 def _rand_canvas_colour(rng: np.random.Generator) -> tuple[int, int, int]:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from charaid.models import facedet
-from charaid.training.augment import Frame, make_sample
+from charaid.training.augment import Frame, make_sample, yolo_boxes
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,7 @@ def load_frames(root: Path) -> list[Frame]:
         with Image.open(img) as im:
             a = np.asarray(im.convert("RGB"))
         H, W = a.shape[:2]
-        boxes = []
-        if lab.is_file():
-            for line in lab.read_text().split("\n"):
-                parts = line.split()
-                if len(parts) == 5:
-                    cx, cy, w, h = (float(v) for v in parts[1:])
-                    boxes.append([(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H])
+        boxes = [[(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H] for cx, cy, w, h in yolo_boxes(lab)]
         frames.append(Frame(a, np.asarray(boxes, np.float32).reshape(-1, 4)))
     return frames
 

@@ -2,7 +2,7 @@
 
 Why self-supervised: no labelled set of hundreds of anime characters can be had here, and
 supervised adaptation on the development sets' 17-23 characters learnt those characters and
-forgot the rest (docs/experiments.md). Unlabelled faces of thousands of characters can be had:
+forgot the rest (docs/benchmarks.md@aef98b0). Unlabelled faces of thousands of characters can be had:
 ``../shared/train/faces64`` (6,098 faces, nearly all of different characters) and the faces
 cut from iCartoonFace's boxes (with a margin, so a view keeps the hair).
 
@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from charaid.models.tuned import TrainConfig, TunedEmbedder, _make_top, _to_tensor, augment, trunk_forward
+from charaid.training.augment import yolo_boxes
 
 METHODS = ("simclr", "byol")
 WEIGHTS_FILE = "embedder.pt"
@@ -84,10 +85,7 @@ def load_faces(root: str | Path, cfg: EmbedderTrainConfig, limit: int | None = N
         if limit and len(faces) >= limit:
             return faces
     for img in sorted((root / "icartoonface" / "images").glob("*.jpg")):
-        lab = root / "icartoonface" / "labels" / (img.stem + ".txt")
-        if not lab.is_file():
-            continue
-        boxes = [list(map(float, ln.split()[1:])) for ln in lab.read_text().split("\n") if len(ln.split()) == 5]
+        boxes = yolo_boxes(root / "icartoonface" / "labels" / (img.stem + ".txt"))
         if not boxes:
             continue
         with Image.open(img) as im:
