@@ -34,12 +34,15 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
     key = [name, embedder.model_id, detect, spec.name, spec.max_side, spec.thresholds.crop_margin, len(items)]
     if detect and spec.thresholds.detect_retry_scales:  # which faces are found (older caches: none)
         key.append(list(spec.thresholds.detect_retry_scales))
-    if detect and spec.name == "facedet":  # which weights and settings found the faces
-        from charaid.models import facedet
+    if detect and spec.name.startswith("facedet"):  # which weights and settings found the faces
+        from charaid.models import facedet, facedet_roi
 
         t = spec.thresholds
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]
         key.append([weights, t.facedet_input_side, t.facedet_min_score, t.photo_face_veto, t.facedet_crop_margin])
+        if spec.name != "facedet@1":
+            roi = hashlib.sha1(Path(facedet_roi.roi_path()).read_bytes()).hexdigest()[:12]
+            key.append([roi, t.facedet_candidate_score, t.facedet_roi_min_score])
     if "animeface-colours" in embedder.model_id:  # how the colours are sampled (same model id)
         t = Thresholds()
         key.append([cues.SEARCH_SIDE, cues.SAMPLE_VERSION, list(t.cue_colour_mean), list(t.cue_colour_std)])

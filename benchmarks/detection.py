@@ -1,13 +1,15 @@
 """Face detection on real images: recall and precision against labelled boxes, how many
 pictures get a face, and the time per picture, for each detector setting, in one run.
 
-    python benchmarks/detection.py                            # facedet vs animeface-2009 (retry)
+    python benchmarks/detection.py                            # facedet (v2), facedet@1 and animeface-2009 (retry)
     python benchmarks/detection.py --settings facedet/640,facedet//0.3,retry@768
 
 Settings:
-  facedet[/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.models.facedet; the default), seeing
+  facedet[@V][/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.models.facedet; the default),
+               version V (default the latest), seeing
                the picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
-               scoring at least SCORE (default Thresholds.facedet_min_score), real faces vetoed
+               scoring at least SCORE (default Thresholds.facedet_min_score for version 1,
+               facedet_roi_min_score for version 2), real faces vetoed
                from a Haar score of VETO ("none": no veto; default Thresholds.photo_face_veto)
   plain        animeface-2009 at the picture's size only (charaid before the retry)
   retry        animeface-2009, then, when it finds nothing, reduced copies (Thresholds.detect_retry_scales)
@@ -44,18 +46,19 @@ from charaid.pipeline.images import load_image  # noqa: E402
 
 def detector(setting: str):
     """A detector for a setting name (see the module's help)."""
-    setting, _, side = setting.partition("@")
-    max_side = int(side) if side else default_settings().max_detect_side
     if setting.startswith("facedet"):
-        _, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
+        name, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
         t = Thresholds()
+        v1 = name == "facedet@1"
         t = replace(
             t,
             facedet_input_side=int(inp) if inp else t.facedet_input_side,
-            facedet_min_score=float(score) if score else t.facedet_min_score,
             photo_face_veto=(None if veto == "none" else float(veto)) if veto else t.photo_face_veto,
+            **{("facedet_min_score" if v1 else "facedet_roi_min_score"): float(score)} if score else {},
         )
-        return make_detector("facedet", None, t, max_side)
+        return make_detector(name, None, t, default_settings().max_detect_side)
+    setting, _, side = setting.partition("@")
+    max_side = int(side) if side else default_settings().max_detect_side
     t = Thresholds() if "retry" in setting else Thresholds(detect_retry_scales=())
     union = setting.startswith("union")
     return make_detector("union" if union else "animeface", datasets.cascade_xml() if union else None, t, max_side)
@@ -77,7 +80,7 @@ def matched(found: list[Box], truth: list[Box], iou: float) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--settings", default="facedet,retry")
+    ap.add_argument("--settings", default="facedet,facedet@1,retry")
     ap.add_argument("--iou", default="0.5,0.3", help="IoU bars, comma-separated (default 0.5,0.3)")
     ap.add_argument("--weights", metavar="PT_OR_ONNX", help="facedet settings use these weights instead of the shipped ones")
     args = ap.parse_args()
@@ -99,7 +102,7 @@ def main() -> None:
         if args.weights and setting.startswith("facedet"):
             from charaid.models.facedet import FaceDetectorNet
 
-            det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=args.weights).load()
+            det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=args.weights, version=det.net.version).load()
         det.detect(cf[0][0])  # warm up (weights, worker process)
         times: list[float] = []
 

@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
-        choices=["facedet", "animeface"],
+        choices=["facedet", "facedet@1", "animeface"],
         help=f"face detector (default {DEFAULT_DETECTOR})",
     )
     args = ap.parse_args()
@@ -55,7 +55,7 @@ def main() -> None:
         s = enroll_items(g, singles, spec=spec, workers=args.workers)
         enrol_s = time.time() - t
         rec = Recognizer(g)
-        assert rec.spec.name == args.detector
+        assert rec.spec.name == spec.name
         thr = rec.threshold
         t = time.time()
         results = list(rec.recognize_paths([p for p, _ in multi], workers=args.workers))

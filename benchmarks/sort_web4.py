@@ -36,7 +36,9 @@ def main() -> None:
         "--union", action="store_true", help="detect with animeface-2009 and the LBP cascade of ../shared/data/models together"
     )
     ap.add_argument(
-        "--detector", choices=["facedet", "animeface"], help="detector of enrol and sort (default: charaid's default, facedet)"
+        "--detector",
+        choices=["facedet", "facedet@1", "animeface"],
+        help="detector of enrol and sort (default: charaid's default, facedet)",
     )
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
     ap.add_argument("--train", action="store_true", help="run `charaid train` (defaults) between enrol and sort, as a user may")

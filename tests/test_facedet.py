@@ -88,7 +88,7 @@ def test_shipped_detector_finds_faces_in_real_illustrations(shared):
     assert sum(bool(f) for f in found) >= 5, [len(f) for f in found]
     for faces in found:
         for f in faces:
-            assert f.detector == "facedet" and 0 < f.score <= 1 and f.box.w > 10
+            assert f.detector == f"facedet@{facedet.LATEST_VERSION}" and 0 < f.score <= 1 and f.box.w > 10
             assert set(f.landmarks) >= {"left_eye", "right_eye", "nose", "mouth"}
 
 
@@ -148,8 +148,8 @@ def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth
     assert r.returncode == 0 and '"detector": "animeface"' in r.stdout
     r = run_cli("gallery", "detector", "facedet", "--gallery", str(gp), "-q")
     assert r.returncode == 0, r.stderr
-    assert "18 faces cut again by facedet, 0 kept" in r.stderr, r.stderr
-    assert '"detector": "facedet"' in r.stdout
+    assert "18 faces cut again by facedet@2, 0 kept" in r.stderr, r.stderr
+    assert '"detector": "facedet@2"' in r.stdout
     r = run_cli("recognize", str(synth_scene), "--gallery", str(gp), "--json")
     assert r.returncode == 0, r.stderr
     import json
@@ -167,3 +167,47 @@ def test_init_starts_from_given_weights(shared_train, tmp_path):
     fresh = train_detector(shared_train, tmp_path / "fresh", base, **kw)
     init = train_detector(shared_train, tmp_path / "init", replace(base, init=facedet.weights_path()), **kw)
     assert np.mean(init["history"]) < 0.5 * np.mean(fresh["history"]), (init["history"], fresh["history"])
+
+
+def test_gallery_cut_by_facedet_version_1_keeps_its_crops_and_answers(tmp_path, synth_train, synth_scene):
+    """A gallery made before version 2 recorded plain "facedet": it is migrated to "facedet@1",
+    recognises with version 1's boxes, and refuses version 2's crops until moved."""
+    from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.pipeline.prepare import DetectorSpec
+    from charaid.recognition.recognize import Recognizer
+    from charaid.storage.gallery import Gallery
+
+    p = tmp_path / "v1.sqlite"
+    with Gallery(p) as g:
+        enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet@1"))
+        assert g.detector == "facedet@1"
+        today = Recognizer(g).recognize_image(load_image(synth_scene))
+    db = sqlite3.connect(p)  # as charaid wrote it before version 2 (schema 4, plain name)
+    db.execute("UPDATE meta SET value = 'facedet' WHERE key = 'detector'")
+    db.execute("PRAGMA user_version = 4")
+    db.commit()
+    db.close()
+    with Gallery(p) as g:
+        assert g.detector == "facedet@1"
+        rec = Recognizer(g)
+        assert rec.spec.name == "facedet@1", "recognition crops the way enrolment did"
+        now = rec.recognize_image(load_image(synth_scene))
+        assert _names(now) == _names(today) == ["akane", None, "sora"]
+        assert [f.box for f in now.faces] == [f.box for f in today.faces]
+        assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in today.faces]
+        with pytest.raises(ValueError, match="cut by the facedet@1 detector"):
+            enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet"))
+
+
+def test_version_1_outputs_are_unchanged_by_the_second_output():
+    """The shipped ONNX file gained the head's features as a second output; its maps, and so
+    version 1's faces, are those of the PyTorch weights it was exported from."""
+    d = {c.name: c for c in CAST}
+    im = group_picture([d["akane"], d["sora"]], seed=3)
+    a = facedet.FaceDetectorNet(version=1).detect_arrays([im])[0]
+    b = facedet.FaceDetectorNet(version=1, path=facedet.weights_path()).detect_arrays([im])[0]
+    assert len(a) == len(b) == 2 and all(abs(x.score - y.score) < 1e-3 for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="unknown facedet version 7; choose one of: 1, 2"):
+        facedet.FaceDetectorNet(version=7)
+    with pytest.raises(ValueError, match="facedet@2"):
+        make_detector("facedet@7")

@@ -33,8 +33,14 @@ class Thresholds:
     #: 127 to 160 of web4's 286 and from 100 to 106 of tla/raw's 107, for 12% more detection time
     #: (photos of people with a false face: 11 to 19 of 64; docs/benchmarks.md@aef98b0, "Face detection").
     detect_retry_scales: tuple[float, ...] = (0.7, 0.5, 0.35)
-    #: charaid's own detector (facedet): a face-centre peak below this score is not a face.
+    #: charaid's own detector (facedet), version 1: a face-centre peak below this score is not a face.
     facedet_min_score: float = 0.45
+    #: facedet version 2: peaks from this score are candidates for the second stage
+    #: (charaid.models.facedet_roi), which answers a new score; below ``facedet_roi_min_score``
+    #: a candidate is not a face. 0.50 is where cartoonface300's precision at IoU 0.5 stays over
+    #: 0.85 (docs/experiments.md, 2026-11-29).
+    facedet_candidate_score: float = 0.05
+    facedet_roi_min_score: float = 0.50
     #: A face charaid's own detector finds is dropped when OpenCV's frontal-face cascade for
     #: photos (haarcascade_frontalface_default, shipped with OpenCV) scores a real person's face
     #: in it at least this high (its last stage's weight); None keeps every face.

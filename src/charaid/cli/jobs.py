@@ -339,3 +339,20 @@ def cmd_train_detector(args) -> int:
         return EXIT_STOPPED
     _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
     return EXIT_OK
+
+
+def cmd_train_detector_roi(args) -> int:
+    from dataclasses import replace
+
+    from charaid.training.detector import load_frames
+    from charaid.training.roi import RoiTrainConfig, train_roi
+
+    data = Path(args.data) / "icartoonface"
+    if not (data / "images").is_dir():
+        raise FileNotFoundError(f"{args.data}: no icartoonface/images here (the training data of ../shared/train)")
+    cfg = replace(RoiTrainConfig(seed=args.seed), **({"epochs": args.epochs} if args.epochs else {}))
+    weights = str(Path(args.weights).resolve()) if args.weights else None
+    r = train_roi(load_frames(data), args.out, cfg, weights=weights, progress=not args.quiet)
+    print(json.dumps(r))
+    _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
+    return EXIT_OK

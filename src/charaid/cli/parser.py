@@ -6,8 +6,17 @@ import argparse
 
 from charaid import __version__
 from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_models, cmd_recognize
-from charaid.cli.jobs import cmd_index, cmd_search, cmd_serve, cmd_sort, cmd_train, cmd_train_detector, cmd_train_embedder
-from charaid.models.detectors import DETECTORS
+from charaid.cli.jobs import (
+    cmd_index,
+    cmd_search,
+    cmd_serve,
+    cmd_sort,
+    cmd_train,
+    cmd_train_detector,
+    cmd_train_detector_roi,
+    cmd_train_embedder,
+)
+from charaid.models.detectors import DETECTOR_NAMES
 
 
 def _float_or_auto(v: str) -> str:
@@ -29,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         if detect:
             sp.add_argument(
                 "--detector",
-                choices=DETECTORS,
+                choices=DETECTOR_NAMES,
                 help="face detector (default: the one that cut the gallery's faces; else facedet, charaid's own)",
             )
             sp.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, e.g. lbpcascade_animeface.xml")
@@ -155,6 +164,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_train_detector)
 
     sp = sub.add_parser(
+        "train-detector-roi",
+        help="train the second stage of charaid's face detector (version 2) on ../shared/train (about 3 minutes)",
+    )
+    sp.add_argument(
+        "--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface (default ../shared/train)"
+    )
+    sp.add_argument(
+        "--out",
+        default="artifacts/detector-roi",
+        metavar="DIR",
+        help="features cache and weights (default artifacts/detector-roi)",
+    )
+    sp.add_argument("--weights", metavar="PT", help="the first stage's weights (default: the shipped network)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--epochs", type=int, metavar="N", help="epochs of the MLP (default 8)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train_detector_roi)
+
+    sp = sub.add_parser(
         "train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)"
     )
     sp.add_argument(
@@ -232,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = gsub.add_parser(
         "detector", help="show the detector that cut the gallery's faces; with NAME, cut them again from their pictures with it"
     )
-    a.add_argument("name", nargs="?", choices=DETECTORS, metavar="NAME", help=f"one of: {', '.join(DETECTORS)}")
+    a.add_argument("name", nargs="?", choices=DETECTOR_NAMES, metavar="NAME", help=f"one of: {', '.join(DETECTOR_NAMES)}")
     a.add_argument("--cascade", metavar="XML", help="OpenCV cascade file, for the cascade and union detectors")
     a.add_argument("--workers", type=int, metavar="N", help="processes for decoding and detection")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

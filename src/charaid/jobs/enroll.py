@@ -19,6 +19,7 @@ from PIL import Image
 
 from charaid.config import default_settings
 from charaid.errors import ImageError
+from charaid.models.detectors import canonical_detector
 from charaid.models.embedders import Embedder
 from charaid.names import name_from_folder
 from charaid.pipeline.images import iter_image_paths, sha256_file
@@ -81,10 +82,10 @@ def labelled_images(root: str | Path, on_skip: Callable[[Path, str], None] | Non
 
 def check_detector(gallery: Gallery, name: str) -> None:
     """Record the detector of a new gallery; refuse to mix two detectors' crops in one."""
-    recorded = gallery.detector
+    recorded, name = gallery.detector, canonical_detector(name)
     if recorded is None:
         gallery.set_detector(name)
-    elif recorded != name:
+    elif canonical_detector(recorded) != name:
         raise ValueError(
             f"{gallery.path}: its faces were cut by the {recorded} detector, not {name}; enrol with "
             f"--detector {recorded}, or move the gallery first (charaid gallery detector {name})"

@@ -19,10 +19,28 @@ import numpy as np
 from PIL import Image
 
 from charaid.config import Thresholds, default_settings
+from charaid.models import facedet
 
 DETECTORS = ("facedet", "animeface", "cascade", "union")
 #: The detector of new galleries and of commands without a gallery.
 DEFAULT_DETECTOR = "facedet"
+#: Every name a detector may be asked for: "facedet" is its latest version, "facedet@N" version N
+#: (a gallery records the version that cut its faces, and recognition keeps cropping that way).
+DETECTOR_NAMES = DETECTORS + tuple(f"facedet@{v}" for v in facedet.VERSIONS)
+
+
+def canonical_detector(name: str) -> str:
+    """The name a gallery records: ``facedet`` pinned to its latest version, others as given."""
+    return f"facedet@{facedet.LATEST_VERSION}" if name == "facedet" else name
+
+
+def facedet_version(name: str) -> int | None:
+    """The facedet version a detector name means (None for other detectors)."""
+    if name == "facedet":
+        return facedet.LATEST_VERSION
+    if name.startswith("facedet@") and name[len("facedet@") :].isdigit() and int(name[len("facedet@") :]) in facedet.VERSIONS:
+        return int(name[len("facedet@") :])
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,42 +124,45 @@ class NetDetector(Detector):
     name = "facedet"
     native = False  # ONNX Runtime (or PyTorch) inference: bounded time, and cheaper in this process
 
-    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None):
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None, version: int = facedet.LATEST_VERSION):
         super().__init__(thresholds, max_side)
-        from charaid.models.facedet import FaceDetectorNet
-
         t = self.thresholds
+        self.name = f"facedet@{version}"
+        score = t.facedet_min_score if version == 1 else t.facedet_roi_min_score
         # loaded now, so that missing weights fail here, once
-        self.net = FaceDetectorNet(input_side=t.facedet_input_side, min_score=t.facedet_min_score).load()
+        self.net = facedet.FaceDetectorNet(input_side=t.facedet_input_side, min_score=score, version=version).load()
 
-    def _real_face(self, image: Image.Image, face: Face) -> bool:
+    def _real_face(self, image: Image.Image, box: Box) -> bool:
         """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
-        real person's face in the found face: the network was trained on drawings only, so it
+        real person's face in ``box``: the network was trained on drawings only, so it
         takes some faces in photos for anime ones (docs/benchmarks.md@aef98b0, "Face detection")."""
         veto = self.thresholds.photo_face_veto
         if veto is None:
             return False
         import cv2
 
-        gray = cv2.equalizeHist(np.asarray(crop_face(image, face.box, 0.25, 160).convert("L")))
+        gray = cv2.equalizeHist(np.asarray(crop_face(image, box, 0.25, 160).convert("L")))
         _, _, weights = _photo_cascade().detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True
         )
         return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f)]
+        raw = self.net.detect_arrays([image])[0]
+        faces = [f for r, f in zip(raw, self._faces(raw)) if not self._real_face(image, _box(*(r.first or (r.x, r.y, r.w, r.h))))]
         return nms(faces, self.thresholds.nms_iou)
 
     def _faces(self, raw) -> list[Face]:
-        from charaid.models.facedet import BOX_LANDMARKS
-
         faces = []
         for r in raw:
-            b = Box(round(r.x), round(r.y), max(1, round(r.w)), max(1, round(r.h)))
-            lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in BOX_LANDMARKS.items()}
+            b = _box(r.x, r.y, r.w, r.h)
+            lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in facedet.BOX_LANDMARKS.items()}
             faces.append(Face(b, r.score, self.name, lm))
         return faces
+
+
+def _box(x: float, y: float, w: float, h: float) -> Box:
+    return Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -291,7 +312,8 @@ def make_detector(
     thresholds: Thresholds | None = None,
     max_side: int | None = None,
 ) -> Detector:
-    """A detector by name: ``facedet`` (charaid's own), ``animeface``, ``cascade`` (needs
+    """A detector by name: ``facedet`` (charaid's own, its latest version; ``facedet@N`` version N),
+    ``animeface``, ``cascade`` (needs
     ``cascade``) or ``union`` (animeface and the cascade)."""
     if ":" in name:  # a plug: "package.module:Class", built as Class(thresholds, max_side)
         import importlib
@@ -301,10 +323,11 @@ def make_detector(
             return getattr(importlib.import_module(mod), cls)(thresholds, max_side)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"detector {name!r} cannot be loaded ({e})") from None
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
-    if name == "facedet":
-        return NetDetector(thresholds, max_side)
+    if name not in DETECTOR_NAMES:
+        raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTOR_NAMES)}")
+    version = facedet_version(name)
+    if version is not None:
+        return NetDetector(thresholds, max_side, version)
     if name == "animeface":
         return AnimeFaceDetector(thresholds, max_side)
     if cascade is None:

@@ -25,10 +25,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: The shipped detector: id, version and file under charaid/weights/.
+#: The shipped detector: id, version of its network and file under charaid/weights/.
 MODEL_ID = "charaid-facedet-lite0"
 MODEL_VERSION = 1
 WEIGHTS_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.pt"
+#: Versions of the detector as a whole: 1 is the network alone; 2 adds the second stage
+#: (charaid.models.facedet_roi) on the same network. Galleries record which one cut their faces.
+VERSIONS = (1, 2)
+LATEST_VERSION = 2
 #: The same network exported for ONNX Runtime (2.7x faster than PyTorch on 2 cores, outputs
 #: equal to 4e-5; benchmarks/detector_runtime.py), which charaid runs when it is there.
 ONNX_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.onnx"
@@ -99,7 +103,7 @@ def build_network(pretrained_backbone: bool = True):
             self.offset = nn.Conv2d(NECK, 2, 1)
             nn.init.constant_(self.heat.bias, -4.6)  # a prior of 1% faces: focal loss starts calm
 
-        def forward(self, x):
+        def forward(self, x, features: bool = False):
             x = self.stem(x)
             taps = []
             for i, b in enumerate(self.blocks):
@@ -111,7 +115,8 @@ def build_network(pretrained_backbone: bool = True):
                 lat = self.lateral[k](taps[k])
                 p = self.smooth[k](lat + nn.functional.interpolate(p, size=lat.shape[-2:], mode="nearest"))
             h = self.head(p)
-            return torch.cat([self.heat(h), self.size(h), self.offset(h)], dim=1)
+            maps = torch.cat([self.heat(h), self.size(h), self.offset(h)], dim=1)
+            return (maps, h) if features else maps
 
     return FaceNet()
 
@@ -129,6 +134,10 @@ class RawFace:
     w: float
     h: float
     score: float
+    #: Version 2: the first stage's box (x, y, w, h) before the second stage moved it. The photo
+    #: veto looks there: it was tuned on those boxes, and a few pixels more flip it on some
+    #: anime faces (tla/raw 106 -> 102 of 107 faces kept on the moved boxes; docs/experiments.md).
+    first: tuple[float, float, float, float] | None = None
 
 
 def decode(out: np.ndarray, scale: float, min_score: float, max_faces: int = 100) -> list[RawFace]:
@@ -174,18 +183,30 @@ def onnx_path() -> str:
 
 
 def export_onnx(net, path: str) -> None:
-    """Write ``net`` as ONNX (any batch and picture size) for :class:`FaceDetectorNet`."""
+    """Write ``net`` as ONNX (any batch and picture size) for :class:`FaceDetectorNet`: outputs
+    ``y`` (the maps) and ``h`` (the head's features, which the second stage reads)."""
     torch = _torch()
+    from torch import nn
+
+    class WithFeatures(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x, features=True)
+
     x = torch.zeros(1, 3, 256, 256)
+    dyn = {0: "n", 2: "h", 3: "w"}
     torch.onnx.export(
-        net.float().eval(),
+        WithFeatures(net.float().eval()),
         (x,),
         path,
         input_names=["x"],
-        output_names=["y"],
+        output_names=["y", "h"],
         dynamo=False,
         opset_version=17,
-        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+        dynamic_axes={"x": dyn, "y": dyn, "h": dyn},
     )
 
 
@@ -223,17 +244,34 @@ def load_network(path: str | None = None):
 
 
 class FaceDetectorNet:
-    """Inference of the detector network on RGB pictures: ONNX Runtime on the shipped ``.onnx``
-    file, or PyTorch on a ``.pt`` weights file given by ``path``. Input side and minimum score
-    default to ``Thresholds.facedet_input_side`` and ``facedet_min_score``."""
+    """Inference of the detector on RGB pictures: ONNX Runtime on the shipped ``.onnx`` file, or
+    PyTorch on a ``.pt`` weights file given by ``path``. ``version`` 1 answers the network's
+    heat-map peaks; 2 (the latest) rescores and refines them with the second stage
+    (charaid.models.facedet_roi, weights ``roi_path``). Input side and minimum score default to
+    ``Thresholds.facedet_input_side`` and ``facedet_min_score`` (version 1) or
+    ``facedet_roi_min_score`` (version 2)."""
 
-    def __init__(self, input_side: int | None = None, min_score: float | None = None, path: str | None = None):
+    def __init__(
+        self,
+        input_side: int | None = None,
+        min_score: float | None = None,
+        path: str | None = None,
+        version: int = LATEST_VERSION,
+        roi_path: str | None = None,
+    ):
         from charaid.config import Thresholds
 
+        if version not in VERSIONS:
+            raise ValueError(f"unknown facedet version {version!r}; choose one of: {', '.join(map(str, VERSIONS))}")
         t = Thresholds()
+        self.version = version
         self.input_side = t.facedet_input_side if input_side is None else input_side
-        self.min_score = t.facedet_min_score if min_score is None else min_score
+        default_score = t.facedet_min_score if version == 1 else t.facedet_roi_min_score
+        self.min_score = default_score if min_score is None else min_score
+        self.candidate_score = t.facedet_candidate_score
+        self.nms_iou = t.nms_iou
         self.path = path
+        self.roi_path = roi_path
         if path is None and Path(onnx_path()).is_file():
             self.path = onnx_path()
 
@@ -246,14 +284,21 @@ class FaceDetectorNet:
             load_session(self.path)
         else:
             load_network(self.path)
+        if self.version >= 2:
+            from charaid.models.facedet_roi import load_roi_head
+
+            load_roi_head(self.roi_path)
         return self
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The output maps and the head's features of a batch (NHWC, normalised)."""
         if self.onnx:
-            return load_session(self.path).run(None, {"x": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})[0]
+            y, h = load_session(self.path).run(["y", "h"], {"x": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+            return y, h
         torch = _torch()
         with torch.inference_mode():
-            return load_network(self.path)(torch.from_numpy(batch).permute(0, 3, 1, 2)).float().numpy()
+            y, h = load_network(self.path)(torch.from_numpy(batch).permute(0, 3, 1, 2), features=True)
+            return y.float().numpy(), h.float().numpy()
 
     def detect_arrays(self, images: Sequence[Image.Image]) -> list[list[RawFace]]:
         """Faces of each picture, in its own pixels. The pictures go through the network one at
@@ -263,5 +308,27 @@ class FaceDetectorNet:
         out = []
         for im in images:
             a, s = letterbox(im, self.input_side)
-            out.append(decode(self._run(a[None])[0], s, self.min_score))
+            y, h = self._run(a[None])
+            if self.version == 1:
+                out.append(decode(y[0], s, self.min_score))
+            else:
+                out.append(self._second_stage(decode(y[0], s, self.candidate_score), h[0], s))
         return out
+
+    def _second_stage(self, raw: list[RawFace], fmap: np.ndarray, scale: float) -> list[RawFace]:
+        from charaid.models import facedet_roi as roi
+
+        if not raw:
+            return []
+        boxes = np.array([[r.x, r.y, r.x + r.w, r.y + r.h] for r in raw], np.float32)
+        peak = np.array([r.score for r in raw], np.float32)
+        prob, deltas = roi.load_roi_head(self.roi_path).forward(
+            roi.sample_features(fmap, boxes, scale, STRIDE), roi.box_inputs(boxes, peak, scale)
+        )
+        score = np.sqrt(prob * peak)
+        boxes = roi.apply_deltas(boxes, deltas)
+        keep = [i for i in roi.nms_order(boxes, score, self.nms_iou) if score[i] >= self.min_score]
+        return [
+            RawFace(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(score[i]), (r.x, r.y, r.w, r.h))
+            for i, b, r in ((i, boxes[i], raw[i]) for i in keep)
+        ]

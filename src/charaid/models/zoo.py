@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from charaid.models import facedet
-from charaid.models.detectors import DEFAULT_DETECTOR, DETECTORS
+from charaid.models import facedet, facedet_roi
+from charaid.models.detectors import DEFAULT_DETECTOR, DETECTORS, facedet_version
 from charaid.models.embedders import Embedder, default_embedder, imagenet_embedder
 
 
@@ -43,7 +43,11 @@ def embedders() -> dict[str, Callable[[], Embedder]]:
 
 
 _DETECTOR_SOURCES = {
-    "facedet": f"charaid's own {facedet.MODEL_ID} (charaid train-detector on ../shared/train), shipped as {facedet.ONNX_FILE}",
+    "facedet": (
+        f"charaid's own {facedet.MODEL_ID}, its latest version: the network (charaid train-detector) and its second "
+        f"stage (charaid train-detector-roi), on ../shared/train, shipped as {facedet.ONNX_FILE} + {facedet_roi.ROI_FILE}"
+    ),
+    "facedet@1": f"version 1 of {facedet.MODEL_ID}: the network alone (galleries cut by it keep it), {facedet.ONNX_FILE}",
     "animeface": "animeface-2009 (PyPI animeface 2.0.3), run under a time limit",
     "cascade": "an OpenCV cascade XML given with --cascade",
     "union": "animeface-2009 and a --cascade merged",
@@ -56,11 +60,11 @@ def cards() -> list[ModelCard]:
         ModelCard(
             name,
             "detector",
-            facedet.MODEL_VERSION if name == "facedet" else None,
+            facedet_version(name),
             _DETECTOR_SOURCES[name],
             name == DEFAULT_DETECTOR,
         )
-        for name in DETECTORS
+        for name in DETECTORS[:1] + ("facedet@1",) + DETECTORS[1:]
     ]
     default_id = default_embedder().model_id
     for mid in embedders():

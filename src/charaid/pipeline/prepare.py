@@ -19,7 +19,7 @@ from charaid import watchdog
 from charaid.config import Thresholds, default_settings
 from charaid.errors import ImageError
 from charaid.models import colours as cues
-from charaid.models.detectors import DEFAULT_DETECTOR, Box, Detector, Face, crop_face, make_detector
+from charaid.models.detectors import DEFAULT_DETECTOR, Box, Detector, Face, canonical_detector, crop_face, make_detector
 from charaid.models.embedders import uses_colours
 from charaid.pipeline.images import load_image, sha256_file
 
@@ -35,6 +35,10 @@ class DetectorSpec:
     cascade: str | None = None
     max_side: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def __post_init__(self) -> None:
+        # "facedet" is pinned to its version, so the gallery records (and keeps) the crops' maker
+        object.__setattr__(self, "name", canonical_detector(self.name))
 
     @classmethod
     def for_gallery(cls, gallery, settings=None) -> DetectorSpec:
@@ -205,7 +209,7 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     colours = t.cue_colour_weight > 0
     for f in faces:
         out.faces.append(f)
-        crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector == "facedet" else t.crop_margin, side)
+        crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector.startswith("facedet") else t.crop_margin, side)
         out.crops.append(cues.carry(crop, cues.face_colours(f, im)) if colours else crop)
     if with_picture:
         out.picture = picture_crop(im)

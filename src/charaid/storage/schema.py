@@ -87,6 +87,11 @@ GALLERY_MIGRATIONS: list[str] = [
     """
     INSERT OR IGNORE INTO meta(key, value) SELECT 'detector', 'animeface' WHERE EXISTS (SELECT 1 FROM samples)
     """,
+    # 5: facedet got a version 2 (a second stage that moves its boxes); a gallery cut by
+    # "facedet" before was cut by version 1, and keeps cropping that way
+    """
+    UPDATE meta SET value = 'facedet@1' WHERE key = 'detector' AND value = 'facedet'
+    """,
 ]
 SCHEMA_VERSION = len(GALLERY_MIGRATIONS)
 
