@@ -1,12 +1,12 @@
 """Face detection on real images: recall and precision against labelled boxes, how many
 pictures get a face, and the time per picture, for each detector setting, in one run.
 
-    python benchmarks/detection.py                            # facedet (v2), facedet@1 and animeface-2009 (retry)
+    python benchmarks/detection.py                            # facedet (v1), facedet@2 and animeface-2009 (retry)
     python benchmarks/detection.py --settings facedet/640,facedet//0.3,retry@768
 
 Settings:
   facedet[@V][/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.models.facedet; the default),
-               version V (default the latest), seeing
+               version V (default: the default version, 1), seeing
                the picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
                scoring at least SCORE (default Thresholds.facedet_min_score for version 1,
                facedet_roi_min_score for version 2), real faces vetoed
@@ -80,7 +80,7 @@ def matched(found: list[Box], truth: list[Box], iou: float) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--settings", default="facedet,facedet@1,retry")
+    ap.add_argument("--settings", default="facedet,facedet@2,retry")
     ap.add_argument("--iou", default="0.5,0.3", help="IoU bars, comma-separated (default 0.5,0.3)")
     ap.add_argument("--weights", metavar="PT_OR_ONNX", help="facedet settings use these weights instead of the shipped ones")
     args = ap.parse_args()

@@ -46,7 +46,7 @@ class Section:
 SECTIONS = (
     Section("accuracy", ("benchmarks/accuracy.py", "--method", "hybrid"), True),
     Section("kshot", ("benchmarks/kshot.py",), True),
-    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,retry"), True),
+    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet@2,retry"), True),
     Section("detector_runtime", ("benchmarks/detector_runtime.py",), True),
     Section("speed", ("benchmarks/speed.py",), True),
     Section("sort_web4", ("benchmarks/sort_web4.py",), True),

@@ -88,7 +88,7 @@ def test_shipped_detector_finds_faces_in_real_illustrations(shared):
     assert sum(bool(f) for f in found) >= 5, [len(f) for f in found]
     for faces in found:
         for f in faces:
-            assert f.detector == f"facedet@{facedet.LATEST_VERSION}" and 0 < f.score <= 1 and f.box.w > 10
+            assert f.detector == f"facedet@{facedet.DEFAULT_VERSION}" and 0 < f.score <= 1 and f.box.w > 10
             assert set(f.landmarks) >= {"left_eye", "right_eye", "nose", "mouth"}
 
 
@@ -148,8 +148,8 @@ def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth
     assert r.returncode == 0 and '"detector": "animeface"' in r.stdout
     r = run_cli("gallery", "detector", "facedet", "--gallery", str(gp), "-q")
     assert r.returncode == 0, r.stderr
-    assert "18 faces cut again by facedet@2, 0 kept" in r.stderr, r.stderr
-    assert '"detector": "facedet@2"' in r.stdout
+    assert "18 faces cut again by facedet@1, 0 kept" in r.stderr, r.stderr
+    assert '"detector": "facedet@1"' in r.stdout
     r = run_cli("recognize", str(synth_scene), "--gallery", str(gp), "--json")
     assert r.returncode == 0, r.stderr
     import json
@@ -170,8 +170,8 @@ def test_init_starts_from_given_weights(shared_train, tmp_path):
 
 
 def test_gallery_cut_by_facedet_version_1_keeps_its_crops_and_answers(tmp_path, synth_train, synth_scene):
-    """A gallery made before version 2 recorded plain "facedet": it is migrated to "facedet@1",
-    recognises with version 1's boxes, and refuses version 2's crops until moved."""
+    """A gallery made before versions recorded plain "facedet": it is migrated to "facedet@1",
+    recognises with version 1, and refuses version 2's faces until moved."""
     from charaid.jobs.enroll import enroll_items, labelled_images
     from charaid.pipeline.prepare import DetectorSpec
     from charaid.recognition.recognize import Recognizer
@@ -195,8 +195,8 @@ def test_gallery_cut_by_facedet_version_1_keeps_its_crops_and_answers(tmp_path, 
         assert _names(now) == _names(today) == ["akane", None, "sora"]
         assert [f.box for f in now.faces] == [f.box for f in today.faces]
         assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in today.faces]
-        with pytest.raises(ValueError, match="cut by the facedet@1 detector"):
-            enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet"))
+        with pytest.raises(ValueError, match="cut by the facedet@1 detector, not facedet@2"):
+            enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet@2"))
 
 
 def test_version_1_outputs_are_unchanged_by_the_second_output():

@@ -25,14 +25,13 @@ def test_sampling_reads_the_map_where_the_box_lies():
     assert np.allclose(np.diff(v[0], axis=1), step, atol=1e-4)
 
 
-def test_box_deltas_and_their_inverse():
-    rng = np.random.default_rng(0)
-    corner = rng.uniform(0, 400, (20, 2))
-    boxes = np.concatenate([corner, corner + rng.uniform(10, 100, (20, 2))], 1).astype(np.float32)
-    truth = boxes + rng.normal(0, 5, boxes.shape).astype(np.float32)
-    back = facedet_roi.apply_deltas(boxes, facedet_roi.box_deltas(boxes, truth))
-    assert np.allclose(back, truth, atol=1e-3)
+def test_box_deltas_and_overlaps():
+    boxes = np.array([[10, 20, 50, 100], [0, 0, 100, 100]], np.float32)
+    truth = np.array([[20, 20, 60, 100], [0, 0, 50, 50]], np.float32)
+    d = facedet_roi.box_deltas(boxes, truth)
+    assert np.allclose(d[0], [0.25, 0, 0, 0]) and np.allclose(d[1], [-0.25, -0.25, np.log(0.5), np.log(0.5)])
     assert np.allclose(np.diag(facedet_roi.iou_matrix(truth, truth)), 1.0)
+    assert np.isclose(facedet_roi.iou_matrix(boxes[1:], truth[1:])[0, 0], 0.25)
     keep = facedet_roi.nms_order(np.concatenate([truth[:1], truth[:1] + 1]), np.array([0.4, 0.9]), 0.5)
     assert keep.tolist() == [1], "the better of two overlapping boxes stays"
 
@@ -56,13 +55,14 @@ def test_tiny_second_stage_training_run(shared_train, tmp_path):
 
 
 def test_shipped_second_stage_finds_the_faces_version_1_finds(shared):
-    """On real illustrations version 2 finds a face wherever version 1 does, boxes near its."""
+    """On real illustrations version 2 finds a face wherever version 1 does, on the same box
+    (the second stage rescores; it does not move boxes, so crops stay version 1's)."""
     paths = sorted((shared / "tla" / "raw" / "takimoto_hifumi").iterdir())[:6]
     ims = [load_image(p) for p in paths]
-    v1, v2 = make_detector("facedet@1"), make_detector("facedet")
+    v1, v2 = make_detector("facedet"), make_detector("facedet@2")
     assert Path(facedet_roi.roi_path()).stat().st_size < 25e6
     for im in ims:
         a, b = v1.detect(im), v2.detect(im)
         if a:
             assert b, "version 2 keeps a face version 1 found"
-            assert max(a[0].box.iou(f.box) for f in b) > 0.5
+            assert a[0].box in [f.box for f in b]

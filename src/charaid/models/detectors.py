@@ -24,23 +24,24 @@ from charaid.models import facedet
 DETECTORS = ("facedet", "animeface", "cascade", "union")
 #: The detector of new galleries and of commands without a gallery.
 DEFAULT_DETECTOR = "facedet"
-#: Every name a detector may be asked for: "facedet" is its latest version, "facedet@N" version N
+#: Every name a detector may be asked for: "facedet" is its default version, "facedet@N" version N
 #: (a gallery records the version that cut its faces, and recognition keeps cropping that way).
 DETECTOR_NAMES = DETECTORS + tuple(f"facedet@{v}" for v in facedet.VERSIONS)
 
 
 def canonical_detector(name: str) -> str:
-    """The name a gallery records: ``facedet`` pinned to its latest version, others as given."""
-    return f"facedet@{facedet.LATEST_VERSION}" if name == "facedet" else name
+    """The name a gallery records: ``facedet`` pinned to its default version, others as given."""
+    return f"facedet@{facedet.DEFAULT_VERSION}" if name == "facedet" else name
 
 
 def facedet_version(name: str) -> int | None:
     """The facedet version a detector name means (None for other detectors)."""
-    if name == "facedet":
-        return facedet.LATEST_VERSION
-    if name.startswith("facedet@") and name[len("facedet@") :].isdigit() and int(name[len("facedet@") :]) in facedet.VERSIONS:
-        return int(name[len("facedet@") :])
-    return None
+    head, at, v = name.partition("@")
+    if head != "facedet":
+        return None
+    if not at:
+        return facedet.DEFAULT_VERSION
+    return int(v) if v.isdigit() and int(v) in facedet.VERSIONS else None
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class NetDetector(Detector):
     name = "facedet"
     native = False  # ONNX Runtime (or PyTorch) inference: bounded time, and cheaper in this process
 
-    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None, version: int = facedet.LATEST_VERSION):
+    def __init__(self, thresholds: Thresholds | None = None, max_side: int | None = None, version: int = facedet.DEFAULT_VERSION):
         super().__init__(thresholds, max_side)
         t = self.thresholds
         self.name = f"facedet@{version}"
@@ -148,21 +149,16 @@ class NetDetector(Detector):
         return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        raw = self.net.detect_arrays([image])[0]
-        faces = [f for r, f in zip(raw, self._faces(raw)) if not self._real_face(image, _box(*(r.first or (r.x, r.y, r.w, r.h))))]
+        faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f.box)]
         return nms(faces, self.thresholds.nms_iou)
 
     def _faces(self, raw) -> list[Face]:
         faces = []
         for r in raw:
-            b = _box(r.x, r.y, r.w, r.h)
+            b = Box(round(r.x), round(r.y), max(1, round(r.w)), max(1, round(r.h)))
             lm = {k: (round(b.x + fx * b.w), round(b.y + fy * b.h)) for k, (fx, fy) in facedet.BOX_LANDMARKS.items()}
             faces.append(Face(b, r.score, self.name, lm))
         return faces
-
-
-def _box(x: float, y: float, w: float, h: float) -> Box:
-    return Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -312,9 +308,8 @@ def make_detector(
     thresholds: Thresholds | None = None,
     max_side: int | None = None,
 ) -> Detector:
-    """A detector by name: ``facedet`` (charaid's own, its latest version; ``facedet@N`` version N),
-    ``animeface``, ``cascade`` (needs
-    ``cascade``) or ``union`` (animeface and the cascade)."""
+    """A detector by name: ``facedet`` (charaid's own, its default version; ``facedet@N`` version N),
+    ``animeface``, ``cascade`` (needs ``cascade``) or ``union`` (animeface and the cascade)."""
     if ":" in name:  # a plug: "package.module:Class", built as Class(thresholds, max_side)
         import importlib
 

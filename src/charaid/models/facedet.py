@@ -32,7 +32,11 @@ WEIGHTS_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.pt"
 #: Versions of the detector as a whole: 1 is the network alone; 2 adds the second stage
 #: (charaid.models.facedet_roi) on the same network. Galleries record which one cut their faces.
 VERSIONS = (1, 2)
-LATEST_VERSION = 2
+#: The version plain "facedet" means. Version 2 finds more faces (cartoonface300 recall at IoU 0.5
+#: 0.526 -> 0.557 at the same precision, web4 232 -> 236 pictures) but enrols other faces of some
+#: pictures, which costs recognition downstream (web4 sort 0.801 -> 0.748, newgame8 5-fold top-1
+#: 0.848 -> 0.833; docs/experiments.md, 2026-11-29): so it is there to choose, not the default.
+DEFAULT_VERSION = 1
 #: The same network exported for ONNX Runtime (2.7x faster than PyTorch on 2 cores, outputs
 #: equal to 4e-5; benchmarks/detector_runtime.py), which charaid runs when it is there.
 ONNX_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.onnx"
@@ -134,10 +138,6 @@ class RawFace:
     w: float
     h: float
     score: float
-    #: Version 2: the first stage's box (x, y, w, h) before the second stage moved it. The photo
-    #: veto looks there: it was tuned on those boxes, and a few pixels more flip it on some
-    #: anime faces (tla/raw 106 -> 102 of 107 faces kept on the moved boxes; docs/experiments.md).
-    first: tuple[float, float, float, float] | None = None
 
 
 def decode(out: np.ndarray, scale: float, min_score: float, max_faces: int = 100) -> list[RawFace]:
@@ -199,7 +199,7 @@ def export_onnx(net, path: str) -> None:
     x = torch.zeros(1, 3, 256, 256)
     dyn = {0: "n", 2: "h", 3: "w"}
     torch.onnx.export(
-        WithFeatures(net.float().eval()),
+        WithFeatures(net.float()).eval(),  # eval: the exporter gives the module back in the mode it had
         (x,),
         path,
         input_names=["x"],
@@ -245,8 +245,8 @@ def load_network(path: str | None = None):
 
 class FaceDetectorNet:
     """Inference of the detector on RGB pictures: ONNX Runtime on the shipped ``.onnx`` file, or
-    PyTorch on a ``.pt`` weights file given by ``path``. ``version`` 1 answers the network's
-    heat-map peaks; 2 (the latest) rescores and refines them with the second stage
+    PyTorch on a ``.pt`` weights file given by ``path``. ``version`` 1 (the default) answers the
+    network's heat-map peaks; 2 rescores them with the second stage
     (charaid.models.facedet_roi, weights ``roi_path``). Input side and minimum score default to
     ``Thresholds.facedet_input_side`` and ``facedet_min_score`` (version 1) or
     ``facedet_roi_min_score`` (version 2)."""
@@ -256,7 +256,7 @@ class FaceDetectorNet:
         input_side: int | None = None,
         min_score: float | None = None,
         path: str | None = None,
-        version: int = LATEST_VERSION,
+        version: int = DEFAULT_VERSION,
         roi_path: str | None = None,
     ):
         from charaid.config import Thresholds
@@ -316,19 +316,19 @@ class FaceDetectorNet:
         return out
 
     def _second_stage(self, raw: list[RawFace], fmap: np.ndarray, scale: float) -> list[RawFace]:
+        """Version 2: every candidate rescored by the second stage; boxes stay the network's.
+        The stage also learnt a box correction, which is not applied: the moved boxes cut crops
+        that recognised newgame8 worse (top-1 0.848 -> 0.833) and flipped the photo veto on a few
+        anime faces, for no recall at IoU 0.5 (docs/experiments.md, 2026-11-29)."""
         from charaid.models import facedet_roi as roi
 
         if not raw:
             return []
         boxes = np.array([[r.x, r.y, r.x + r.w, r.y + r.h] for r in raw], np.float32)
         peak = np.array([r.score for r in raw], np.float32)
-        prob, deltas = roi.load_roi_head(self.roi_path).forward(
+        prob, _ = roi.load_roi_head(self.roi_path).forward(
             roi.sample_features(fmap, boxes, scale, STRIDE), roi.box_inputs(boxes, peak, scale)
         )
         score = np.sqrt(prob * peak)
-        boxes = roi.apply_deltas(boxes, deltas)
         keep = [i for i in roi.nms_order(boxes, score, self.nms_iou) if score[i] >= self.min_score]
-        return [
-            RawFace(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(score[i]), (r.x, r.y, r.w, r.h))
-            for i, b, r in ((i, boxes[i], raw[i]) for i in keep)
-        ]
+        return [RawFace(raw[i].x, raw[i].y, raw[i].w, raw[i].h, float(score[i])) for i in keep]

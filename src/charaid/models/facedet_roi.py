@@ -7,9 +7,9 @@ and the other half background; at a low threshold its candidates still cover 92%
 cartoonface300's faces at IoU 0.3. So every candidate above a low score gets a second look: the
 head's 64-channel feature map (stride 8), sampled on a 4 x 4 grid over the candidate's box grown
 by a quarter, with the peak's score and the box's size, goes through a small MLP that answers a
-face probability and a correction of the box (centre shift and log scale, in box units). The
-final score is the geometric mean of the peak's score and that probability: either alone ranks
-worse (docs/experiments.md, 2026-11-29).
+face probability (and, learnt beside it but not applied, a correction of the box: see
+``FaceDetectorNet._second_stage``). The final score is the geometric mean of the peak's score
+and that probability: either alone ranks worse (docs/experiments.md, 2026-11-29).
 
 Pure numpy: the weights are a small ``.npz`` (``charaid train-detector-roi`` writes it).
 """
@@ -77,13 +77,6 @@ def box_deltas(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
     dx = ((truth[:, 0] + truth[:, 2]) - (boxes[:, 0] + boxes[:, 2])) / 2 / w
     dy = ((truth[:, 1] + truth[:, 3]) - (boxes[:, 1] + boxes[:, 3])) / 2 / h
     return np.stack([dx, dy, np.log(tw / w), np.log(th / h)], 1).astype(np.float32)
-
-
-def apply_deltas(boxes: np.ndarray, d: np.ndarray) -> np.ndarray:
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2 + d[:, 0] * w, (boxes[:, 1] + boxes[:, 3]) / 2 + d[:, 1] * h
-    w, h = w * np.exp(np.clip(d[:, 2], -1, 1)), h * np.exp(np.clip(d[:, 3], -1, 1))
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -43,11 +43,11 @@ def embedders() -> dict[str, Callable[[], Embedder]]:
 
 
 _DETECTOR_SOURCES = {
-    "facedet": (
-        f"charaid's own {facedet.MODEL_ID}, its latest version: the network (charaid train-detector) and its second "
-        f"stage (charaid train-detector-roi), on ../shared/train, shipped as {facedet.ONNX_FILE} + {facedet_roi.ROI_FILE}"
+    "facedet": f"charaid's own {facedet.MODEL_ID} v1 (charaid train-detector on ../shared/train), shipped as {facedet.ONNX_FILE}",
+    "facedet@2": (
+        f"{facedet.MODEL_ID} v2: v1 and a second stage that rescores its faces (charaid train-detector-roi), "
+        f"{facedet_roi.ROI_FILE}; finds more faces, recognises no better downstream"
     ),
-    "facedet@1": f"version 1 of {facedet.MODEL_ID}: the network alone (galleries cut by it keep it), {facedet.ONNX_FILE}",
     "animeface": "animeface-2009 (PyPI animeface 2.0.3), run under a time limit",
     "cascade": "an OpenCV cascade XML given with --cascade",
     "union": "animeface-2009 and a --cascade merged",
@@ -64,7 +64,7 @@ def cards() -> list[ModelCard]:
             _DETECTOR_SOURCES[name],
             name == DEFAULT_DETECTOR,
         )
-        for name in DETECTORS[:1] + ("facedet@1",) + DETECTORS[1:]
+        for name in DETECTORS[:1] + ("facedet@2",) + DETECTORS[1:]
     ]
     default_id = default_embedder().model_id
     for mid in embedders():
