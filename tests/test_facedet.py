@@ -211,3 +211,17 @@ def test_version_1_outputs_are_unchanged_by_the_second_output():
         facedet.FaceDetectorNet(version=7)
     with pytest.raises(ValueError, match="facedet@2"):
         make_detector("facedet@7")
+
+
+def test_photo_veto_drops_real_faces_and_keeps_drawn_ones(shared):
+    """The network takes faces in photos of people for anime faces; the Haar veto (2 of 3 crops)
+    drops them, and keeps the drawn faces of illustrations."""
+    from charaid.config import Thresholds
+
+    photos = [load_image(p) for p in sorted((shared / "photos").glob("*.jpg"))[:10]]
+    drawn = [load_image(p) for p in sorted((shared / "tla" / "raw" / "nishikino_maki").iterdir())[:6]]
+    bare = make_detector("facedet", thresholds=replace(Thresholds(), photo_face_veto=None))
+    vetoed = make_detector("facedet")
+    assert sum(bool(bare.detect(im)) for im in photos) >= 8, "without the veto most photos get a 'face'"
+    assert sum(bool(vetoed.detect(im)) for im in photos) <= 1
+    assert sum(bool(vetoed.detect(im)) for im in drawn) == sum(bool(bare.detect(im)) for im in drawn) >= 5

@@ -43,8 +43,14 @@ class Thresholds:
     facedet_roi_min_score: float = 0.50
     #: A face charaid's own detector finds is dropped when OpenCV's frontal-face cascade for
     #: photos (haarcascade_frontalface_default, shipped with OpenCV) scores a real person's face
-    #: in it at least this high (its last stage's weight); None keeps every face.
-    photo_face_veto: float | None = 5.0
+    #: at least this high (its last stage's weight) in ``photo_veto_votes`` of its crops with
+    #: these margins; None keeps every face. A real face is found in every crop of it, an anime
+    #: face now and then in one: 4.5 in 2 of 3 keeps tla/raw's 107 illustrations and web4's 232
+    #: pictures with a face, with 1 photo of 64 (5.0 in the 0.25 crop alone: 106, 232, 1;
+    #: docs/experiments.md, 2026-11-29).
+    photo_face_veto: float | None = 4.5
+    photo_veto_margins: tuple[float, ...] = (0.25, 0.1, 0.4)
+    photo_veto_votes: int = 2
     #: charaid's own detector sees the picture reduced to at most this many pixels a side.
     facedet_input_side: int = 512
     #: Longest time, in seconds, that one picture's face detection (or any native call on one

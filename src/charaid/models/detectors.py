@@ -135,18 +135,26 @@ class NetDetector(Detector):
 
     def _real_face(self, image: Image.Image, box: Box) -> bool:
         """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
-        real person's face in ``box``: the network was trained on drawings only, so it
-        takes some faces in photos for anime ones (docs/benchmarks.md@aef98b0, "Face detection")."""
-        veto = self.thresholds.photo_face_veto
-        if veto is None:
+        real person's face in ``box`` (in ``photo_veto_votes`` of its crops): the network was
+        trained on drawings only, so it takes some faces in photos for anime ones
+        (docs/benchmarks.md@aef98b0, "Face detection")."""
+        t = self.thresholds
+        if t.photo_face_veto is None:
             return False
         import cv2
 
-        gray = cv2.equalizeHist(np.asarray(crop_face(image, box, 0.25, 160).convert("L")))
-        _, _, weights = _photo_cascade().detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True
-        )
-        return any(float(w) >= veto for w in np.asarray(weights).reshape(-1))
+        margins, hits = t.photo_veto_margins, 0
+        for i, m in enumerate(margins):
+            gray = cv2.equalizeHist(np.asarray(crop_face(image, box, m, 160).convert("L")))
+            _, _, weights = _photo_cascade().detectMultiScale3(
+                gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True
+            )
+            hits += any(float(w) >= t.photo_face_veto for w in np.asarray(weights).reshape(-1))
+            if hits >= t.photo_veto_votes:
+                return True
+            if hits + len(margins) - 1 - i < t.photo_veto_votes:  # the rest cannot make up the votes
+                return False
+        return False
 
     def _detect(self, image: Image.Image) -> list[Face]:
         faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f.box)]

@@ -33,9 +33,9 @@ WEIGHTS_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.pt"
 #: (charaid.models.facedet_roi) on the same network. Galleries record which one cut their faces.
 VERSIONS = (1, 2)
 #: The version plain "facedet" means. Version 2 finds more faces (cartoonface300 recall at IoU 0.5
-#: 0.526 -> 0.557 at the same precision, web4 232 -> 236 pictures) but enrols other faces of some
-#: pictures, which costs recognition downstream (web4 sort 0.801 -> 0.748, newgame8 5-fold top-1
-#: 0.848 -> 0.833; docs/experiments.md, 2026-11-29): so it is there to choose, not the default.
+#: 0.526 -> 0.556 at the same precision, web4 232 -> 236 pictures) but enrols other faces of some
+#: pictures, which costs recognition downstream (web4 sort 0.801 -> 0.748, newgame8 groups'
+#: precision 0.773 -> 0.754; docs/experiments.md, 2026-11-29): so it is there to choose, not the default.
 DEFAULT_VERSION = 1
 #: The same network exported for ONNX Runtime (2.7x faster than PyTorch on 2 cores, outputs
 #: equal to 4e-5; benchmarks/detector_runtime.py), which charaid runs when it is there.
@@ -318,8 +318,9 @@ class FaceDetectorNet:
     def _second_stage(self, raw: list[RawFace], fmap: np.ndarray, scale: float) -> list[RawFace]:
         """Version 2: every candidate rescored by the second stage; boxes stay the network's.
         The stage also learnt a box correction, which is not applied: the moved boxes cut crops
-        that recognised newgame8 worse (top-1 0.848 -> 0.833) and flipped the photo veto on a few
-        anime faces, for no recall at IoU 0.5 (docs/experiments.md, 2026-11-29)."""
+        that sorted web4 and recognised newgame8 worse (0.801 -> 0.743, top-1 0.848 -> 0.833) and
+        flipped the photo veto on a few anime faces, for no recall at IoU 0.5 (docs/experiments.md,
+        2026-11-29)."""
         from charaid.models import facedet_roi as roi
 
         if not raw:
