@@ -110,6 +110,19 @@ def _names(result) -> list:
     return [f.character for f in sorted(result.faces, key=lambda f: f.box.x)]
 
 
+def _same_answers_as_before(gallery, detector: str, scene, before) -> None:
+    """The migrated gallery records ``detector``, recognition crops with it, and answers as before."""
+    from charaid.recognition.recognize import Recognizer
+
+    assert gallery.detector == detector
+    rec = Recognizer(gallery)
+    assert rec.spec.name == detector, "recognition crops the way enrolment did"
+    now = rec.recognize_image(load_image(scene))
+    assert _names(now) == _names(before) == ["akane", None, "sora"]
+    assert [f.box for f in now.faces] == [f.box for f in before.faces]
+    assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in before.faces]
+
+
 def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_train, synth_scene):
     from charaid.jobs.enroll import enroll_items, labelled_images
     from charaid.pipeline.images import load_image
@@ -127,13 +140,7 @@ def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_t
     db.commit()
     db.close()
     with Gallery(p) as g:  # migrated: a gallery with faces was cut by animeface-2009
-        assert g.detector == "animeface"
-        rec = Recognizer(g)
-        assert rec.spec.name == "animeface", "recognition crops the way enrolment did"
-        now = rec.recognize_image(load_image(synth_scene))
-        assert _names(now) == _names(today) == ["akane", None, "sora"]
-        assert [f.box for f in now.faces] == [f.box for f in today.faces]
-        assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in today.faces]
+        _same_answers_as_before(g, "animeface", synth_scene, today)
         with pytest.raises(ValueError, match="cut by the animeface detector"):
             enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet"))
 
@@ -188,13 +195,7 @@ def test_gallery_cut_by_facedet_version_1_keeps_its_crops_and_answers(tmp_path, 
     db.commit()
     db.close()
     with Gallery(p) as g:
-        assert g.detector == "facedet@1"
-        rec = Recognizer(g)
-        assert rec.spec.name == "facedet@1", "recognition crops the way enrolment did"
-        now = rec.recognize_image(load_image(synth_scene))
-        assert _names(now) == _names(today) == ["akane", None, "sora"]
-        assert [f.box for f in now.faces] == [f.box for f in today.faces]
-        assert [round(f.score, 5) for f in now.faces] == [round(f.score, 5) for f in today.faces]
+        _same_answers_as_before(g, "facedet@1", synth_scene, today)
         with pytest.raises(ValueError, match="cut by the facedet@1 detector, not facedet@2"):
             enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet@2"))
 
