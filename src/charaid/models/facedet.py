@@ -269,7 +269,6 @@ class FaceDetectorNet:
         default_score = t.facedet_min_score if version == 1 else t.facedet_roi_min_score
         self.min_score = default_score if min_score is None else min_score
         self.candidate_score = t.facedet_candidate_score
-        self.nms_iou = t.nms_iou
         self.path = path
         self.roi_path = roi_path
         if path is None and Path(onnx_path()).is_file():
@@ -325,11 +324,10 @@ class FaceDetectorNet:
 
         if not raw:
             return []
-        boxes = np.array([[r.x, r.y, r.x + r.w, r.y + r.h] for r in raw], np.float32)
-        peak = np.array([r.score for r in raw], np.float32)
+        boxes, peak = roi.raw_arrays(raw)
         prob, _ = roi.load_roi_head(self.roi_path).forward(
             roi.sample_features(fmap, boxes, scale, STRIDE), roi.box_inputs(boxes, peak, scale)
         )
         score = np.sqrt(prob * peak)
-        keep = [i for i in roi.nms_order(boxes, score, self.nms_iou) if score[i] >= self.min_score]
-        return [RawFace(raw[i].x, raw[i].y, raw[i].w, raw[i].h, float(score[i])) for i in keep]
+        # overlapping faces are left to the detector's own NMS (charaid.models.detectors.nms), as in version 1
+        return [RawFace(r.x, r.y, r.w, r.h, float(v)) for r, v in zip(raw, score) if v >= self.min_score]

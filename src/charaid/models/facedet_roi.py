@@ -1,5 +1,5 @@
-"""The second stage of charaid's face detector (version 2): rescoring and box refinement of the
-network's candidate faces from the network's own features.
+"""The second stage of charaid's face detector (version 2): a new score for each of the network's
+candidate faces, from the network's own features.
 
 Why: the first stage's heat-map peak is a poor judge of its own candidates. At its shipped
 threshold half of its false faces are boxes off a real face (IoU 0.1 to 0.5 with a labelled one)
@@ -32,6 +32,12 @@ GROW = 1.25
 
 def roi_path() -> str:
     return str(resources.files("charaid") / "weights" / ROI_FILE)
+
+
+def raw_arrays(raw) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (n, 4: x0 y0 x1 y1) and peak scores (n,) of the network's decoded faces."""
+    boxes = np.array([[r.x, r.y, r.x + r.w, r.y + r.h] for r in raw], np.float32).reshape(-1, 4)
+    return boxes, np.array([r.score for r in raw], np.float32)
 
 
 def sample_features(fmap: np.ndarray, boxes: np.ndarray, scale: float, stride: int) -> np.ndarray:
@@ -88,16 +94,6 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def nms_order(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best first."""
-    order, keep = np.argsort(-scores), []
-    while len(order):
-        i = order[0]
-        keep.append(i)
-        order = order[1:][iou_matrix(boxes[i : i + 1], boxes[order[1:]])[0] < iou]
-    return np.asarray(keep, int)
 
 
 @dataclass(frozen=True)

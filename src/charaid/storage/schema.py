@@ -87,8 +87,8 @@ GALLERY_MIGRATIONS: list[str] = [
     """
     INSERT OR IGNORE INTO meta(key, value) SELECT 'detector', 'animeface' WHERE EXISTS (SELECT 1 FROM samples)
     """,
-    # 5: facedet got a version 2 (a second stage that moves its boxes); a gallery cut by
-    # "facedet" before was cut by version 1, and keeps cropping that way
+    # 5: facedet got versions ("facedet@N"); a gallery cut by plain "facedet" before was cut
+    # by version 1, and keeps it
     """
     UPDATE meta SET value = 'facedet@1' WHERE key = 'detector' AND value = 'facedet'
     """,

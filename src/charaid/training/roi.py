@@ -80,8 +80,7 @@ def collect(
             a, s = facedet.letterbox(im, net.input_side)
             y, h = net._run(a[None])
             raw = facedet.decode(y[0], s, cand_score)
-            boxes = np.array([[r.x, r.y, r.x + r.w, r.y + r.h] for r in raw], np.float32).reshape(-1, 4)
-            scores = np.array([r.score for r in raw], np.float32)
+            boxes, scores = facedet_roi.raw_arrays(raw)
             jit = _jitter(truth, cfg.jitters, rng)
             if len(jit):  # their score: the heat map at their centre cell
                 heat = 1.0 / (1.0 + np.exp(-y[0, 0]))
@@ -156,11 +155,16 @@ def train_roi(
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "features.npz"
     t0 = time.time()
-    key = repr((asdict(cfg)["seed"], cfg.jitters, weights, len(frames)))
-    if cache.is_file() and str(np.load(cache)["key"]) == key:
+    # what the cached candidates depend on
+    key = repr(
+        (cfg.seed, cfg.jitters, weights, len(frames), Thresholds().facedet_candidate_score, facedet_roi.GRID, facedet_roi.GROW)
+    )
+    data = None
+    if cache.is_file():
         with np.load(cache) as z:
-            data = {k: z[k] for k in ("feats", "extra", "iou", "deltas", "jitter")}
-    else:
+            if str(z["key"]) == key:
+                data = {k: z[k] for k in ("feats", "extra", "iou", "deltas", "jitter")}
+    if data is None:
         net = facedet.FaceDetectorNet(path=weights, version=1).load()
         data = collect(frames, net, cfg, progress)
         tmp = out / "features.tmp.npz"
