@@ -70,12 +70,12 @@ def test_decide_uses_the_picture_only_when_no_face_is_named():
     pic = PictureResult("ann", 0.8, [Candidate("ann", 0.8)])
     unknown_face = FaceResult(Box(0, 0, 10, 10), 0.9, None, 0.2, [Candidate("bob", 0.2)])
     named_face = FaceResult(Box(0, 0, 10, 10), 0.9, "bob", 0.9, [Candidate("bob", 0.9)])
-    assert decide(ImageResult("a", [], picture=pic), 0.5, "copy-each") == ["ann"]
-    assert decide(ImageResult("a", [unknown_face], picture=pic), 0.5, "copy-each") == ["ann"]
-    assert decide(ImageResult("a", [named_face], picture=pic), 0.5, "copy-each") == ["bob"]
+    assert decide(ImageResult("a", [], picture=pic), "copy-each", 0.5) == ["ann"]
+    assert decide(ImageResult("a", [unknown_face], picture=pic), "copy-each", 0.5) == ["ann"]
+    assert decide(ImageResult("a", [named_face], picture=pic), "copy-each", 0.5) == ["bob"]
     unknown_pic = PictureResult(None, 0.1, [Candidate("ann", 0.1)])
-    assert decide(ImageResult("a", [], picture=unknown_pic), 0.5, "copy-each") == [NO_FACE]
-    assert decide(ImageResult("a", [unknown_face], picture=unknown_pic), 0.5, "copy-each") == [UNKNOWN]
+    assert decide(ImageResult("a", [], picture=unknown_pic), "copy-each", 0.5) == [NO_FACE]
+    assert decide(ImageResult("a", [unknown_face], picture=unknown_pic), "copy-each", 0.5) == [UNKNOWN]
 
 
 def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_path, synth_train):

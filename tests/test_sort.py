@@ -28,13 +28,22 @@ def face(name, score):
 
 
 def test_decide_layout():
-    assert decide(ImageResult("a", []), 0.5, "copy-each") == ["_no_face"]
-    assert decide(ImageResult("a", [face(None, 0.3)]), 0.5, "copy-each") == ["_unknown"]
-    assert decide(ImageResult("a", [face("ann", 0.4)]), 0.5, "copy-each") == ["_unknown"]  # below --min-score
+    assert decide(ImageResult("a", []), "copy-each", 0.5) == ["_no_face"]
+    assert decide(ImageResult("a", [face(None, 0.3)]), "copy-each", 0.5) == ["_unknown"]
+    assert decide(ImageResult("a", [face("ann", 0.4)]), "copy-each", 0.5) == ["_unknown"]  # below --min-score
     two = ImageResult("a", [face("bob", 0.7), face("ann", 0.9), face("ann", 0.6)])
-    assert decide(two, 0.5, "copy-each") == ["ann", "bob"]
-    assert decide(two, 0.5, "primary") == ["ann"]
-    assert decide(two, 0.5, "group") == ["_group/ann+bob"]
+    assert decide(two, "copy-each", 0.5) == ["ann", "bob"]
+    assert decide(two, "primary", 0.5) == ["ann"]
+    assert decide(two, "group", 0.5) == ["_group/ann+bob"]
+    assert decide(ImageResult("a", [face("ann", 0.4)]), "copy-each") == ["ann"]  # the decision named it: no raw floor
+
+
+def test_decide_files_a_probable_face_under_maybe():
+    maybe = FaceResult(Box(0, 0, 10, 10), 0.9, None, 0.4, [Candidate("ann", 0.4)], probable="ann", probability=0.4)
+    likelier = FaceResult(Box(0, 0, 10, 10), 0.9, None, 0.45, [Candidate("bob", 0.45)], probable="bob", probability=0.45)
+    assert decide(ImageResult("a", [maybe]), "copy-each") == ["_maybe/ann"]
+    assert decide(ImageResult("a", [maybe, likelier]), "copy-each") == ["_maybe/bob"]
+    assert decide(ImageResult("a", [maybe, face("cid", 0.9)]), "copy-each") == ["cid"], "a named face comes first"
 
 
 def test_folder_names_are_safe():
@@ -264,7 +273,7 @@ def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_s
     r = run_cli("sort", str(dst / "_unknown"), str(dst), "--gallery", str(gallery_path), "-q")
     assert r.returncode == 1 and "add --move" in r.stderr
     r = run_cli("sort", str(dst / "akane"), str(dst), "--move", "--gallery", str(gallery_path), "-q")
-    assert r.returncode == 1 and "sort only sorts its own _unknown and _no_face folders again" in r.stderr
+    assert r.returncode == 1 and "sort only sorts its own _unknown, _no_face and _maybe folders again" in r.stderr
     before = tree_hashes(dst)
     r = run_cli("sort", str(dst / "_no_face"), str(dst), "--move", "--gallery", str(gallery_path), "-q")
     assert r.returncode == 0 and tree_hashes(dst) == before  # still no face: the blank picture stays

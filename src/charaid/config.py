@@ -69,6 +69,15 @@ class Thresholds:
     #: characters held out (0.521, 0.626, 0.586; docs/benchmarks.md@aef98b0). Scores are probabilities
     #: times cosines (hybrid), probabilities (logistic regression) or cosines (prototype, k-NN).
     fallback_unknown_threshold: float = 0.58
+    #: The decision model (charaid.pipeline.decide) names a face from this probability that its
+    #: first guess is right, and says "probably X" from ``decision_probable``; below, unknown.
+    decision_named: float = 0.55
+    decision_probable: float = 0.25
+    #: Recognition cuts each face of charaid's own detector at these margins too, besides
+    #: ``facedet_crop_margin``, and keeps the framing its decision trusts most: galleries of crops
+    #: cut by other tools (``--no-detect``) frame a face otherwise. tla end to end (the seed's
+    #: LBP-cascade crops enrolled): 15 of 18 named at 0.35 alone, 16 with 0.5 beside it.
+    recognition_framings: tuple[float, ...] = (0.5,)
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md@aef98b0).
     colour_weight: float = 0.5

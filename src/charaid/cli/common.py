@@ -60,7 +60,7 @@ def _open_recognizer(args, gallery):
     from charaid.recognition.recognize import Recognizer
 
     spec = None if args.no_detect else _detector_spec(args, gallery)
-    return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k)
+    return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k, closed=getattr(args, "closed", False))
 
 
 def _store(args):

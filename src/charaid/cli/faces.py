@@ -33,7 +33,7 @@ def cmd_demo(args) -> int:
     print(f"Recognised {r.scene} ({len(faces)} faces, left to right):")
     for f, _want in zip(faces, r.expected + [None] * len(faces)):
         top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
-        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown':8s} score {f.score:.2f}   top: {top}")
+        print(f"  {str(f.box.as_list()):>22}  {f.label:8s} score {f.score:.2f}   top: {top}")
     print(f"Annotated picture: {r.annotated}")
     ok = r.correct
     print(("OK: " if ok else "UNEXPECTED: ") + f"expected {[e or 'unknown' for e in r.expected]} ({time.time() - t0:.1f} s)")
@@ -139,7 +139,8 @@ def _print_human(res) -> None:
     print(f"{shown(res.path)}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
     for f in res.faces:
         top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
-        print(f"  {str(f.box.as_list()):>22}  {f.character or 'unknown'}  ({f.score:.2f})  top: {top}")
+        sure = "" if f.probability is None else f", p {f.probability:.2f}"
+        print(f"  {str(f.box.as_list()):>22}  {f.label}  ({f.score:.2f}{sure})  top: {top}")
 
 
 def cmd_detect(args) -> int:

@@ -92,7 +92,7 @@ def cmd_sort(args) -> int:
                 print(f"{shown(str(d.src))}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
 
     with Gallery(gp) as g:
-        rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold)
+        rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold, closed=args.closed)
         if args.resume:
             workers = _workers(args, 100)
             with _progress(None, "sort (resume)", args.quiet) as bar:
@@ -355,4 +355,25 @@ def cmd_train_detector_roi(args) -> int:
     r = train_roi(load_frames(data), args.out, cfg, weights=weights, progress=not args.quiet)
     print(json.dumps(r))
     _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
+    return EXIT_OK
+
+
+def cmd_build_cohort(args) -> int:
+    from charaid.models import zoo
+    from charaid.models.cohort import WEIGHTS_DIR, cohort_file_name, save_cohort
+    from charaid.models.embedders import default_embedder, imagenet_embedder
+    from charaid.training.cohort import build_cohort
+
+    known = zoo.embedders()
+    if args.model in ("default", "imagenet"):
+        emb = default_embedder() if args.model == "default" else imagenet_embedder()
+    elif args.model in known:
+        emb = known[args.model]()
+    else:
+        raise ValueError(f"unknown model {args.model!r}; choose 'default', 'imagenet' or one of: {', '.join(known)}")
+    X, sources = build_cohort(args.data, emb, args.frames, args.small, args.seed, args.workers)
+    out = save_cohort(Path(args.out) if args.out else WEIGHTS_DIR / cohort_file_name(emb.model_id), X, emb.model_id, sources)
+    print(
+        json.dumps({"model_id": emb.model_id, "faces": len(X), "sources": sources, "file": str(out), "bytes": out.stat().st_size})
+    )
     return EXIT_OK

@@ -7,6 +7,7 @@ import argparse
 from charaid import __version__
 from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_models, cmd_recognize
 from charaid.cli.jobs import (
+    cmd_build_cohort,
     cmd_index,
     cmd_search,
     cmd_serve,
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)"
     )
+    sp.add_argument(
+        "--closed",
+        action="store_true",
+        help="closed world: every character in the pictures is enrolled, so each face found is named by its first guess",
+    )
     sp.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     sp.add_argument("--annotate", metavar="OUTDIR", help="write each image with boxes and names to OUTDIR")
     sp.add_argument(
@@ -96,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", metavar="OUT", help="folder for report.md, report.json and confusion.png")
     sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
     sp.add_argument("--method", default="logreg", choices=["logreg", "prototype", "knn"], help="matcher (default logreg)")
+    sp.add_argument(
+        "--closed", action="store_true", help="closed world: measure naming every face by its first guess (no unknowns held out)"
+    )
     common(sp, gallery=False)
     sp.set_defaults(func=cmd_evaluate)
 
@@ -119,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)"
     )
     sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    sp.add_argument(
+        "--closed",
+        action="store_true",
+        help="closed world: every character in the pictures is enrolled, so each face found is named by its first guess",
+    )
     sp.add_argument("--json", action="store_true", help="one JSON line per picture, then a summary line")
     sp.add_argument("--rescan", action="store_true", help="look at every file again, even unchanged ones")
     sp.add_argument(
@@ -181,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--epochs", type=int, metavar="N", help="epochs of the MLP (default 8)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train_detector_roi)
+
+    sp = sub.add_parser(
+        "build-cohort",
+        help="embed the impostor cohort that open-set decisions learn from, from ../shared/train (about 10 minutes)",
+    )
+    sp.add_argument("--data", default="../shared/train", metavar="DIR", help="training data (default ../shared/train)")
+    sp.add_argument(
+        "--model",
+        default="default",
+        metavar="MODEL",
+        help="embedder id, 'default' or 'imagenet' (default: the default features)",
+    )
+    sp.add_argument(
+        "--out", metavar="FILE", help="where to write it (default: the package's weights folder, under the model's name)"
+    )
+    sp.add_argument("--frames", type=int, default=1500, metavar="N", help="faces from iCartoonFace frames (default 1500)")
+    sp.add_argument("--small", type=int, default=1500, metavar="N", help="faces from faces64 (default 1500)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--workers", type=int, default=2)
+    sp.set_defaults(func=cmd_build_cohort)
 
     sp = sub.add_parser(
         "train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)"

@@ -2,9 +2,10 @@
 
 Layout: ``DST/<character>/<file>``; pictures with several known characters follow ``multi``
 (``copy-each``: into each character's folder; ``group``: ``DST/_group/<A>+<B>/``;
-``primary``: the most confident character's folder); ``DST/_unknown/`` holds pictures with
-faces but none known, ``DST/_no_face/`` pictures without a face. Unreadable files stay where
-they are and are listed.
+``primary``: the most confident character's folder); ``DST/_maybe/<character>/`` holds
+pictures whose faces are not named but one is probably that character (to check, then enrol or
+move), ``DST/_unknown/`` pictures with faces but none known, ``DST/_no_face/`` pictures without
+a face. Unreadable files stay where they are and are listed.
 
 Nothing is ever overwritten (a name clash gets a `` (1)`` suffix; identical content already
 there is skipped as a duplicate) and every action goes through :mod:`charaid.storage.journal`, so an
@@ -28,6 +29,7 @@ from charaid.recognition.recognize import ImageResult, Recognizer
 from charaid.storage.journal import (
     GROUP,
     JOURNAL_DIR,
+    MAYBE,
     NO_FACE,
     TMP_PREFIX,
     UNKNOWN,
@@ -40,7 +42,7 @@ from charaid.storage.journal import (
 
 MULTI = ("copy-each", "group", "primary")
 #: The destination's folders that `charaid sort DST/_unknown DST --move` may sort again.
-AGAIN = (UNKNOWN, NO_FACE)
+AGAIN = (UNKNOWN, NO_FACE, MAYBE)
 
 
 @dataclass(frozen=True)
@@ -96,15 +98,31 @@ def folder_name(character: str) -> str:
     return name[:200] or "_unnamed"
 
 
-def decide(result: ImageResult, threshold: float, multi: str) -> list[str]:
-    """The destination folders of a recognised picture, most confident first."""
+def named_faces(result: ImageResult, min_score: float | None = None) -> dict[str, float]:
+    """Each character named in a picture with its best score (``min_score``: a raw score the
+    user asked for, below which a named face counts as unknown)."""
     best: dict[str, float] = {}
     for f in result.faces:
-        if f.character is not None and f.score >= threshold:
+        if f.character is not None and (min_score is None or f.score >= min_score):
             best[f.character] = max(best.get(f.character, 0.0), f.score)
-    if not best:  # no face named: the whole picture's answer, if it has one
+    return best
+
+
+def probable_face(result: ImageResult) -> str | None:
+    """The likeliest "probably X" of a picture with no named face."""
+    cands = [f for f in result.faces if f.probable is not None]
+    return max(cands, key=lambda f: f.probability or 0.0).probable if cands else None
+
+
+def decide(result: ImageResult, multi: str, min_score: float | None = None) -> list[str]:
+    """The destination folders of a recognised picture, most confident first."""
+    best = named_faces(result, min_score)
+    if not best:  # no face named: the whole picture's answer, then a probable face's
         if result.picture is not None and result.picture.character is not None:
             return [folder_name(result.picture.character)]
+        maybe = probable_face(result)
+        if maybe is not None:
+            return [f"{MAYBE}/{folder_name(maybe)}"]
         return [UNKNOWN if result.faces else NO_FACE]
     names = sorted(best, key=lambda n: -best[n])
     if len(names) == 1 or multi == "primary":
@@ -179,12 +197,12 @@ class Sorter:
         rel = src.relative_to(self.dst).parts
         if not rel or rel[0] not in AGAIN:
             where = "the destination itself" if not rel else f"inside the destination {self.dst}"
-            raise ValueError(f"{src}: {where}; sort only sorts its own {' and '.join(AGAIN)} folders again")
+            raise ValueError(f"{src}: {where}; sort only sorts its own {', '.join(AGAIN[:-1])} and {AGAIN[-1]} folders again")
         return True
 
     def decisions(self, paths: list[Path]) -> Iterator[Decision]:
         assert self.rec is not None
-        threshold = self.opt.min_score if self.opt.min_score is not None else self.rec.threshold
+        min_score = self.opt.min_score
         batch: list[PreparedImage] = []
 
         def flush():
@@ -192,17 +210,14 @@ class Sorter:
                 if prep.error:
                     yield Decision(Path(prep.path), prep.content_hash, [], error=prep.error)
                     continue
-                chars = sorted(
-                    {(f.character, round(f.score, 4)) for f in res.faces if f.character and f.score >= threshold},
-                    key=lambda x: -x[1],
-                )
+                chars = sorted(((c, round(v, 4)) for c, v in named_faces(res, min_score).items()), key=lambda x: -x[1])
                 pic = not chars and res.picture is not None and res.picture.character is not None
                 if pic:
                     chars = [(res.picture.character, round(res.picture.score, 4))]
                 yield Decision(
                     Path(prep.path),
                     prep.content_hash,
-                    decide(res, threshold, self.opt.multi),
+                    decide(res, self.opt.multi, min_score),
                     chars,
                     len(res.faces),
                     by_picture=pic,

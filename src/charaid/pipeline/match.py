@@ -135,9 +135,10 @@ class Matcher:
             out[:, i] = np.sort(s, axis=1)[:, -kk:].mean(axis=1)
         return out
 
-    def match(self, Q: np.ndarray, threshold: float, top_k: int = 5) -> list[Match]:
-        """Top-``top_k`` candidates per query; the best is named only if its score >= threshold."""
-        S = self.scores(Q)
+    def match(self, Q: np.ndarray, threshold: float, top_k: int = 5, scores: np.ndarray | None = None) -> list[Match]:
+        """Top-``top_k`` candidates per query; the best is named only if its score >= threshold
+        (``scores``: :meth:`scores` of ``Q`` when the caller has them already)."""
+        S = self.scores(Q) if scores is None else scores
         out = []
         for row in S:
             order = np.argsort(-row)[:top_k]

@@ -35,6 +35,9 @@ class DetectorSpec:
     cascade: str | None = None
     max_side: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: Margins of extra crops cut around each face of charaid's own detector, besides the
+    #: usual one (``PreparedImage.framings``): recognition keeps the framing that matches best.
+    framings: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         # "facedet" is pinned to its version, so the gallery records (and keeps) the crops' maker
@@ -70,6 +73,8 @@ class PreparedImage:
     error: str | None = None
     #: With detection and when asked for: the whole picture, reduced for charaid.recognition.picture.
     picture: Image.Image | None = None
+    #: ``framings[k][i]``: face ``i`` cut at the spec's ``k``-th extra margin (``DetectorSpec.framings``).
+    framings: list[list[Image.Image]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -207,10 +212,16 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     side = default_settings().stored_crop_side
     t = spec.thresholds
     colours = t.cue_colour_weight > 0
+    extra = spec.framings if faces and all(f.detector.startswith("facedet") for f in faces) else ()
+    out.framings = [[] for _ in extra]
     for f in faces:
         out.faces.append(f)
-        crop = crop_face(im, f.box, t.facedet_crop_margin if f.detector.startswith("facedet") else t.crop_margin, side)
-        out.crops.append(cues.carry(crop, cues.face_colours(f, im)) if colours else crop)
+        known = cues.face_colours(f, im) if colours else None
+        for margin, into in [(t.facedet_crop_margin if f.detector.startswith("facedet") else t.crop_margin, out.crops)] + list(
+            zip(extra, out.framings)
+        ):
+            crop = crop_face(im, f.box, margin, side)
+            into.append(cues.carry(crop, known) if colours else crop)
     if with_picture:
         out.picture = picture_crop(im)
     return out

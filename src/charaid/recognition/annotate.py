@@ -32,9 +32,14 @@ def annotate(image: Image.Image, faces: Sequence[FaceResult]) -> Image.Image:
         font = ImageFont.load_default()
     for f in faces:
         x, y, w, h = f.box.as_list()
-        col = _colour(f.character)
-        dr.rectangle([x, y, x + w, y + h], outline=col, width=width)
-        label = f"{f.character or 'unknown'} {f.score:.2f}"
+        col = _colour(f.character or f.probable)
+        # a probable name is drawn in its character's colour with a thinner box and a "?"
+        dr.rectangle([x, y, x + w, y + h], outline=col, width=width if f.character or not f.probable else max(1, width // 2))
+        label = (
+            f"{f.character} {f.score:.2f}"
+            if f.character
+            else (f"{f.probable}? {f.probability:.2f}" if f.probable else f"unknown {f.score:.2f}")
+        )
         tb = dr.textbbox((0, 0), label, font=font)
         tw, th = tb[2] - tb[0], tb[3] - tb[1]
         ty = y - th - 2 * width if y - th - 2 * width >= 0 else y + h

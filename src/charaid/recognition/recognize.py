@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,14 @@ import numpy as np
 from PIL import Image
 
 from charaid.config import Settings, default_settings
+from charaid.models.cohort import load_cohort
 from charaid.models.detectors import Box
 from charaid.models.embedders import Embedder
 from charaid.names import json_line
-from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Matcher, calibrate, calibrate_indexed
+from charaid.pipeline.decide import DECISION_VERSION, CohortNorm, Decision, DecisionModel, GalleryView, decide_faces, fit_decision
+from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Match, Matcher, calibrate, calibrate_indexed
 from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_image, prepare_many
-from charaid.recognition.spaces import TUNED_PREFIX, embedder_for
+from charaid.recognition.spaces import TUNED_PREFIX, embedder_for, models_dir
 from charaid.storage.gallery import Gallery
 from charaid.storage.index import GalleryIndex
 
@@ -32,10 +34,25 @@ from charaid.storage.index import GalleryIndex
 class FaceResult:
     box: Box
     detector_score: float
-    #: None when the face is unknown (best score below the threshold).
+    #: The confident name; None when the face is unknown or only probable.
     character: str | None
     score: float
     top: list[Candidate]
+    #: The first guess when it is likely but not sure ("probably X"); None otherwise.
+    probable: str | None = None
+    #: The decision model's probability that the first guess is right (None without a model:
+    #: a gallery too small to fit one, or one searched through its ANN index).
+    probability: float | None = None
+
+    @property
+    def tier(self) -> str:
+        """ "named", "probable" or "unknown"."""
+        return "named" if self.character else ("probable" if self.probable else "unknown")
+
+    @property
+    def label(self) -> str:
+        """What a person reads: the name, "probably X" or "unknown"."""
+        return self.character or (f"probably {self.probable}" if self.probable else "unknown")
 
     def to_dict(self) -> dict:
         return {
@@ -43,6 +60,8 @@ class FaceResult:
             "detector_score": round(float(self.detector_score), 4),
             "character": self.character,
             "score": round(float(self.score), 4),
+            "probable": self.probable,
+            "probability": None if self.probability is None else round(float(self.probability), 4),
             "top": [{"character": c.character, "score": round(float(c.score), 4)} for c in self.top],
         }
 
@@ -85,6 +104,7 @@ class ImageResult:
 GALLERY_THRESHOLD_KEY = "threshold_override"
 GALLERY_CALIBRATION_KEY = "calibration"
 GALLERY_MATCHER_KEY = "matcher"
+GALLERY_DECISION_KEY = "decision"
 
 
 class Recognizer:
@@ -99,25 +119,31 @@ class Recognizer:
         threshold: float | None = None,
         top_k: int = 5,
         settings: Settings | None = None,
+        closed: bool = False,
     ):
         self.gallery = gallery
         self.settings = settings or default_settings()
         self.embedder = embedder or embedder_for(gallery)
         # Faces are cut the way the gallery's were, unless told otherwise.
         spec = detector or DetectorSpec.for_gallery(gallery, self.settings)
-        self.spec = spec.for_embedder(self.embedder)
+        self.spec = replace(spec.for_embedder(self.embedder), framings=self.settings.thresholds.recognition_framings)
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
         t = self.settings.thresholds
         tuned = self.embedder.model_id.startswith(TUNED_PREFIX)
         self.method = method or stored.get("method") or (t.tuned_matcher if tuned else t.default_matcher)
         self._threshold_arg = threshold
+        #: Closed world: every character in the pictures is enrolled, so every face found is
+        #: named by its first guess (``--closed``).
+        self.closed = closed
         self.top_k = top_k
         self._revision = -1
         self._matcher: Matcher = Matcher(self.method)
         self._index: GalleryIndex | None = None
         self._calibration: Calibration | None = None
         self._pictures = None
+        self._view: GalleryView | None = None
+        self._decision: DecisionModel | None | bool = False  # False: not looked at yet
 
     # -- state that follows the gallery ---------------------------------------------------------
     def _refresh(self) -> None:
@@ -133,8 +159,40 @@ class Recognizer:
         else:
             labels, X, _ = self.gallery.vectors(self.embedder.model_id)
             self._matcher = Matcher(self.method).fit(labels, X)
+            self._view = GalleryView.build(labels, X, self.method, CohortNorm(self.cohort), matcher=self._matcher)
         self._calibration = None
+        self._decision = False
         self._revision = rev
+
+    @property
+    def cohort(self):
+        """The impostor cohort of the gallery's space (charaid.models.cohort), or None."""
+        return load_cohort(self.embedder.model_id, (str(models_dir(self.gallery.path)),))
+
+    @property
+    def decision_model(self) -> DecisionModel | None:
+        """The gallery's decision model (charaid.pipeline.decide), refitted (and stored) when
+        the gallery changed; None for galleries too small to fit one or searched through an index."""
+        self._refresh()
+        if self._decision is False:
+            model = None
+            if self._view is not None:
+                stored = self.gallery.get_json(GALLERY_DECISION_KEY)
+                model = DecisionModel.from_dict(stored) if stored else None
+                if (
+                    model is None
+                    or model.version != DECISION_VERSION
+                    or model.model_id != self.embedder.model_id
+                    or model.revision != self._revision
+                ):
+                    labels, X, _ = self.gallery.vectors(self.embedder.model_id)
+                    model = fit_decision(labels, X, self.method, self.cohort, self.embedder.model_id, self._revision)
+                    try:
+                        self.gallery.set_json(GALLERY_DECISION_KEY, model.to_dict() if model else None)
+                    except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
+                        pass
+            self._decision = model
+        return self._decision if isinstance(self._decision, DecisionModel) else None
 
     @property
     def indexed(self) -> bool:
@@ -180,14 +238,20 @@ class Recognizer:
         return self._calibration
 
     @property
-    def threshold(self) -> float:
-        """Scores below this mean "unknown": lower is looser (more faces named, more mistakes)."""
+    def threshold_override(self) -> float | None:
+        """A raw-score threshold the user chose (``--threshold``, ``charaid gallery threshold
+        VALUE``): it decides instead of the decision model."""
         if self._threshold_arg is not None:
             return self._threshold_arg
         override = self.gallery.get_json(GALLERY_THRESHOLD_KEY)
-        if override is not None:
-            return float(override["threshold"])
-        return self.calibration.threshold
+        return None if override is None else float(override["threshold"])
+
+    @property
+    def threshold(self) -> float:
+        """Scores below this mean "unknown" where no decision model decides: lower is looser
+        (more faces named, more mistakes)."""
+        override = self.threshold_override
+        return self.calibration.threshold if override is None else override
 
     @property
     def matcher(self) -> Matcher:
@@ -223,32 +287,44 @@ class Recognizer:
         return self.name_faces(batch, self.embed_faces(batch), pictures)
 
     def embed_faces(self, batch: Sequence[PreparedImage]) -> np.ndarray:
-        """The vectors of every crop in ``batch``, in order. Reads nothing from the gallery, so a
-        server may run it for several requests at once, outside the gallery's lock."""
-        crops = [c for p in batch if p.ok for c in p.crops]
-        return (
-            self.embedder.embed_batch(crops_for(self.embedder, crops)) if crops else np.zeros((0, self.embedder.dim), np.float32)
-        )
+        """The vectors of every crop in ``batch``: (framings, faces, dim), the usual crops first,
+        then each extra framing's (:attr:`DetectorSpec.framings`; pictures without them repeat
+        their usual crop). Reads nothing from the gallery, so a server may run it for several
+        requests at once, outside the gallery's lock."""
+        ok = [p for p in batch if p.ok]
+        n_extra = max((len(p.framings) for p in ok), default=0)
+        crops = [c for p in ok for c in p.crops]
+        if not crops:
+            return np.zeros((1, 0, self.embedder.dim), np.float32)
+        V0 = self.embedder.embed_batch(crops_for(self.embedder, crops))
+        blocks, at = [V0], np.cumsum([0] + [len(p.crops) for p in ok])
+        for k in range(n_extra):
+            Vk = V0.copy()
+            rows = [(j, c) for p, a in zip(ok, at) if k < len(p.framings) for j, c in enumerate(p.framings[k], start=a)]
+            if rows:
+                Vk[[j for j, _ in rows]] = self.embedder.embed_batch(crops_for(self.embedder, [c for _, c in rows]))
+            blocks.append(Vk)
+        return np.stack(blocks)
 
     def name_faces(
         self, batch: Sequence[PreparedImage], vectors: np.ndarray, pictures: bool = False, top_k: int | None = None
     ) -> list[ImageResult]:
         """Name the faces of ``batch`` from their vectors (:meth:`embed_faces`) against the gallery."""
         top_k = self.top_k if top_k is None else top_k
-        matches = self.matcher.match(vectors, self.threshold, top_k) if len(vectors) else []
+        decisions = self.decide(vectors, top_k)
         out, i = [], 0
         for p in batch:
             res = ImageResult(p.path, error=p.error)
             if p.ok:
                 for face in p.faces:
-                    m = matches[i]
+                    m, d = decisions[i]
                     i += 1
                     if face is None:  # --no-detect: the whole image is the face
                         w, h = p.size or (0, 0)
                         box, dscore = Box(0, 0, w, h), 1.0
                     else:
                         box, dscore = face.box, face.score
-                    res.faces.append(FaceResult(box, dscore, m.character, m.score, m.top))
+                    res.faces.append(FaceResult(box, dscore, d.character, m.score, m.top, d.probable, d.probability))
             out.append(res)
         if pictures:
             ask = [
@@ -260,6 +336,24 @@ class Recognizer:
                 if m is not None:
                     r.picture = PictureResult(m.character, m.score, m.top)
         return out
+
+    def decide(self, vectors: np.ndarray, top_k: int | None = None) -> list[tuple[Match, Decision]]:
+        """Each face's ranked guesses and what is said of it: named, probably X, or unknown.
+        ``vectors``: (faces, dim), or (framings, faces, dim) from :meth:`embed_faces`, where each
+        face keeps the framing the decision trusts most (the highest probability; without a
+        model, the highest score): enrolled crops made by other tools frame faces otherwise.
+
+        The decision model decides where the gallery has one; a threshold the user set decides
+        the name instead (the model still says "probably X" below it); galleries without a model
+        fall back to the calibrated threshold. ``closed`` names every first guess."""
+        top_k = self.top_k if top_k is None else top_k
+        model = self.decision_model
+        override = self.threshold_override
+        fallback = None if model is not None else (override if override is not None else self.calibration.threshold)
+        t = self.settings.thresholds
+        V = vectors if vectors.ndim == 3 else vectors[None]
+        per = [decide_faces(self.matcher, self._view, model, Vk, top_k, t, self.closed, override, fallback) for Vk in V]
+        return [max(options, key=_trust) for options in zip(*per)]
 
     def recognize_paths(
         self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0, pictures: bool = False
@@ -275,3 +369,9 @@ class Recognizer:
                 batch, n_crops = [], 0
         if batch:
             yield from self.recognize_prepared(batch, pictures)
+
+
+def _trust(answer: tuple[Match, Decision]) -> float:
+    """How far a framing's answer is trusted: its probability, else its score."""
+    m, d = answer
+    return d.probability if d.probability is not None else m.score

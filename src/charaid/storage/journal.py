@@ -29,8 +29,8 @@ from charaid.storage.schema import inserted_id, migrate
 JOURNAL_DIR = ".charaid"
 #: The folders `charaid sort` files pictures into beside the characters' own: none of them names a
 #: character, so enrolling or evaluating a sorted folder skips them (charaid.jobs.enroll.labelled_images).
-NO_FACE, UNKNOWN, GROUP = "_no_face", "_unknown", "_group"
-SORT_FOLDERS = (NO_FACE, UNKNOWN, GROUP)
+NO_FACE, UNKNOWN, GROUP, MAYBE = "_no_face", "_unknown", "_group", "_maybe"
+SORT_FOLDERS = (NO_FACE, UNKNOWN, GROUP, MAYBE)
 TMP_PREFIX = ".charaid-tmp-"
 
 

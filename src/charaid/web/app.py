@@ -100,6 +100,7 @@ def create_app(cfg: ServerConfig) -> FastAPI:
     rec.embedder.load()
     prepare_image("warm-up", True, rec.spec, with_hash=False, image=Image.new("RGB", (64, 64)))
     _ = rec.threshold
+    _ = rec.decision_model
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -200,6 +201,10 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         out = res.to_dict()
         out["size"] = list(im.size)
         out["threshold"] = round(rec.threshold, 4)
+        with gallery.lock:
+            has_model = rec.decision_model is not None
+        t = rec.settings.thresholds
+        out["decision"] = {"named": t.decision_named, "probable": t.decision_probable} if has_model else None
         return out
 
     @app.post("/api/detect", dependencies=read_guard, summary="Face boxes in an uploaded image")

@@ -1,0 +1,173 @@
+"""Open-set decisions (issue 26): one calibrated threshold against the decision model.
+
+    python benchmarks/decisions.py [--sets tla,moe,dan,ng8] [--no-cohort]
+
+Issue 2's unknowns protocol on every set (3 characters held out, 1 of tla's 3; 5 draws): the
+gallery is the rest of the training faces; known test faces and the held-out characters' faces
+are asked. For each draw it fits the gallery's decision model (charaid.pipeline.decide: cohort
+S-norm, margins, agreement, few-samples) on the gallery alone and reports:
+- raw: AUROC of the matcher's best score, and named right / rejected at the gallery's threshold;
+- decision: AUROC of the probability, known faces named right (confident), unknowns rejected
+  (not confident), the probable tier (its names right, and the share of today's "unknown"
+  known faces it holds), and calibration (mean promised probability of the confident names
+  against their measured share right).
+The probability thresholds are the shipped ``Thresholds.decision_named/decision_probable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import load_sets  # noqa: E402
+from common import machine, table  # noqa: E402
+
+from charaid.config import Thresholds, default_settings  # noqa: E402
+from charaid.jobs.evaluate import held_out_draws, split_holdout  # noqa: E402
+from charaid.models.cohort import load_cohort  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.decide import CohortNorm, GalleryView, fit_decision  # noqa: E402
+from charaid.pipeline.match import auroc, calibrate  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
+
+SHORT = {"tla": "tla (author split)", "moe": "moeimouto10 (split)", "dan": "danbooru6 (5-fold)", "ng8": "newgame8 (5-fold)"}
+
+
+def run_set(tr, te, cohort, method, t: Thresholds, seed=0, **fit):
+    acc = {k: [] for k in ("auc_raw", "named_raw", "rej_raw", "auc_p", "named", "rej", "wrong")}
+    prob_right = prob_n = unk_today = unk_today_in_prob = 0
+    conf_p, conf_ok = [], []
+    for held in held_out_draws(tr.labels, 3, 5, seed):
+        keep = ~np.isin(tr.labels, held)
+        kn = ~np.isin(te.labels, held)
+        unk_X = np.r_[tr.X[~keep], te.X[~kn]]
+        gl, gX = tr.labels[keep], tr.X[keep]
+        cal = calibrate(gl, gX, method, seed=seed)
+        model = fit_decision(gl, gX, method, cohort, seed=seed, **fit)
+        if model is None:  # too small a gallery (tla's two characters): recognition keeps the threshold
+            continue
+        view = GalleryView.build(gl, gX, method, CohortNorm(cohort))
+        Fk, jk = view.features(te.X[kn])
+        Fu, _ = view.features(unk_X)
+        Sk, Su = view.matcher.scores(te.X[kn]), view.matcher.scores(unk_X)
+        ks, us = Sk.max(axis=1), Su.max(axis=1)
+        ok = view.matcher.classes[jk] == te.labels[kn]
+        pk, pu = model.probability(Fk), model.probability(Fu)
+        acc["auc_raw"].append(auroc(ks, us))
+        acc["named_raw"].append(float((ok & (ks >= cal.threshold)).mean()))
+        acc["rej_raw"].append(float((us < cal.threshold).mean()))
+        acc["auc_p"].append(auroc(pk, pu))
+        nk, nu = pk >= t.decision_named, pu >= t.decision_named
+        acc["named"].append(float((ok & nk).mean()))
+        acc["wrong"].append(float((~ok & nk).mean()))
+        acc["rej"].append(float((~nu).mean()))
+        probk = (pk >= t.decision_probable) & ~nk
+        probu = (pu >= t.decision_probable) & ~nu
+        prob_right += int((probk & ok).sum())
+        prob_n += int(probk.sum() + probu.sum())
+        today_unknown = ks < cal.threshold
+        unk_today += int(today_unknown.sum())
+        unk_today_in_prob += int((today_unknown & probk).sum())
+        conf_p += [pk[nk], pu[nu]]
+        conf_ok += [ok[nk], np.zeros(int(nu.sum()), bool)]
+    m = {k: float(np.mean(v)) for k, v in acc.items()}
+    cp, co = np.concatenate(conf_p), np.concatenate(conf_ok)
+    m["prob_precision"] = prob_right / max(1, prob_n)
+    m["prob_n"] = prob_n
+    m["prob_holds"] = unk_today_in_prob / max(1, unk_today)
+    m["promised"] = float(cp.mean()) if len(cp) else float("nan")
+    m["measured"] = float(co.mean()) if len(co) else float("nan")
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="tla,moe,dan,ng8")
+    ap.add_argument("--method", default="hybrid")
+    ap.add_argument("--no-cohort", action="store_true", help="decide without the cohort (k-NN cosines stand in)")
+    ap.add_argument("--use", help="features the model reads (indices into charaid.pipeline.decide.FEATURES)")
+    ap.add_argument("--share", type=float, help="weight of held-out characters among the unknowns")
+    args = ap.parse_args()
+    fit = {}
+    if args.use:
+        fit["use"] = [int(v) for v in args.use.split(",")]
+    if args.share is not None:
+        fit["held_out_share"] = args.share
+    t0 = time.time()
+    emb = default_embedder()
+    s = default_settings()
+    t = s.thresholds
+    cohort = None if args.no_cohort else load_cohort(emb.model_id)
+    if cohort is None and not args.no_cohort:
+        raise SystemExit(f"no cohort shipped for {emb.model_id}: charaid build-cohort")
+    names = [SHORT[k] for k in args.sets.split(",")]
+    sets = load_sets(emb, DetectorSpec(max_side=s.max_detect_side, thresholds=t), only=names)
+    print(
+        f"`python benchmarks/decisions.py{' --no-cohort' if args.no_cohort else ''}`: {machine()}; {time.strftime('%Y-%m-%d')}; "
+        f"cohort {0 if cohort is None else len(cohort)} faces; named from p >= {t.decision_named}, probable from {t.decision_probable}.\n"
+    )
+    rows, agg = [], []
+    for name in names:
+        a, b, _ = sets[name]
+        tr, te = (a, b) if b is not None else split_holdout(a, 0.2)
+        m = run_set(tr, te, cohort, args.method, t, **fit)
+        agg.append(m)
+        rows.append(
+            [
+                name,
+                m["auc_raw"],
+                m["named_raw"],
+                m["rej_raw"],
+                m["auc_p"],
+                m["named"],
+                m["wrong"],
+                m["rej"],
+                f"{m['prob_precision']:.3f} of {m['prob_n']}",
+                m["prob_holds"],
+                f"{m['promised']:.3f} / {m['measured']:.3f}",
+            ]
+        )
+    mean = {k: float(np.mean([m[k] for m in agg])) for k in ("auc_raw", "named_raw", "rej_raw", "auc_p", "named", "wrong", "rej")}
+    rows.append(
+        [
+            "mean",
+            mean["auc_raw"],
+            mean["named_raw"],
+            mean["rej_raw"],
+            mean["auc_p"],
+            mean["named"],
+            mean["wrong"],
+            mean["rej"],
+            "",
+            "",
+            "",
+        ]
+    )
+    print(
+        table(
+            [
+                "set",
+                "AUROC raw",
+                "named right (threshold)",
+                "rejected (threshold)",
+                "AUROC decision",
+                "named right",
+                "named wrong",
+                "unknowns rejected",
+                "probable tier: right",
+                "probable holds of today's unknown knowns",
+                "confident: promised / measured",
+            ],
+            rows,
+        )
+    )
+    print(f"\n{time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
