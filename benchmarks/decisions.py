@@ -85,6 +85,51 @@ def run_set(tr, te, cohort, method, t: Thresholds, seed=0, **fit):
     return m
 
 
+def sizes_table(sets, cohort, method, t: Thresholds, sizes=(3, 8, 20), draws=4, seed=0) -> list[list]:
+    """Calibration across gallery sizes: galleries of ``n`` characters drawn from every set's
+    characters pooled (27); 80% of each character's faces enrolled, the other 20% asked, and as
+    many faces of characters outside the gallery. Among the confident names: the mean
+    probability the model promised against the share that was right (known and unknown faces
+    weighed as they come: half and half)."""
+    X = np.concatenate([a.X for name, (a, b, _) in sets.items() if name != "tla (6-fold)"])
+    y = np.concatenate(
+        [np.array([f"{name}:{v}" for v in a.labels], dtype=object) for name, (a, b, _) in sets.items() if name != "tla (6-fold)"]
+    )
+    chars = sorted(set(y.tolist()))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        promised, right, named_known, n_known, rejected, n_unknown = [], [], 0, 0, 0, 0
+        for _ in range(draws):
+            pick = set(rng.choice(chars, n, replace=False).tolist())
+            inside = np.isin(y, list(pick))
+            fold = np.zeros(len(y), bool)
+            for c in pick:
+                idx = np.flatnonzero(y == c)
+                fold[rng.choice(idx, max(1, len(idx) // 5), replace=False)] = True
+            gal, ask = inside & ~fold, inside & fold
+            outside = np.flatnonzero(~inside)
+            unk = rng.choice(outside, min(len(outside), int(ask.sum())), replace=False)
+            model = fit_decision(y[gal], X[gal], method, cohort, seed=seed)
+            view = GalleryView.build(y[gal], X[gal], method, CohortNorm(cohort))
+            Fk, jk = view.features(X[ask])
+            Fu, _ = view.features(X[unk])
+            pk, pu = model.probability(Fk), model.probability(Fu)
+            ok = view.matcher.classes[jk] == y[ask]
+            nk, nu = pk >= t.decision_named, pu >= t.decision_named
+            promised += [pk[nk], pu[nu]]
+            right += [ok[nk], np.zeros(int(nu.sum()), bool)]
+            named_known += int((ok & nk).sum())
+            n_known += len(pk)
+            rejected += int((~nu).sum())
+            n_unknown += len(pu)
+        p, r = np.concatenate(promised), np.concatenate(right)
+        rows.append(
+            [n, draws, n_known, n_unknown, named_known / n_known, rejected / n_unknown, len(p), float(p.mean()), float(r.mean())]
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="tla,moe,dan,ng8")
@@ -92,6 +137,7 @@ def main() -> None:
     ap.add_argument("--no-cohort", action="store_true", help="decide without the cohort (k-NN cosines stand in)")
     ap.add_argument("--use", help="features the model reads (indices into charaid.pipeline.decide.FEATURES)")
     ap.add_argument("--share", type=float, help="weight of held-out characters among the unknowns")
+    ap.add_argument("--sizes", action="store_true", help="also calibration across gallery sizes (3, 8, 20 characters)")
     args = ap.parse_args()
     fit = {}
     if args.use:
@@ -166,6 +212,24 @@ def main() -> None:
             rows,
         )
     )
+    if args.sizes:
+        print("\n#### calibration across gallery sizes (every set's characters pooled)\n")
+        print(
+            table(
+                [
+                    "characters",
+                    "galleries",
+                    "known faces",
+                    "unknown faces",
+                    "named right",
+                    "unknowns rejected",
+                    "confident names",
+                    "promised (mean p)",
+                    "measured right",
+                ],
+                sizes_table(sets, cohort, args.method, t),
+            )
+        )
     print(f"\n{time.time() - t0:.0f} s")
 
 

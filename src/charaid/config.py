@@ -78,6 +78,11 @@ class Thresholds:
     #: cut by other tools (``--no-detect``) frame a face otherwise. tla end to end (the seed's
     #: LBP-cascade crops enrolled): 15 of 18 named at 0.35 alone, 16 with 0.5 beside it.
     recognition_framings: tuple[float, ...] = (0.5,)
+    #: /label offers unknown faces as one group when every pair of them is closer than this
+    #: quantile of the gallery's same-character cosines (complete linkage). Chosen on moeimouto10
+    #: (purity 0.907 at 0.25, 0.940 at 0.5, 0.950 at 0.75); newgame8 then: 0.920, 3.1 faces a group
+    #: (benchmarks/label_groups.py, docs/benchmarks.md).
+    label_group_quantile: float = 0.75
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md@aef98b0).
     colour_weight: float = 0.5

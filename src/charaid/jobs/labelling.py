@@ -42,6 +42,10 @@ class QueueItem:
     status: str
     group: int | None = None
     group_size: int = 1
+    #: "probably X": the recogniser's first guess when it is likely but not sure (shown first,
+    #: to confirm or correct with one click).
+    probable: str | None = None
+    probability: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +58,8 @@ class QueueItem:
             "status": self.status,
             "group": self.group,
             "group_size": self.group_size,
+            "probable": self.probable,
+            "probability": None if self.probability is None else round(self.probability, 4),
         }
 
 
@@ -65,6 +71,24 @@ class Progress:
     skipped: int = 0
     total: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def complete_linkage_groups(X: np.ndarray, link: float) -> list[list[int]]:
+    """Indices of ``X``'s rows grouped so that every pair within a group has a cosine >= ``link``
+    (agglomerative, complete linkage); singletons included."""
+    if len(X) < 2:
+        return [[i] for i in range(len(X))]
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    D = np.clip(1.0 - np.asarray(X, np.float64) @ np.asarray(X, np.float64).T, 0.0, 2.0)
+    np.fill_diagonal(D, 0.0)
+    tree = linkage(squareform((D + D.T) / 2, checks=False), method="complete")
+    ids = fcluster(tree, t=1.0 - link, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(ids):
+        groups.setdefault(int(g), []).append(i)
+    return list(groups.values())
 
 
 def resolve_inside(root: Path, rel: str) -> Path:
@@ -177,6 +201,7 @@ class LabelSession:
             m = self.rec.matcher
             S = m.scores(X) if len(m.classes) else np.zeros((len(ids), 0))
             threshold = self.rec.threshold
+            decisions = self.rec.decide(X) if len(m.classes) else []
         items = []
         for k, (fid, src, box, ds, status) in enumerate(rows):
             order = np.argsort(-S[k]) if S.shape[1] else np.zeros(0, int)
@@ -184,42 +209,36 @@ class LabelSession:
                 Candidate(str(m.classes[j]), float(S[k, j])) for j in order if str(m.classes[j]) not in rejected.get(fid, set())
             ][:5]
             score = sug[0].score if sug else 0.0
-            items.append(QueueItem(fid, src, [int(v) for v in box.split(",")], ds, sug, score, status))
+            item = QueueItem(fid, src, [int(v) for v in box.split(",")], ds, sug, score, status)
+            if decisions:
+                d = decisions[k][1]
+                if d.probable is not None and d.probable not in rejected.get(fid, set()):
+                    item.probable, item.probability = d.probable, d.probability
+            items.append(item)
         self._group(items, X, threshold)
-        # most uncertain first: unknown-looking faces by their best score, then the rest; skipped last
-        items.sort(key=lambda it: (it.status == "skipped", it.score, it.id))
+        # probable faces first (likeliest first: one click confirms or corrects each), then the most
+        # uncertain: unknown-looking faces by their best score, then the rest; skipped last
+        items.sort(key=lambda it: (it.status == "skipped", it.probable is None, -(it.probability or 0.0), it.score, it.id))
         return items[:limit]
 
     def _group(self, items: list[QueueItem], X: np.ndarray, threshold: float) -> None:
-        """Single-link groups of unknown-looking faces closer than the gallery's typical
-        same-character similarity."""
+        """Groups of unknown-looking faces in which *every* pair is closer than the gallery's
+        typical same-character similarity (complete linkage): naming a group in one go must not
+        enrol another character's face. Single linkage chained look-alikes of several characters
+        into one group (issue 26: Shanks, Usopp and Sanji together)."""
         unk = [i for i, it in enumerate(items) if it.score < threshold]
         if len(unk) < 2:
             return
-        link = self.group_similarity()
-        S = X[unk] @ X[unk].T
-        parent = list(range(len(unk)))
-
-        def find(a):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        for a, b in zip(*np.nonzero(np.triu(S >= link, k=1))):
-            parent[find(a)] = find(b)
-        roots: dict[int, list[int]] = {}
-        for i in range(len(unk)):
-            roots.setdefault(find(i), []).append(unk[i])
-        for members in roots.values():
+        for members in complete_linkage_groups(X[unk], self.group_similarity()):
             if len(members) > 1:
-                gid = min(items[i].id for i in members)
+                gid = min(items[unk[i]].id for i in members)
                 for i in members:
-                    items[i].group, items[i].group_size = gid, len(members)
+                    items[unk[i]].group, items[unk[i]].group_size = gid, len(members)
 
     def group_similarity(self) -> float:
-        """The similarity above which two unknown faces are offered as one group: the lower quartile
-        of same-character pairs in the gallery (0.9 while the gallery has no such pairs)."""
+        """The similarity above which two unknown faces may share a group: the
+        ``label_group_quantile`` of same-character pairs in the gallery (0.9 while the gallery has
+        no such pairs)."""
         labels, X, _ = self.g.vectors(self.rec.embedder.model_id)
         sims = []
         for c in set(labels.tolist()):
@@ -227,7 +246,7 @@ class LabelSession:
             if len(V) > 1:
                 S = V @ V.T
                 sims.append(S[np.triu_indices(len(V), 1)])
-        return float(np.quantile(np.concatenate(sims), 0.25)) if sims else 0.9
+        return float(np.quantile(np.concatenate(sims), self.rec.settings.thresholds.label_group_quantile)) if sims else 0.9
 
     def progress(self) -> Progress:
         with self.g.lock:

@@ -24,7 +24,7 @@ import numpy as np
 
 from charaid.config import Thresholds
 
-METHODS = ("hybrid", "logreg", "prototype", "knn")
+METHODS = ("hybrid", "logreg", "prototype", "knn", "hybrid-balanced")
 #: A gallery calibrates its own threshold only from this many characters on: one is held out at
 #: a time, and the matcher of the rest must still compare characters (see :func:`calibrate`).
 MIN_CALIBRATION_CHARACTERS = 3
@@ -85,8 +85,11 @@ class Matcher:
 
     @property
     def effective_method(self) -> str:
-        """Logistic regression needs two characters; with one it falls back to prototypes."""
-        return "prototype" if self.method in ("logreg", "hybrid") and len(self.classes) < 2 else self.method
+        """Logistic regression needs two characters; with one it falls back to prototypes.
+        ``hybrid-balanced`` is ``hybrid`` with every character weighing the same in the fit,
+        however many samples it has."""
+        base = self.method.removesuffix("-balanced")
+        return "prototype" if base in ("logreg", "hybrid") and len(self.classes) < 2 else base
 
     def fit(self, labels: Sequence[str] | np.ndarray, X: np.ndarray) -> Matcher:
         labels = np.asarray(labels, dtype=object)
@@ -104,7 +107,8 @@ class Matcher:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._lr = LogisticRegression(C=self.c, max_iter=3000).fit(X, self._yi)
+                weight = "balanced" if self.method.endswith("-balanced") else None
+                self._lr = LogisticRegression(C=self.c, max_iter=3000, class_weight=weight).fit(X, self._yi)
         return self
 
     def prototype_similarity(self, Q: np.ndarray) -> np.ndarray:

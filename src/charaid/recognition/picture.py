@@ -32,7 +32,9 @@ from charaid.pipeline.match import MIN_CALIBRATION_CHARACTERS, Calibration, Matc
 from charaid.storage.gallery import Gallery, check_character_name
 
 CALIBRATION_KEY = "picture_calibration"
-METHOD = "hybrid"
+#: Balanced by character: the fallback must not favour the character with the most pictures
+#: (issue 26: 3 of 4 misfiled pictures of a sort went into the biggest character's folder).
+METHOD = "hybrid-balanced"
 
 
 def picture_embedder(embedder: Embedder) -> Embedder:

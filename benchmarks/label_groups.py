@@ -1,0 +1,116 @@
+"""Look-alike groups of the /label page: are they pure, and do they still save clicks?
+
+    python benchmarks/label_groups.py
+
+For newgame8 and moeimouto10 faces: the gallery holds half the characters (their training
+faces); the queue holds every other face. Faces the gallery calls unknown-looking (best score
+under its calibrated threshold) are grouped, as charaid.jobs.labelling does, at the gallery's
+lower-quartile same-character similarity, by single linkage (before issue 26) and by complete
+linkage (now). Purity: the share of grouped faces that belong to their group's majority
+character. Clicks: one per group (named in one go) plus one per face outside a group, against
+one per face.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import load_sets  # noqa: E402
+from common import machine, table  # noqa: E402
+
+from charaid.config import default_settings  # noqa: E402
+from charaid.jobs.evaluate import split_holdout  # noqa: E402
+from charaid.jobs.labelling import complete_linkage_groups  # noqa: E402
+from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.match import Matcher, calibrate  # noqa: E402
+from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
+
+
+def single_linkage_groups(X: np.ndarray, link: float) -> list[list[int]]:
+    """The grouping /label used before issue 26 (union-find over pairs above ``link``)."""
+    parent = list(range(len(X)))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    S = X @ X.T
+    for a, b in zip(*np.nonzero(np.triu(S >= link, k=1))):
+        parent[find(a)] = find(b)
+    out: dict[int, list[int]] = {}
+    for i in range(len(X)):
+        out.setdefault(find(i), []).append(i)
+    return list(out.values())
+
+
+def link_at(labels, X, quantile: float) -> float:
+    sims = []
+    for c in set(labels.tolist()):
+        V = X[labels == c]
+        if len(V) > 1:
+            sims.append((V @ V.T)[np.triu_indices(len(V), 1)])
+    return float(np.quantile(np.concatenate(sims), quantile))
+
+
+def measure(groups: list[list[int]], truth: np.ndarray) -> tuple[float, float, int, int, int]:
+    multi = [g for g in groups if len(g) > 1]
+    grouped = sum(len(g) for g in multi)
+    majority = sum(max(np.unique(truth[g], return_counts=True)[1]) for g in multi)
+    # one click a group, one a face outside any group, one more for each face a group got wrong
+    clicks = len(multi) + (grouped - majority) + (len(truth) - grouped)
+    return majority / max(1, grouped), grouped / max(1, len(multi)), len(multi), clicks, len(truth)
+
+
+QUANTILES = (0.25, 0.5, 0.75)
+
+
+def main() -> None:
+    t0 = time.time()
+    emb = default_embedder()
+    s = default_settings()
+    names = ["moeimouto10 (split)", "newgame8 (5-fold)"]
+    sets = load_sets(emb, DetectorSpec(max_side=s.max_detect_side, thresholds=s.thresholds), only=names)
+    print(f"`python benchmarks/label_groups.py`: {machine()}; {time.strftime('%Y-%m-%d')}.\n")
+    rows = []
+    for name in names:
+        a, b, _ = sets[name]
+        tr, te = (a, b) if b is not None else split_holdout(a, 0.2)
+        chars = sorted(set(tr.labels.tolist()))
+        known = chars[::2]
+        keep = np.isin(tr.labels, known)
+        gl, gX = tr.labels[keep], tr.X[keep]
+        qX = np.r_[tr.X[~keep], te.X]
+        qy = np.r_[tr.labels[~keep], te.labels]
+        m = Matcher("hybrid").fit(gl, gX)
+        thr = calibrate(gl, gX, "hybrid").threshold
+        unk = m.scores(qX).max(axis=1) < thr
+        runs = [("single (before)", single_linkage_groups, 0.25)] + [("complete", complete_linkage_groups, q) for q in QUANTILES]
+        for how, fn, q in runs:
+            purity, per, n_groups, clicks, faces = measure(fn(qX[unk], link_at(gl, gX, q)), qy[unk])
+            rows.append([name, how, q, faces, n_groups, per, purity, f"{clicks} of {faces}"])
+    print(
+        table(
+            [
+                "set",
+                "linkage",
+                "unknown-looking faces",
+                "groups",
+                "faces per group",
+                "purity",
+                "clicks to name them (a group, a lone face, a correction: one each)",
+            ],
+            rows,
+        )
+    )
+    print(f"\n{time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
