@@ -1,6 +1,6 @@
 """`charaid sort` on messy real-world pictures: web4 (4 characters of 4 series) plus 64 photos.
 
-    python benchmarks/sort_web4.py [--enrol 20] [--union] [--faces-only] [--train]
+    python benchmarks/sort_web4.py [--enrol 20] [--union] [--faces-only] [--train] [--leave-out NAME]
 
 The first --enrol images of each web4 character (by file name) are enrolled with `charaid
 enroll` (largest face of each picture); the rest of web4 and the 64 photos are copied into one
@@ -9,7 +9,8 @@ SRC folder (in a temporary folder; nothing is copied into the repository) and so
 in its character's folder (with copy-each, a picture with two known characters is in both; it
 counts as right if one of them is its own); a photo is right in `_no_face` or `_unknown`.
 By default `sort` falls back on the whole picture when no face is named (charaid.recognition.picture);
-`--faces-only` measures faces alone.
+`--faces-only` measures faces alone. `--leave-out NAME` enrols no picture of that character and
+sorts all of them: they are right anywhere but a named character's folder (``_maybe`` included).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
     )
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")
     ap.add_argument("--train", action="store_true", help="run `charaid train` (defaults) between enrol and sort, as a user may")
+    ap.add_argument("--leave-out", metavar="NAME", help="enrol nothing of this web4 character: its pictures are unknowns")
     ap.add_argument(
         "--rows", help="also write sort's JSON lines, each with its true character, to this file (for a look at the misses)"
     )
@@ -60,14 +62,16 @@ def main() -> None:
         enrol, src, truth = tmp / "enrol", tmp / "src", {}
         for c, ps in by_char.items():
             ps = sorted(ps, key=lambda p: p.name)
-            (enrol / c).mkdir(parents=True)
-            for p in ps[: args.enrol]:
-                shutil.copy(p, enrol / c / p.name)
-            for p in ps[args.enrol :]:
+            out = c == args.leave_out
+            if not out:
+                (enrol / c).mkdir(parents=True)
+                for p in ps[: args.enrol]:
+                    shutil.copy(p, enrol / c / p.name)
+            for p in ps if out else ps[args.enrol :]:
                 name = f"{c}__{p.name}"
                 src.mkdir(exist_ok=True)
                 shutil.copy(p, src / name)
-                truth[name] = c
+                truth[name] = f"!{c}" if out else c
         for p in datasets.photos():
             shutil.copy(p, src / f"photo__{p.name}")
             truth[f"photo__{p.name}"] = None
@@ -86,12 +90,18 @@ def main() -> None:
         wall = time.time() - t
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     summary = rows[-1]["summary"]
-    right, where, by = Counter(), Counter(), Counter()
+    right, where, by, maybe = Counter(), Counter(), Counter(), Counter()
     for row in rows[:-1]:
         name = Path(row["path"]).name
         want, got = truth[name], set(row["folders"])
-        kind = "photo" if want is None else "web4"
-        ok = bool(got & {"_no_face", "_unknown"}) and len(got) == 1 if want is None else want in got
+        kind = "photo" if want is None else "not enrolled" if want.startswith("!") else "web4"
+        if kind == "web4":
+            ok = want in got
+            maybe[want in {f.removeprefix("_maybe/") for f in got if f.startswith("_maybe/")}] += 1
+        elif kind == "photo":
+            ok = bool(got & {"_no_face", "_unknown"}) and len(got) == 1
+        else:  # a character never enrolled: anywhere but a named folder
+            ok = all(f.startswith("_") for f in got)
         right[kind, ok] += 1
         if row.get("by_picture"):
             by[kind, ok] += 1
@@ -101,6 +111,7 @@ def main() -> None:
             for row in rows[:-1]:
                 f.write(json.dumps({**row, "truth": truth[Path(row["path"]).name]}) + "\n")
     n_web, n_photo = right["web4", True] + right["web4", False], right["photo", True] + right["photo", False]
+    n_out = right["not enrolled", True] + right["not enrolled", False]
     mode = ", ".join(
         filter(
             None,
@@ -109,6 +120,7 @@ def main() -> None:
                 f"detector {args.detector}" if args.detector else "",
                 "after charaid train" if args.train else "",
                 "faces only" if args.faces_only else "faces, then whole pictures",
+                f"{args.leave_out} not enrolled" if args.leave_out else "",
             ],
         )
     )
@@ -124,14 +136,27 @@ def main() -> None:
             [
                 ["web4 (not enrolled)", n_web, right["web4", True], right["web4", True] / max(1, n_web)],
                 ["photos", n_photo, right["photo", True], right["photo", True] / max(1, n_photo)],
-            ],
+            ]
+            + (
+                [
+                    [
+                        f"{args.leave_out} (never enrolled: kept out of named folders)",
+                        n_out,
+                        right["not enrolled", True],
+                        right["not enrolled", True] / max(1, n_out),
+                    ]
+                ]
+                if n_out
+                else []
+            ),
         )
     )
     print(
         "\nWhere the others went: "
         + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder")
     )
-    print("Folders: " + json.dumps(summary["folders"]))
+    print("Folders: " + json.dumps(summary["folders"], ensure_ascii=False))
+    print(f"web4 pictures in _maybe/<their own character>: {maybe[True]} (they count as not right above).")
     print(
         f"Placed by the whole picture (no face named): web4 {by['web4', True] + by['web4', False]} "
         f"({by['web4', True]} right), photos {by['photo', True] + by['photo', False]}."

@@ -141,3 +141,14 @@ def test_an_old_gallery_fits_its_decision_model_and_a_stale_one_is_refitted(gall
         g.set_json(GALLERY_DECISION_KEY, {**stored, "version": 0, "coef": [0.0] * len(stored["coef"])})
         again = _recognizer(g).decision_model
         assert again is not None and again.version == DECISION_VERSION and again.coef == stored["coef"]
+
+
+def test_evaluate_closed_measures_without_unknowns(synth_train, tmp_path):
+    r = run_cli("evaluate", str(synth_train), "--folds", "2", "--closed", "--no-detect", "--report", str(tmp_path / "rep"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "Closed world (--closed)" in r.stdout and "unknowns: AUROC" not in r.stdout
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["closed"] is True and rep["unknown"] is None
+    r = run_cli("evaluate", str(synth_train), "--folds", "2", "--no-detect", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "unknowns: AUROC" in r.stdout and "as recognize answers (decision model)" in r.stdout

@@ -199,16 +199,21 @@ def cmd_evaluate(args) -> int:
                 on_progress=bar.update,
             )
 
+    from charaid.models.cohort import load_cohort
+
+    cohort = load_cohort(embedder.model_id)
     data = embed(args.dir)
     if args.test:
         test = embed(args.test)
         report = ev.evaluate_split(data, test, args.method)
-        if report.unknown is None:
-            report.unknown = ev.leave_out_unknowns(data, test, method=args.method)
+        if report.unknown is None and not args.closed:
+            report.unknown = ev.leave_out_unknowns(data, test, method=args.method, cohort=cohort)
     else:
         report = ev.evaluate_folds(data, args.folds, args.method)
-        tr, te = ev.split_holdout(data, 1 / args.folds)
-        report.unknown = ev.leave_out_unknowns(tr, te, method=args.method)
+        if not args.closed:
+            tr, te = ev.split_holdout(data, 1 / args.folds)
+            report.unknown = ev.leave_out_unknowns(tr, te, method=args.method, cohort=cohort)
+    report.closed = args.closed
     print(report.to_markdown())
     if args.report:
         out = Path(args.report)

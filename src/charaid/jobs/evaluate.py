@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from charaid.config import Thresholds
 from charaid.jobs.enroll import labelled_images
 from charaid.models.embedders import Embedder
+from charaid.pipeline.decide import CohortNorm, GalleryView, fit_decision
 from charaid.pipeline.match import Matcher, auroc, calibrate, stratified_folds
 from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
 
@@ -37,6 +39,10 @@ class UnknownReport:
     draws: int
     n_unknown: int
     n_known: int
+    #: The same, answered as ``charaid recognize`` answers: by the gallery's decision model
+    #: (charaid.pipeline.decide), where the gallery is big enough to have one.
+    decision_rejected: float | None = None
+    decision_known_accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -51,6 +57,8 @@ class EvalReport:
     classes: list[str] = field(default_factory=list)
     confusion: np.ndarray | None = None
     unknown: UnknownReport | None = None
+    #: Measured as a closed world (``--closed``): no unknowns held out.
+    closed: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -61,10 +69,13 @@ class EvalReport:
             "classes": self.classes,
             "confusion": None if self.confusion is None else self.confusion.tolist(),
             "unknown": None if self.unknown is None else self.unknown.to_dict(),
+            "closed": self.closed,
         }
 
     def to_markdown(self) -> str:
         lines = ["| faces | top-1 | top-5 |", "|---|---|---|", f"| {self.n} | {self.top1:.3f} | {self.top5:.3f} |", ""]
+        if self.closed:
+            lines += ["Closed world (--closed): every face is named by its first guess, so named right = top-1.", ""]
         if self.unknown:
             u = self.unknown
             lines += [
@@ -73,6 +84,13 @@ class EvalReport:
                 f"| {u.auroc:.3f} | {u.rejected:.3f} | {u.known_accuracy:.3f} | {u.threshold:.3f} | {u.draws} |",
                 "",
             ]
+            if u.decision_rejected is not None and u.decision_known_accuracy is not None:
+                lines += [
+                    "| as recognize answers (decision model): unknowns rejected | known faces named right |",
+                    "|---|---|",
+                    f"| {u.decision_rejected:.3f} | {u.decision_known_accuracy:.3f} |",
+                    "",
+                ]
         lines += ["| character | faces | top-1 |", "|---|---|---|"]
         lines += [f"| {k} | {n} | {a:.3f} |" for k, (n, a) in self.per_character.items()]
         return "\n".join(lines) + "\n"
@@ -196,11 +214,16 @@ def leave_out_unknowns(
     draws: int = 5,
     method: str = "logreg",
     seed: int = 0,
+    cohort: np.ndarray | None = None,
+    thresholds: Thresholds | None = None,
 ) -> UnknownReport:
     """Hold ``n_out`` characters out (all their faces, in either set, become unknowns), fit and
-    calibrate on the rest of ``train``, test on the rest of ``test`` plus the unknowns."""
+    calibrate on the rest of ``train``, test on the rest of ``test`` plus the unknowns; with a
+    ``cohort``, the decision model's answers too."""
+    t = thresholds or Thresholds()
     chosen = held_out_draws(train.labels, n_out, draws, seed)
     aucs, rej, acc, ths, nu, nk = [], [], [], [], 0, 0
+    d_rej, d_acc = [], []
     for held in chosen:
         tr_keep = ~np.isin(train.labels, held)
         te_known = ~np.isin(test.labels, held)
@@ -215,9 +238,29 @@ def leave_out_unknowns(
         rej.append(float((us < cal.threshold).mean()))
         acc.append(float((ok & (ks >= cal.threshold)).mean()))
         ths.append(cal.threshold)
+        if cohort is not None:
+            model = fit_decision(train.labels[tr_keep], train.X[tr_keep], method, cohort, seed=seed)
+            if model is None:  # too small a gallery: recognition names by the threshold
+                d_rej.append(rej[-1])
+                d_acc.append(acc[-1])
+            else:
+                view = GalleryView.build(train.labels[tr_keep], train.X[tr_keep], method, CohortNorm(cohort), matcher=m)
+                pk, pu = model.probability(view.features(test.X[te_known], Sk)[0]), model.probability(view.features(unk, Su)[0])
+                d_rej.append(float((pu < t.decision_named).mean()))
+                d_acc.append(float((ok & (pk >= t.decision_named)).mean()))
         nu += len(us)
         nk += len(ks)
-    return UnknownReport(float(np.mean(aucs)), float(np.mean(rej)), float(np.mean(acc)), float(np.mean(ths)), len(chosen), nu, nk)
+    return UnknownReport(
+        float(np.mean(aucs)),
+        float(np.mean(rej)),
+        float(np.mean(acc)),
+        float(np.mean(ths)),
+        len(chosen),
+        nu,
+        nk,
+        float(np.mean(d_rej)) if d_rej else None,
+        float(np.mean(d_acc)) if d_acc else None,
+    )
 
 
 def split_holdout(data: EmbeddedSet, test_share: float = 0.2, seed: int = 0) -> tuple[EmbeddedSet, EmbeddedSet]:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from charaid.config import Thresholds
-from charaid.pipeline.match import Match, Matcher, auroc, stratified_folds
+from charaid.pipeline.match import Calibration, Match, Matcher, auroc, best_threshold, stratified_folds
 
 FEATURES = ("raw", "snorm", "snorm_margin", "raw_margin", "agreement", "log_samples")
 #: The features the shipped model reads: the raw score and the margin to the second character.
@@ -336,11 +336,17 @@ def fit_decision(
         mean.tolist(), scale.tolist(), lr.coef_[0].tolist(), float(lr.intercept_[0]), model_id, revision, list(use)
     )
     p = model.probability(F_all)
+    # The same runs give the raw-score threshold (charaid.pipeline.match.calibrate's rule), for
+    # what still reads one (a threshold shown, the label queue): no second round of fits.
+    t, acc, rej = best_threshold(F_all[known, 0], ok[known], F_all[held, 0])
+    raw_auc = auroc(F_all[known, 0], F_all[held, 0])
+    calibration = Calibration(method, t, model_id, revision, acc, rej, int(known.sum()), int(held.sum()), raw_auc)
     model.summary = {
         "known_right": int((ok & known).sum()),
         "known_wrong": int((~ok & known).sum()),
         "unknown": int(unk.sum()),
         "auroc": auroc(p[known], p[unk]),
         "cohort": cohort is not None,
+        "calibration": calibration.to_dict(),
     }
     return model

@@ -219,6 +219,12 @@ class Recognizer:
                 cal = calibrate_indexed(
                     self._matcher, labels, ids, self.gallery.vectors_for, self.embedder.model_id, self._revision
                 )
+            elif stale and (model := self.decision_model) is not None and "calibration" in model.summary:
+                cal = Calibration.from_dict(model.summary["calibration"])  # fitted from the same runs
+                try:
+                    self.gallery.set_json(GALLERY_CALIBRATION_KEY, cal.to_dict())
+                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
+                    pass
             elif stale:
                 labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                 cal = calibrate(
