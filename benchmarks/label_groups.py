@@ -100,6 +100,7 @@ def main() -> None:
             [
                 "set",
                 "linkage",
+                "link: quantile of same-character cosines",
                 "unknown-looking faces",
                 "groups",
                 "faces per group",

@@ -71,12 +71,19 @@ class Thresholds:
     fallback_unknown_threshold: float = 0.58
     #: The decision model (charaid.pipeline.decide) names a face from this probability that its
     #: first guess is right, and says "probably X" from ``decision_probable``; below, unknown.
+    #: 0.55 is the lowest that keeps the unknowns protocol's rejection at 0.88 or more on
+    #: moeimouto10 and newgame8 (0.50: 0.870 on moeimouto10), chosen there and reported on the rest
+    #: (docs/benchmarks.md, "open-set decisions").
     decision_named: float = 0.55
+    #: Set, not tuned: a first guess at least one chance in four of being right is worth showing
+    #: as a guess (it holds 0.31 / 0.45 / 0.65 of the right first guesses that the threshold
+    #: answered "unknown" on moeimouto10 / danbooru6 / newgame8).
     decision_probable: float = 0.25
     #: Recognition cuts each face of charaid's own detector at these margins too, besides
     #: ``facedet_crop_margin``, and keeps the framing its decision trusts most: galleries of crops
     #: cut by other tools (``--no-detect``) frame a face otherwise. tla end to end (the seed's
-    #: LBP-cascade crops enrolled): 15 of 18 named at 0.35 alone, 16 with 0.5 beside it.
+    #: LBP-cascade crops enrolled), named from p 0.5: 15 of 18 at 0.35 alone, 16 with 0.5 beside
+    #: it (at the shipped 0.55: 15 either way; docs/experiments.md, 2026-12-04).
     recognition_framings: tuple[float, ...] = (0.5,)
     #: /label offers unknown faces as one group when every pair of them is closer than this
     #: quantile of the gallery's same-character cosines (complete linkage). Chosen on moeimouto10

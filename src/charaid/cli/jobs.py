@@ -158,13 +158,15 @@ def cmd_train(args) -> int:
 
     with Gallery(gp) as g:
         res = train_gallery(g, cfg, args.minutes, not args.no_calibration, on_epoch, lambda m: _warn(m))
-    for b in bars.values():
-        b.close()
-    if res.resumed_from:
-        _warn(f"resumed an interrupted run at epoch {res.resumed_from}")
-    if res.model_id is None:
-        _warn(f"stopped at the time limit after epoch {res.epochs_done} of {res.epochs}; run `charaid train` again to resume")
-        return EXIT_STOPPED
+        for b in bars.values():
+            b.close()
+        if res.resumed_from:
+            _warn(f"resumed an interrupted run at epoch {res.resumed_from}")
+        if res.model_id is None:
+            _warn(f"stopped at the time limit after epoch {res.epochs_done} of {res.epochs}; run `charaid train` again to resume")
+            return EXIT_STOPPED
+        if args.cohort_data:
+            _tuned_cohort(g, args.cohort_data)
     cal = res.calibration or {}
     print(
         json.dumps(
@@ -356,6 +358,18 @@ def cmd_train_detector_roi(args) -> int:
     print(json.dumps(r))
     _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
     return EXIT_OK
+
+
+def _tuned_cohort(g, data: str) -> None:
+    """A tuned model's own cohort (its space differs from the shipped ones'), beside its weights."""
+    from charaid.models.cohort import cohort_file_name, save_cohort
+    from charaid.recognition.spaces import embedder_for, models_dir
+    from charaid.training.cohort import build_cohort
+
+    emb = embedder_for(g)
+    X, sources = build_cohort(data, emb)
+    out = save_cohort(models_dir(g.path) / cohort_file_name(emb.model_id), X, emb.model_id, sources)
+    _warn(f"cohort of {len(X)} faces for {emb.model_id} written to {out}")
 
 
 def cmd_build_cohort(args) -> int:

@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--epochs", type=int, metavar="N", help="epochs (default 20)")
     sp.add_argument("--minutes", type=float, metavar="N", help="stop after this long; running train again resumes")
     sp.add_argument("--no-calibration", action="store_true", help="skip the held-out run that calibrates the unknown threshold")
+    sp.add_argument(
+        "--cohort-data",
+        metavar="DIR",
+        help="also embed the impostor cohort with the tuned model, from this training-data folder (../shared/train; ~10 minutes)",
+    )
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
 
