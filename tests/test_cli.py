@@ -62,7 +62,7 @@ def test_recognize_json_contract(gallery_path, synth_scene):
     faces = sorted(obj["faces"], key=lambda f: f["box"][0])
     assert len(faces) == 3
     for f in faces:
-        assert set(f) == {"box", "detector_score", "character", "score", "top"}
+        assert set(f) == {"box", "detector_score", "character", "score", "probable", "probability", "top"}
         assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
         assert 0 <= f["score"] <= 1 and 0 < f["detector_score"] <= 1
         assert 1 <= len(f["top"]) <= 5 and all(set(t) == {"character", "score"} for t in f["top"])
