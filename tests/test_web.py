@@ -49,7 +49,8 @@ def test_recognize_shape_like_cli(client, synth_scene):
     assert body["path"] == "scene.png" and body["error"] is None and body["size"] == list(Image.open(synth_scene).size)
     faces = sorted(body["faces"], key=lambda f: f["box"][0])
     assert [f["character"] for f in faces] == ["akane", None, "sora"]
-    assert set(faces[0]) == {"box", "detector_score", "character", "score", "top"}
+    assert set(faces[0]) == {"box", "detector_score", "character", "score", "probable", "probability", "top"}
+    assert body["decision"] == {"named": 0.55, "probable": 0.25}
 
 
 def test_recognize_compares_the_whole_picture_when_no_face_is_named(client, synth_scene):
