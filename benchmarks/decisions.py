@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import load_sets  # noqa: E402
-from common import machine, table  # noqa: E402
+from common import table  # noqa: E402
 
 from charaid.config import Thresholds, default_settings  # noqa: E402
 from charaid.jobs.evaluate import held_out_draws, split_holdout  # noqa: E402
@@ -152,7 +151,6 @@ def main() -> None:
         fit["use"] = [int(v) for v in args.use.split(",")]
     if args.share is not None:
         fit["held_out_share"] = args.share
-    t0 = time.time()
     emb = default_embedder()
     s = default_settings()
     t = s.thresholds
@@ -162,8 +160,7 @@ def main() -> None:
     names = [SHORT[k] for k in args.sets.split(",")]
     sets = load_sets(emb, DetectorSpec(max_side=s.max_detect_side, thresholds=t), only=names)
     print(
-        f"`python benchmarks/decisions.py{' --no-cohort' if args.no_cohort else ''}`: {machine()}; {time.strftime('%Y-%m-%d')}; "
-        f"cohort {0 if cohort is None else len(cohort)} faces; named from p >= {t.decision_named}, probable from {t.decision_probable}.\n"
+        f"Cohort {0 if cohort is None else len(cohort)} faces; named from p >= {t.decision_named}, probable from {t.decision_probable}.\n"
     )
     rows, agg = [], []
     for name in names:
@@ -238,7 +235,6 @@ def main() -> None:
                 sizes_table(sets, cohort, args.method, t),
             )
         )
-    print(f"\n{time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ one per face.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import load_sets  # noqa: E402
-from common import machine, table  # noqa: E402
+from common import table  # noqa: E402
 
 from charaid.config import default_settings  # noqa: E402
 from charaid.jobs.evaluate import split_holdout  # noqa: E402
@@ -68,16 +67,14 @@ def measure(groups: list[list[int]], truth: np.ndarray) -> tuple[float, float, i
     return majority / max(1, grouped), grouped / max(1, len(multi)), len(multi), clicks, len(truth)
 
 
-QUANTILES = (0.25, 0.5, 0.75)
+QUANTILES = (0.25, 0.75)
 
 
 def main() -> None:
-    t0 = time.time()
     emb = default_embedder()
     s = default_settings()
     names = ["moeimouto10 (split)", "newgame8 (5-fold)"]
     sets = load_sets(emb, DetectorSpec(max_side=s.max_detect_side, thresholds=s.thresholds), only=names)
-    print(f"`python benchmarks/label_groups.py`: {machine()}; {time.strftime('%Y-%m-%d')}.\n")
     rows = []
     for name in names:
         a, b, _ = sets[name]
@@ -110,7 +107,6 @@ def main() -> None:
             rows,
         )
     )
-    print(f"\n{time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -56,25 +56,11 @@ SECTIONS = (
     Section("label_groups", ("benchmarks/label_groups.py",), True),
     Section("serve_load", ("benchmarks/serve_load.py", "--clients", "8", "--seconds", "60", "--single-seconds", "30"), True),
     Section("enrol_crops", ("benchmarks/enrol_crops.py",), False),
-    Section("pictures", ("benchmarks/pictures.py",), False),
-    Section("calibration", ("benchmarks/calibration.py",), False),
     Section("train_time", ("benchmarks/train_time.py", "--per-character", "50"), False),
     Section("finetune", ("benchmarks/finetune.py", "--parts", "closed"), False),
     Section("index_search", ("benchmarks/index_search.py",), False),
     Section("ann", ("benchmarks/ann.py", "--n", "1000000", "--backends", "ivf", "--nprobe", "1,4,16,64"), False),
     Section("hostile", ("benchmarks/hostile.py", "--entries", "10000"), False),
-    Section(
-        "embedder",
-        (
-            "benchmarks/embedder.py",
-            "--weights",
-            "artifacts/embedder-simclr/embedder.pt",
-            "--weights",
-            "artifacts/embedder-byol/embedder.pt",
-        ),
-        False,
-        "charaid train-embedder's weights in artifacts/ (README, 'Self-supervised face features')",
-    ),
 )
 BY_NAME = {s.name: s for s in SECTIONS}
 

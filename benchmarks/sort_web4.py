@@ -155,9 +155,8 @@ def main() -> None:
         "\nWhere the others went: "
         + "; ".join(f"{k[0]} -> {k[1]}: {v}" for k, v in sorted(where.items()) if k[1] != "right folder")
     )
-    print("Folders: " + json.dumps(summary["folders"], ensure_ascii=False))
-    print(f"web4 pictures in _maybe/<their own character>: {maybe[True]} (they count as not right above).")
     print(
+        f"web4 pictures in _maybe/<their own character>: {maybe[True]} (they count as not right above). "
         f"Placed by the whole picture (no face named): web4 {by['web4', True] + by['web4', False]} "
         f"({by['web4', True]} right), photos {by['photo', True] + by['photo', False]}."
     )

@@ -114,7 +114,7 @@ def main() -> None:
     t = time.perf_counter()
     emb.embed_batch(crops_for(emb, crops))  # a crop given alone: its colours are searched again
     ms = (time.perf_counter() - t) / len(crops) * 1000
-    print(f"\n## embedding\n\n{ms:.1f} ms per face ({emb.model_id}, mirror included, batches of 32)\n")
+    print(f"\nEmbedding: {ms:.1f} ms per face ({emb.model_id}, mirror included, batches of 32).\n")
 
     # end to end
     gal = tmp / "tla.sqlite"
