@@ -51,8 +51,9 @@ def run_set(tr, te, cohort, method, t: Thresholds, seed=0, **fit):
         cal = calibrate(gl, gX, method, seed=seed)
         model = fit_decision(gl, gX, method, cohort, seed=seed, **fit)
         view = GalleryView.build(gl, gX, method, CohortNorm(cohort))
-        Fk, jk = view.features(te.X[kn])
-        Fu, _ = view.features(unk_X)
+        use = model.use if model else (0,)
+        Fk, jk = view.features(te.X[kn], use=use)
+        Fu, _ = view.features(unk_X, use=use)
         ks, us = Fk[:, 0], Fu[:, 0]
         ok = view.matcher.classes[jk] == te.labels[kn]
         acc["auc_raw"].append(auroc(ks, us))
@@ -119,8 +120,9 @@ def sizes_table(sets, cohort, method, t: Thresholds, sizes=(3, 8, 20), draws=4, 
             unk = rng.choice(outside, min(len(outside), int(ask.sum())), replace=False)
             model = fit_decision(y[gal], X[gal], method, cohort, seed=seed)
             view = GalleryView.build(y[gal], X[gal], method, CohortNorm(cohort))
-            Fk, jk = view.features(X[ask])
-            Fu, _ = view.features(X[unk])
+            assert model is not None
+            Fk, jk = view.features(X[ask], use=model.use)
+            Fu, _ = view.features(X[unk], use=model.use)
             pk, pu = model.probability(Fk), model.probability(Fu)
             ok = view.matcher.classes[jk] == y[ask]
             nk, nu = pk >= t.decision_named, pu >= t.decision_named

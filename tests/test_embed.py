@@ -70,9 +70,9 @@ def test_concat_weights_blocks():
 
 
 def test_loading_weights_prints_nothing_on_stdout():
-    from charaid.models.embedders import _open_efficientnet
+    from charaid.models.embedders import open_efficientnet_torch
 
-    _open_efficientnet.cache_clear()
+    open_efficientnet_torch.cache_clear()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         EfficientNetLiteEmbedder().embed(Image.new("RGB", (50, 50)))
@@ -89,13 +89,13 @@ def test_channels_last_layout_gives_the_plain_layouts_vectors(faces):
     of the usual NCHW layout (a layout bug would silently change every stored vector)."""
     import torch
 
-    from charaid.models.embedders import _open_efficientnet, nhwc_to_tensor, pooled_features
+    from charaid.models.embedders import nhwc_to_tensor, open_efficientnet_torch, pooled_features
 
     arr = np.stack([np.asarray(f.convert("RGB").resize((224, 224)), np.float32) / 255.0 for f in faces[:4]])
     x = nhwc_to_tensor(arr)
     assert x.shape == (4, 3, 224, 224) and x.is_contiguous(memory_format=torch.channels_last)
     assert np.array_equal(x.numpy(), arr.transpose(0, 3, 1, 2))
-    model = _open_efficientnet("lite0")
+    model = open_efficientnet_torch("lite0")
     with torch.inference_mode():
         fast = pooled_features(model, x).numpy()
         plain = pooled_features(model, x.contiguous()).numpy()

@@ -165,6 +165,9 @@ class Settings:
     journal_every_s: float = 2.0
     #: CPU threads for the CNN (0: PyTorch's default).
     threads: int = 0
+    #: Where the default embedder's CNN runs: "onnx" (ONNX Runtime, the shipped export: no torch
+    #: imported) or "torch" (PyTorch, the weights package itself). The same vectors within 1e-4.
+    embedder_runtime: str = "onnx"
     #: Side of the face crops stored in the gallery (for re-embedding and training).
     stored_crop_side: int = 256
     #: Galleries and face stores with at least this many vectors are searched through an

@@ -391,3 +391,24 @@ def cmd_build_cohort(args) -> int:
         json.dumps({"model_id": emb.model_id, "faces": len(X), "sources": sources, "file": str(out), "bytes": out.stat().st_size})
     )
     return EXIT_OK
+
+
+def cmd_export_embedder(args) -> int:
+    import time
+
+    from charaid.models.embedders import lite0_onnx_path
+    from charaid.training.export import export_lite0
+
+    t0 = time.time()
+    out = export_lite0(Path(args.out) if args.out else lite0_onnx_path())
+    print(
+        json.dumps(
+            {
+                "model_id": "efficientnet-lite0-imagenet-flip",
+                "file": str(out),
+                "bytes": out.stat().st_size,
+                "seconds": round(time.time() - t0, 1),
+            }
+        )
+    )
+    return EXIT_OK

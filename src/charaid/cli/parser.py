@@ -8,6 +8,7 @@ from charaid import __version__
 from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_models, cmd_recognize
 from charaid.cli.jobs import (
     cmd_build_cohort,
+    cmd_export_embedder,
     cmd_index,
     cmd_search,
     cmd_serve,
@@ -220,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--workers", type=int, default=2)
     sp.set_defaults(func=cmd_build_cohort)
+
+    sp = sub.add_parser(
+        "export-embedder",
+        help="export the default embedder's CNN (EfficientNet-Lite0, with mirror) to ONNX: inference then runs without torch",
+    )
+    sp.add_argument("--out", metavar="FILE", help="where to write it (default: the package's weights folder)")
+    sp.set_defaults(func=cmd_export_embedder)
 
     sp = sub.add_parser(
         "train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)"

@@ -245,7 +245,10 @@ def leave_out_unknowns(
                 d_acc.append(acc[-1])
             else:
                 view = GalleryView.build(train.labels[tr_keep], train.X[tr_keep], method, CohortNorm(cohort), matcher=m)
-                pk, pu = model.probability(view.features(test.X[te_known], Sk)[0]), model.probability(view.features(unk, Su)[0])
+                pk, pu = (
+                    model.probability(view.features(test.X[te_known], Sk, use=model.use)[0]),
+                    model.probability(view.features(unk, Su, use=model.use)[0]),
+                )
                 d_rej.append(float((pu < t.decision_named).mean()))
                 d_acc.append(float((ok & (pk >= t.decision_named)).mean()))
         nu += len(us)

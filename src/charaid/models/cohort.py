@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+from charaid.models.runtime import WEIGHTS_DIR
 
 
 def cohort_file_name(model_id: str) -> str:

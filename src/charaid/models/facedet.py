@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from charaid.models.runtime import onnx_session
+
 #: The shipped detector: id, version of its network and file under charaid/weights/.
 MODEL_ID = "charaid-facedet-lite0"
 MODEL_VERSION = 1
@@ -211,25 +213,6 @@ def export_onnx(net, path: str) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def load_session(path: str):
-    """An ONNX Runtime session on the CPU, cached per process; as many threads as
-    ``CHARAID_THREADS`` (else OMP_NUM_THREADS, which worker processes set to 1; else all cores)."""
-    import os
-
-    import onnxruntime as ort
-
-    from charaid.config import default_settings
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    threads = default_settings().threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
-@functools.lru_cache(maxsize=2)
 def load_network(path: str | None = None):
     """The shipped (or given) weights in an eval-mode network, cached per process."""
     torch = _torch()
@@ -280,7 +263,7 @@ class FaceDetectorNet:
 
     def load(self) -> FaceDetectorNet:
         if self.onnx:
-            load_session(self.path)
+            onnx_session(self.path)
         else:
             load_network(self.path)
         if self.version >= 2:
@@ -292,7 +275,7 @@ class FaceDetectorNet:
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The output maps and the head's features of a batch (NHWC, normalised)."""
         if self.onnx:
-            y, h = load_session(self.path).run(["y", "h"], {"x": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+            y, h = onnx_session(self.path).run(["y", "h"], {"x": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
             return y, h
         torch = _torch()
         with torch.inference_mode():

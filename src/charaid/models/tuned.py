@@ -26,8 +26,8 @@ from charaid.models.embedders import (
     IMAGENET_STD,
     Embedder,
     EmbedderInfo,
-    _open_efficientnet,
     l2_normalise,
+    open_efficientnet_torch,
     to_tensor_batch,
 )
 
@@ -150,7 +150,7 @@ def fine_tune(
     import torch.nn.functional as F
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    base = _open_efficientnet("lite0")
+    base = open_efficientnet_torch("lite0")
     classes = sorted(set(labels))
     y_all = np.array([classes.index(c) for c in labels])
     key = _data_key(crops, labels, cfg)
@@ -276,7 +276,7 @@ class TunedEmbedder(Embedder):
 
     def load(self) -> TunedEmbedder:
         if self._top is None:
-            base = _open_efficientnet("lite0")
+            base = open_efficientnet_torch("lite0")
             top = _make_top(base, self.cfg)
             top.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in self._state.items()})
             self._top = top.eval()
@@ -295,7 +295,7 @@ class TunedEmbedder(Embedder):
         if not faces:
             return np.zeros((0, self.dim), np.float32)
         self.load()
-        base = _open_efficientnet("lite0")
+        base = open_efficientnet_torch("lite0")
         out = []
         with torch.inference_mode():
             for i in range(0, len(faces), self.batch_size):

@@ -20,18 +20,18 @@ wrong first guesses), its characters held out one at a time (unknowns) and cohor
 the normalisation does not use (unknowns), the two sides weighted equally. Two probability
 thresholds (``Thresholds.decision_named``, ``decision_probable``) cut three answers.
 
-Pure numpy (and scikit-learn's logistic regression): no torch, no images.
+Pure numpy (charaid.pipeline.logistic fits the model): no torch, no images.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from charaid.config import Thresholds
+from charaid.pipeline.logistic import fit_logistic
 from charaid.pipeline.match import Calibration, Match, Matcher, auroc, best_threshold, stratified_folds
 
 FEATURES = ("raw", "snorm", "snorm_margin", "raw_margin", "agreement", "log_samples")
@@ -106,8 +106,7 @@ class GalleryView:
     yi: np.ndarray
     counts: np.ndarray
     norm: CohortNorm
-    char_mu: np.ndarray | None = None
-    char_sd: np.ndarray | None = None
+    _char_stats: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def build(cls, labels, X: np.ndarray, method: str, norm: CohortNorm, matcher: Matcher | None = None) -> GalleryView:
@@ -115,38 +114,53 @@ class GalleryView:
         pos = {c: i for i, c in enumerate(m.classes)}
         yi = np.array([pos[v] for v in np.asarray(labels, dtype=object)], np.int64)
         counts = np.bincount(yi, minlength=len(m.classes))
-        view = cls(m, np.asarray(X, np.float32), yi, counts, norm)
-        if norm.active and len(m.classes):
-            view.char_mu, view.char_sd = norm.character_stats(view.X, yi, len(m.classes))
-        return view
+        return cls(m, np.asarray(X, np.float32), yi, counts, norm)
 
-    def features(self, Q: np.ndarray, S: np.ndarray | None = None, agree_k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """(features (n, len(FEATURES)), index of each query's best character)."""
+    def char_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cohort's scores on each character (computed once, when S-norm is first asked for)."""
+        if self._char_stats is None:
+            self._char_stats = self.norm.character_stats(self.X, self.yi, len(self.matcher.classes))
+        return self._char_stats
+
+    def features(
+        self, Q: np.ndarray, S: np.ndarray | None = None, agree_k: int = 5, use: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n, len(FEATURES)), index of each query's best character). Only the columns
+        in ``use`` (default: all) are computed, the others are left 0: the S-norm columns cost a
+        pass over the cohort and the agreement one over the gallery, and the shipped model reads
+        neither."""
         Q = np.asarray(Q, np.float32)
+        need = set(range(len(FEATURES)) if use is None else use)
         n_c = len(self.matcher.classes)
         S = self.matcher.scores(Q) if S is None else S
         order = np.argsort(-S, axis=1)
         j1 = order[:, 0]
         r = np.arange(len(Q))
-        raw1 = S[r, j1]
-        raw2 = S[r, order[:, 1]] if n_c > 1 else np.zeros(len(Q), np.float32)
-        K = self.norm.knn_scores(Q, self.X, self.yi, n_c)
-        if self.norm.active:
-            assert self.char_mu is not None and self.char_sd is not None
-            qmu, qsd = self.norm.query_stats(Q)
-            Z = 0.5 * ((K - self.char_mu[None, :]) / self.char_sd[None, :] + (K - qmu[:, None]) / qsd[:, None])
-        else:  # no cohort for this space: the k-NN cosines stand in
-            Z = K * 10.0
-        z1 = Z[r, j1]
-        Z2 = Z.copy()
-        Z2[r, j1] = -np.inf
-        z2 = Z2.max(axis=1) if n_c > 1 else np.full(len(Q), z1.min() - 3.0 if len(Q) else 0.0)
-        sims = Q @ self.X.T
-        kk = min(agree_k, sims.shape[1])
-        near = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk else np.zeros((len(Q), 0), int)
-        agree = (self.yi[near] == j1[:, None]).mean(axis=1) if kk else np.zeros(len(Q))
-        F = np.stack([raw1, z1, np.minimum(z1 - z2, 10.0), raw1 - raw2, agree, np.log(self.counts[j1])], axis=1)
-        return F.astype(np.float64), j1
+        F = np.zeros((len(Q), len(FEATURES)), np.float64)
+        F[:, 0] = S[r, j1]
+        F[:, 3] = F[:, 0] - (S[r, order[:, 1]] if n_c > 1 else 0.0)
+        if need & {1, 2}:
+            K = self.norm.knn_scores(Q, self.X, self.yi, n_c)
+            if self.norm.active:
+                char_mu, char_sd = self.char_stats()
+                qmu, qsd = self.norm.query_stats(Q)
+                Z = 0.5 * ((K - char_mu[None, :]) / char_sd[None, :] + (K - qmu[:, None]) / qsd[:, None])
+            else:  # no cohort for this space: the k-NN cosines stand in
+                Z = K * 10.0
+            z1 = Z[r, j1]
+            Z2 = Z.copy()
+            Z2[r, j1] = -np.inf
+            z2 = Z2.max(axis=1) if n_c > 1 else np.full(len(Q), z1.min() - 3.0 if len(Q) else 0.0)
+            F[:, 1], F[:, 2] = z1, np.minimum(z1 - z2, 10.0)
+        if 4 in need:
+            sims = Q @ self.X.T
+            kk = min(agree_k, sims.shape[1])
+            if kk:
+                near = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+                F[:, 4] = (self.yi[near] == j1[:, None]).mean(axis=1)
+        if 5 in need:
+            F[:, 5] = np.log(self.counts[j1])
+        return F, j1
 
 
 @dataclass
@@ -222,7 +236,7 @@ def decide_faces(
         return [
             (m, Decision(c if c is not None and (closed or m.score >= thr) else None, None, None)) for m, c in zip(matches, top)
         ]
-    F, _ = view.features(vectors, S)
+    F, _ = view.features(vectors, S, use=model.use)
     p = model.probability(F)
     ds = decide(p, top, thresholds.decision_named, thresholds.decision_probable, closed)
     if override is not None and not closed:
@@ -244,9 +258,11 @@ def training_faces(
     max_held_out: int = 40,
     cohort_queries: int = 400,
     seed: int = 0,
+    use: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, right first guess?, is an unknown?) of the gallery's own runs: out-of-fold
-    faces, characters held out one at a time, and cohort faces kept out of the normalisation."""
+    faces, characters held out one at a time, and cohort faces kept out of the normalisation;
+    only the feature columns in ``use`` (default all) are computed."""
     labels = np.asarray(labels, dtype=object)
     X = np.asarray(X, np.float32)
     rng = np.random.default_rng(seed)
@@ -265,7 +281,7 @@ def training_faces(
         if len(np.unique(labels[tr])) < 2:
             continue
         v = GalleryView.build(labels[tr], X[tr], method, norm)
-        Fi, j = v.features(X[te])
+        Fi, j = v.features(X[te], use=use)
         F.append(Fi)
         ok.append(v.matcher.classes[j] == labels[te])
         unk.append(np.zeros(int(te.sum()), bool))
@@ -277,13 +293,13 @@ def training_faces(
         if len(np.unique(labels[~out_mask])) < 2:
             continue
         v = GalleryView.build(labels[~out_mask], X[~out_mask], method, norm)
-        Fi, _ = v.features(X[out_mask])
+        Fi, _ = v.features(X[out_mask], use=use)
         F.append(Fi)
         ok.append(np.zeros(len(Fi), bool))
         unk.append(np.ones(len(Fi), bool))
     if len(queries):
         v = GalleryView.build(labels, X, method, norm)
-        Fi, _ = v.features(queries)
+        Fi, _ = v.features(queries, use=use)
         F.append(Fi)
         ok.append(np.zeros(len(Fi), bool))
         unk.append(np.ones(len(Fi), bool))
@@ -311,7 +327,7 @@ def fit_decision(
     classes, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
     if len(classes) < 3 or counts.min() < 2:
         return None
-    F_all, ok, unk = training_faces(labels, X, method, cohort, seed=seed, cohort_queries=cohort_queries)
+    F_all, ok, unk = training_faces(labels, X, method, cohort, seed=seed, cohort_queries=cohort_queries, use=(0, *use))
     F = F_all[:, list(use)]
     known = ~unk
     # The known and the unknown sides weigh the same, whatever their sizes; among the unknowns,
@@ -327,13 +343,9 @@ def fit_decision(
     w = np.where(held, 0.5 * share / max(1, int(held.sum())), w)
     w = np.where(is_cohort, 0.5 * (1 - share) / max(1, int(is_cohort.sum())), w) * len(F)
     mean, scale = F.mean(axis=0), np.maximum(F.std(axis=0), 1e-6)
-    from sklearn.linear_model import LogisticRegression
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lr = LogisticRegression(C=c, max_iter=2000).fit((F - mean) / scale, ok, sample_weight=w)
+    lr = fit_logistic((F - mean) / scale, ok.astype(np.int64), c, w, 2)
     model = DecisionModel(
-        mean.tolist(), scale.tolist(), lr.coef_[0].tolist(), float(lr.intercept_[0]), model_id, revision, list(use)
+        mean.tolist(), scale.tolist(), lr.coef[0].tolist(), float(lr.intercept[0]), model_id, revision, list(use)
     )
     p = model.probability(F_all)
     # The same runs give the raw-score threshold (charaid.pipeline.match.calibrate's rule), for

@@ -1,9 +1,11 @@
 """Naming faces from a few examples per character, or saying "unknown".
 
-Three matchers share one interface (``fit`` on the gallery's vectors, ``scores`` for queries):
+Matchers share one interface (``fit`` on the gallery's vectors, ``scores`` for queries):
 
+- ``hybrid`` (the product's default, :class:`charaid.config.Settings`): the logistic
+  probability times the cosine to the character's mean vector, so a face must be both ranked
+  first and typical of the character.
 - ``logreg``: multinomial logistic regression on the unit vectors; scores are probabilities.
-  It measured best on every set (docs/benchmarks.md@aef98b0) and is the default.
 - ``prototype``: cosine similarity to each character's mean vector.
 - ``knn``: mean cosine similarity to each character's ``k`` nearest samples.
 
@@ -16,13 +18,13 @@ faces rejected) is kept with the gallery.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from charaid.config import Thresholds
+from charaid.pipeline.logistic import balanced_weights, fit_logistic
 
 METHODS = ("hybrid", "logreg", "prototype", "knn", "hybrid-balanced")
 #: A gallery calibrates its own threshold only from this many characters on: one is held out at
@@ -103,12 +105,9 @@ class Matcher:
         protos = np.stack([X[self._yi == i].mean(axis=0) for i in range(len(self.classes))])
         self._protos = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
         if self.effective_method in ("logreg", "hybrid"):
-            from sklearn.linear_model import LogisticRegression
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                weight = "balanced" if self.method.endswith("-balanced") else None
-                self._lr = LogisticRegression(C=self.c, max_iter=3000, class_weight=weight).fit(X, self._yi)
+            k = len(self.classes)
+            weight = balanced_weights(self._yi, k) if self.method.endswith("-balanced") else None
+            self._lr = fit_logistic(X, self._yi, self.c, weight, k)
         return self
 
     def prototype_similarity(self, Q: np.ndarray) -> np.ndarray:
@@ -126,8 +125,7 @@ class Matcher:
             return np.zeros((len(Q), 0), np.float32)
         m = self.effective_method
         if m in ("logreg", "hybrid"):
-            p = np.zeros((len(Q), n), np.float32)
-            p[:, self._lr.classes_] = self._lr.predict_proba(Q)
+            p = self._lr.predict_proba(Q).astype(np.float32)
             return p if m == "logreg" else p * np.maximum(Q @ self._protos.T, 0.0)
         if m == "prototype":
             return Q @ self._protos.T

@@ -129,9 +129,9 @@ def cache_views(faces: list[Image.Image], cfg: EmbedderTrainConfig, dev, progres
     import torch
     from tqdm import tqdm
 
-    from charaid.models.embedders import _open_efficientnet
+    from charaid.models.embedders import open_efficientnet_torch
 
-    base = _open_efficientnet("lite0")
+    base = open_efficientnet_torch("lite0")
     frozen = (copy.deepcopy(base) if dev.type != "cpu" else base).to(dev).eval()
     rng = random.Random(cfg.seed)
     out = []
@@ -180,10 +180,10 @@ class _Nets:
     moving-average target (top and projector)."""
 
     def __init__(self, cfg: EmbedderTrainConfig, dev):
-        from charaid.models.embedders import _open_efficientnet
+        from charaid.models.embedders import open_efficientnet_torch
 
         self.cfg = cfg
-        base = _open_efficientnet("lite0")
+        base = open_efficientnet_torch("lite0")
         self.top = _make_top(base, self.top_config(cfg)).to(dev)
         self.proj = _mlp(1280, cfg.hidden, cfg.proj_dim).to(dev)
         self.pred = _mlp(cfg.proj_dim, cfg.hidden, cfg.proj_dim).to(dev) if cfg.method == "byol" else None
