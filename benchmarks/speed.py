@@ -6,7 +6,8 @@
   charaid with 0 and 2 worker processes, and the seed's pipeline: animeface-2009 at full
   resolution, each face resized to 299 px and run through Inception-v3 (random weights: the
   same arithmetic as the pretrained network), one image at a time;
-- milliseconds per face embedding (batches of 32);
+- milliseconds per face embedding (batches of 32), the CNN on ONNX Runtime and in PyTorch;
+- the first answer: a one-picture ``charaid recognize`` against ``python -c "import torch"``;
 - seconds to enrol a 30-image character: 30 face crops (--no-detect) and 30 full illustrations,
   into a new gallery, weights already loaded (and the CLI's whole run, Python start included).
 """
@@ -14,6 +15,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +70,28 @@ def charaid_pipeline(paths: list[Path], gallery: Path, workers: int) -> tuple[fl
         return time.perf_counter() - t, faces
 
 
+def first_answer(tmp: Path, tr: list, picture: Path, runs: int = 5) -> str:
+    """Median wall time of ``charaid recognize PICTURE`` on a 3-character gallery against
+    ``python -c "import torch"``, alternated in the same run (issue 28's first answer)."""
+    chars = sorted({c for c, _ in tr})[:3]
+    gal = tmp / "three.sqlite"
+    with Gallery(gal) as g:
+        enroll_items(g, [(c, p) for c, p in tr if c in chars][:30], detect=False)
+    rec = [sys.executable, "-m", "charaid.cli", "recognize", "--gallery", str(gal), str(picture)]
+    subprocess.run(rec, check=True, capture_output=True)  # calibrates the gallery once
+    times: dict[str, list[float]] = {"recognize": [], "torch": []}
+    for _ in range(runs):
+        for name, cmd in (("recognize", rec), ("torch", [sys.executable, "-c", "import torch"])):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - t)
+    r, tt = statistics.median(times["recognize"]), statistics.median(times["torch"])
+    return (
+        f"First answer: `charaid recognize one.jpg` (3 characters) {r:.2f} s wall against {tt:.2f} s for "
+        f'`python -c "import torch"` (median of {runs}, alternated; {r / tt:.2f}x).\n'
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=0, help="use only the first N illustrations (default: all)")
@@ -108,13 +133,22 @@ def main() -> None:
     print("## enrol a 30-image character\n")
     print(table(["input", "faces enrolled", "seconds (library, model loaded)", "seconds (CLI, whole process)"], rows))
 
-    # embedding speed
+    # embedding speed: the default embedder on each runtime of its CNN, same crops, same run
     crops = [load_image(p).resize((256, 256)) for _, p in tr[:64]]
-    emb.embed_batch(crops_for(emb, crops[:8]))
-    t = time.perf_counter()
-    emb.embed_batch(crops_for(emb, crops))  # a crop given alone: its colours are searched again
-    ms = (time.perf_counter() - t) / len(crops) * 1000
-    print(f"\nEmbedding: {ms:.1f} ms per face ({emb.model_id}, mirror included, batches of 32).\n")
+    ms = {}
+    for runtime in ("torch", "onnx"):
+        os.environ["CHARAID_EMBEDDER_RUNTIME"] = runtime
+        e = default_embedder().load()
+        e.embed_batch(crops_for(e, crops[:8]))
+        t = time.perf_counter()
+        e.embed_batch(crops_for(e, crops))  # a crop given alone: its colours are searched again
+        ms[runtime] = (time.perf_counter() - t) / len(crops) * 1000
+    os.environ.pop("CHARAID_EMBEDDER_RUNTIME")
+    print(
+        f"\nEmbedding: {ms['onnx']:.1f} ms per face on ONNX Runtime, {ms['torch']:.1f} ms in PyTorch "
+        f"({ms['torch'] / ms['onnx']:.2f}x; {emb.model_id}, mirror included, batches of 32).\n"
+    )
+    print(first_answer(tmp, tr, raw[0]))
 
     # end to end
     gal = tmp / "tla.sqlite"
