@@ -143,7 +143,7 @@ class EfficientNetLiteEmbedder(Embedder):
     """ImageNet EfficientNet-Lite pooled features, averaged with the mirrored crop's.
 
     Lite0 runs on ONNX Runtime from the shipped export (``charaid export-embedder``; the same
-    vectors within 1e-4, 2.4x faster on 2 cores, and no torch to import) unless
+    vectors within 4.9e-7, 3.9x faster than PyTorch on 2 cores in docs/benchmarks.md's speed run, and no torch to import) unless
     ``CHARAID_EMBEDDER_RUNTIME=torch``; other variants, and Lite0 without its export, run in PyTorch."""
 
     SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
