@@ -5,7 +5,7 @@ The public API, one call per pipeline stage::
     import charaid
     image = charaid.load_image("picture.jpg")              # any mode, EXIF-rotated, checked
     faces = charaid.detect_faces(image)                     # boxes, scores, landmarks, colours
-    crop = charaid.crop_face(image, faces[0].box)           # square, with margin
+    crop = charaid.crop_face(image, faces[0])               # square, with the margin recognize uses
     vector = charaid.embed_faces([crop])[0]                 # unit-length vector
     with charaid.Gallery("my.sqlite") as g:                 # characters and their samples
         result = charaid.Recognizer(g).recognize_image(image)   # names or "unknown", top-5
@@ -19,7 +19,7 @@ import numpy as np
 
 from charaid.config import Settings, Thresholds
 from charaid.errors import EmbeddingSpaceError, GalleryError, ImageError, UnknownCharacterError
-from charaid.models.detectors import Box, Face, crop_face, make_detector
+from charaid.models.detectors import DEFAULT_DETECTOR, Box, Face, crop_face, make_detector
 from charaid.models.embedders import Embedder, EmbedderInfo, default_embedder
 from charaid.pipeline.images import load_image, load_image_bytes
 from charaid.pipeline.match import Calibration, Candidate, Match, Matcher, calibrate
@@ -27,8 +27,8 @@ from charaid.recognition.recognize import FaceResult, ImageResult, PictureResult
 from charaid.storage.gallery import Gallery
 
 
-def detect_faces(image, detector: str = "animeface", cascade=None) -> list[Face]:
-    """Every anime face in an RGB image, most likely first."""
+def detect_faces(image, detector: str = DEFAULT_DETECTOR, cascade=None) -> list[Face]:
+    """Every anime face in an RGB image, most likely first (charaid's own detector, as ``recognize``)."""
     return make_detector(detector, cascade).detect(image)
 
 

@@ -19,6 +19,7 @@ from charaid.cli.jobs import (
     cmd_train_embedder,
 )
 from charaid.models.detectors import DETECTOR_NAMES
+from charaid.pipeline.match import DEFAULT_METHOD, METHODS
 
 
 def _float_or_auto(v: str) -> str:
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--folds", type=int, default=5, help="k-fold cross-validation on DIR (default 5)")
     sp.add_argument("--report", metavar="OUT", help="folder for report.md, report.json and confusion.png")
     sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
-    sp.add_argument("--method", default="logreg", choices=["logreg", "prototype", "knn"], help="matcher (default logreg)")
+    sp.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help=f"matcher (default {DEFAULT_METHOD}, as recognize)")
     sp.add_argument(
         "--closed", action="store_true", help="closed world: measure naming every face by its first guess (no unknowns held out)"
     )

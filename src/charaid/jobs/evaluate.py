@@ -22,7 +22,7 @@ from charaid.config import Thresholds
 from charaid.jobs.enroll import labelled_images
 from charaid.models.embedders import Embedder
 from charaid.pipeline.decide import CohortNorm, GalleryView, fit_decision
-from charaid.pipeline.match import Matcher, auroc, calibrate, stratified_folds
+from charaid.pipeline.match import DEFAULT_METHOD, Matcher, auroc, calibrate, stratified_folds
 from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
 
 
@@ -160,7 +160,7 @@ def _closed_set(truth: np.ndarray, classes: np.ndarray, S: np.ndarray, report: E
     }
 
 
-def evaluate_split(train: EmbeddedSet, test: EmbeddedSet, method: str = "logreg") -> EvalReport:
+def evaluate_split(train: EmbeddedSet, test: EmbeddedSet, method: str = DEFAULT_METHOD) -> EvalReport:
     """Fit on ``train``; test characters absent from it are unknowns."""
     m = Matcher(method).fit(train.labels, train.X)
     known = np.isin(test.labels, m.classes)
@@ -183,7 +183,7 @@ def evaluate_split(train: EmbeddedSet, test: EmbeddedSet, method: str = "logreg"
     return report
 
 
-def evaluate_folds(data: EmbeddedSet, folds: int = 5, method: str = "logreg", seed: int = 0) -> EvalReport:
+def evaluate_folds(data: EmbeddedSet, folds: int = 5, method: str = DEFAULT_METHOD, seed: int = 0) -> EvalReport:
     """k-fold cross-validation: every sample is tested once by a matcher that never saw it."""
     fold_of = stratified_folds(data.labels, folds, seed)
     classes = np.array(sorted(set(data.labels.tolist())), dtype=object)
@@ -212,7 +212,7 @@ def leave_out_unknowns(
     test: EmbeddedSet,
     n_out: int = 3,
     draws: int = 5,
-    method: str = "logreg",
+    method: str = DEFAULT_METHOD,
     seed: int = 0,
     cohort: np.ndarray | None = None,
     thresholds: Thresholds | None = None,

@@ -2,7 +2,7 @@
 
 Matchers share one interface (``fit`` on the gallery's vectors, ``scores`` for queries):
 
-- ``hybrid`` (the product's default, :class:`charaid.config.Settings`): the logistic
+- ``hybrid`` (the product's default, ``Thresholds.default_matcher``): the logistic
   probability times the cosine to the character's mean vector, so a face must be both ranked
   first and typical of the character.
 - ``logreg``: multinomial logistic regression on the unit vectors; scores are probabilities.
@@ -27,6 +27,8 @@ from charaid.config import Thresholds
 from charaid.pipeline.logistic import balanced_weights, fit_logistic
 
 METHODS = ("hybrid", "logreg", "prototype", "knn", "hybrid-balanced")
+#: The product's matcher: the library, the CLI and ``evaluate`` all default to it.
+DEFAULT_METHOD = Thresholds().default_matcher
 #: A gallery calibrates its own threshold only from this many characters on: one is held out at
 #: a time, and the matcher of the rest must still compare characters (see :func:`calibrate`).
 MIN_CALIBRATION_CHARACTERS = 3
@@ -77,7 +79,7 @@ class Calibration:
 class Matcher:
     """Scores query vectors against the characters of a gallery."""
 
-    def __init__(self, method: str = "logreg", c: float | None = None, k: int = 3):
+    def __init__(self, method: str = DEFAULT_METHOD, c: float | None = None, k: int = 3):
         if method not in METHODS:
             raise ValueError(f"unknown matcher {method!r}; choose one of: {', '.join(METHODS)}")
         self.method = method
@@ -154,7 +156,7 @@ class Matcher:
 def calibrate(
     labels: Sequence[str] | np.ndarray,
     X: np.ndarray,
-    method: str = "logreg",
+    method: str = DEFAULT_METHOD,
     model_id: str = "",
     revision: int = 0,
     folds: int = 5,

@@ -19,7 +19,16 @@ from charaid import watchdog
 from charaid.config import Thresholds, default_settings
 from charaid.errors import ImageError
 from charaid.models import colours as cues
-from charaid.models.detectors import DEFAULT_DETECTOR, Box, Detector, Face, canonical_detector, crop_face, make_detector
+from charaid.models.detectors import (
+    DEFAULT_DETECTOR,
+    Box,
+    Detector,
+    Face,
+    canonical_detector,
+    crop_face,
+    face_margin,
+    make_detector,
+)
 from charaid.models.embedders import uses_colours
 from charaid.pipeline.images import load_image, sha256_file
 
@@ -217,9 +226,7 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     for f in faces:
         out.faces.append(f)
         known = cues.face_colours(f, im) if colours else None
-        for margin, into in [(t.facedet_crop_margin if f.detector.startswith("facedet") else t.crop_margin, out.crops)] + list(
-            zip(extra, out.framings)
-        ):
+        for margin, into in [(face_margin(f, t), out.crops)] + list(zip(extra, out.framings)):
             crop = crop_face(im, f.box, margin, side)
             into.append(cues.carry(crop, known) if colours else crop)
     if with_picture:

@@ -32,7 +32,8 @@ from charaid.config import Settings
 
 BACKENDS = ("exact", "ivf", "usearch", "hnswlib", "faiss")
 
-#: Sets with fewer vectors than this are searched exactly (CHARAID_EXACT_SEARCH_LIMIT overrides).
+#: Sets with fewer vectors than this are searched exactly; ``CHARAID_EXACT_SEARCH_LIMIT`` sets
+#: the limit the product passes in (Settings.exact_search_limit), this is its default.
 EXACT_LIMIT = Settings().exact_search_limit
 #: The backend for sets above that limit.
 LARGE_BACKEND = "ivf"
