@@ -109,8 +109,7 @@ from charaid.training.embedder import load_embedder
 crops = [Image.open(p).convert("RGB") for _, p in datasets.tla_faces()[:30]]
 w = {weights!r}
 emb = default_embedder() if w is None else ConcatEmbedder([default_embedder(), load_embedder(w, "timing")], [1.0, {weight!r}])
-from charaid.pipeline.prepare import with_colours
-emb.embed_batch(with_colours(crops))
+emb.embed_batch(crops)
 print(time.time() - t)
 """
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])

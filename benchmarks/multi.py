@@ -63,11 +63,11 @@ def main() -> None:
         thr = rec.threshold
         t = time.time()
         prepared = list(prepare_many([p for p, _ in multi], True, rec.spec, args.workers, with_hash=False))
-        vectors = rec.embed_faces(prepared)
+        embedded = rec.embed_faces(prepared)
         rec_s = time.time() - t
-        answers = {"decision model (default)": rec.name_faces(prepared, vectors)}
+        answers = {"decision model (default)": rec.name_faces(embedded)}
         rec.closed = True
-        answers["--closed"] = rec.name_faces(prepared, vectors)
+        answers["--closed"] = rec.name_faces(embedded)
     print(
         f"Enrolled {len(singles)} single-character pictures ({len(s.characters)} characters, "
         f"{len(s.no_face)} without a face found) in {enrol_s:.0f} s; raw threshold {thr:.3f} (calibrated by the gallery); "

@@ -34,7 +34,6 @@ from charaid.jobs.enroll import enroll_items  # noqa: E402
 from charaid.models.detectors import AnimeFaceDetector, crop_face  # noqa: E402
 from charaid.models.embedders import default_embedder  # noqa: E402
 from charaid.pipeline.images import load_image  # noqa: E402
-from charaid.pipeline.prepare import crops_for  # noqa: E402
 from charaid.recognition.recognize import Recognizer  # noqa: E402
 from charaid.storage.gallery import Gallery  # noqa: E402
 
@@ -139,9 +138,9 @@ def main() -> None:
     for runtime in ("torch", "onnx"):
         os.environ["CHARAID_EMBEDDER_RUNTIME"] = runtime
         e = default_embedder().load()
-        e.embed_batch(crops_for(e, crops[:8]))
+        e.embed_batch(crops[:8])
         t = time.perf_counter()
-        e.embed_batch(crops_for(e, crops))  # a crop given alone: its colours are searched again
+        e.embed_batch(crops)  # a crop given alone: its colours are searched again
         ms[runtime] = (time.perf_counter() - t) / len(crops) * 1000
     os.environ.pop("CHARAID_EMBEDDER_RUNTIME")
     print(

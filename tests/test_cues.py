@@ -5,17 +5,17 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from charaid.config import Thresholds
 from charaid.jobs.synth import CAST, portrait
 from charaid.models import colours as cues
+from charaid.models.crops import FaceCrop
 from charaid.models.detectors import AnimeFaceDetector
 from charaid.models.embedders import CueColourEmbedder, default_embedder, imagenet_embedder, uses_colours
 from charaid.models.zoo import embedders as builtin_embedders
 from charaid.pipeline.images import load_image
-from charaid.pipeline.prepare import DetectorSpec, colours_in_crop, prepare_image, with_colours
+from charaid.pipeline.prepare import DetectorSpec, prepare_image
 
 DESIGN = {d.name: d for d in CAST}
 
@@ -31,21 +31,24 @@ def test_detected_crops_carry_their_faces_colours_through_pickling():
     prep = prepare_image("akane.png", True, DetectorSpec(), with_hash=False, image=im)
     assert len(prep.crops) == 1
     crop = pickle.loads(pickle.dumps(prep.crops[0]))  # as it comes back from a worker process
-    carried = np.asarray(crop.info[cues.INFO_KEY])
+    assert isinstance(crop, FaceCrop) and crop.searched and crop.face is not None
+    assert crop.image.info == {} or "charaid" not in str(crop.image.info)  # nothing rides on the image
+    carried = np.asarray(crop.colours)
     assert carried.shape == (9,)
     assert np.allclose(carried, cues.face_colours(prep.faces[0], im))
     assert carried[7] > 15, f"dark red eyes have a positive a*, got {carried[6:]}"
     # found again inside the crop by animeface-2009 (what a crop re-read from the gallery gets):
     # the same hair and skin, the same eye hue (charaid's detector places its eye sample where
     # eyes lie on average, beside this drawing's dark pupil: the eyes' lightness differs)
-    again = colours_in_crop(crop)
+    again = cues.search_colours(crop.image)
     assert again is not None and again[7] > 15 and np.abs(again[:6] - carried[:6]).max() < 15
     assert np.abs(again[7:] - carried[7:]).max() < 15
 
 
 def test_no_detect_crops_are_searched_in_the_worker():
     prep = prepare_image("akane.png", False, DetectorSpec(), with_hash=False, image=portrait(DESIGN["akane"], seed=1))
-    v = prep.crops[0].info[cues.INFO_KEY]
+    assert prep.crops[0].searched
+    v = prep.crops[0].colours
     assert v is not None and v[7] > 15, f"dark red eyes have a positive a*, got {v and v[6:]}"
     off = prepare_image(
         "akane.png",
@@ -54,36 +57,46 @@ def test_no_detect_crops_are_searched_in_the_worker():
         with_hash=False,
         image=portrait(DESIGN["akane"], seed=1),
     )
-    assert cues.INFO_KEY not in off.crops[0].info  # not needed, not paid for
+    assert not off.crops[0].searched  # not needed, not paid for
 
 
 def test_colours_are_repeatable():
     """animeface-2009's own colour estimates change from call to call; charaid's must not."""
     ims = [portrait(d, seed=1) for d in CAST]
-    first = [colours_in_crop(im) for im in ims]
-    again = [colours_in_crop(im) for im in reversed(ims)][::-1]
+    first = [cues.search_colours(im) for im in ims]
+    again = [cues.search_colours(im) for im in reversed(ims)][::-1]
     assert all(a is not None and np.array_equal(a, b) for a, b in zip(first, again))
 
 
 def test_block_is_unit_length_with_a_face_and_zero_without():
-    crops = with_colours([portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))])
+    crops = [portrait(DESIGN["akane"], seed=1), Image.new("RGB", (224, 224), (128, 128, 128))]
     X = CueColourEmbedder().embed_batch(crops)
     assert abs(np.linalg.norm(X[0]) - 1) < 1e-5
     assert not X[1].any()
 
 
-def test_the_embedder_never_searches_a_crop_itself():
-    """No embedder calls a detector: a crop that was not cut by the pipeline (nor passed through
-    with_colours) is refused by name, and the public embed_faces does the search."""
+def test_a_bare_crop_is_searched_and_a_cut_face_keeps_its_sampled_colours(monkeypatch):
+    """A bare image is a crop about which nothing is known: the colour block searches it; a
+    FaceCrop cut from its picture carries colours sampled at the landmarks, and is never searched."""
     import charaid
-    from charaid.models.colours import MissingColours
 
     raw = portrait(DESIGN["akane"], seed=1)
-    with pytest.raises(MissingColours, match="with_colours"):
-        default_embedder().embed_batch([raw])
+    searched = FaceCrop(raw, colours=cues.search_colours(raw), searched=True)
+    assert np.allclose(default_embedder().embed_batch([raw])[0], default_embedder().embed_batch([searched])[0], atol=1e-5)
+    assert np.allclose(charaid.embed_faces([raw])[0], default_embedder().embed_batch([searched])[0], atol=1e-5)
     assert imagenet_embedder().embed_batch([raw]).shape == (1, imagenet_embedder().dim)  # no colour block: fine
-    v = charaid.embed_faces([raw])[0]
-    assert np.allclose(v, default_embedder().embed_batch(with_colours([portrait(DESIGN["akane"], seed=1)]))[0], atol=1e-5)
+    prep = prepare_image("akane.png", True, DetectorSpec(), with_hash=False, image=raw)
+
+    def refuse(_):
+        raise AssertionError("a crop cut from its picture was searched again")
+
+    monkeypatch.setattr(cues, "search_colours", refuse)
+    cut = prep.crops[0]
+    v = default_embedder().embed_batch([cut])[0]
+    # the colour block is the sampled colours', not a search's
+    z = (cut.colours - np.asarray(Thresholds().cue_colour_mean)) / np.asarray(Thresholds().cue_colour_std)
+    assert np.allclose(CueColourEmbedder().embed_batch([cut])[0], z / np.linalg.norm(z), atol=1e-5)
+    assert v.shape == (default_embedder().dim,)
 
 
 def test_block_puts_real_faces_of_one_character_together(shared):
@@ -141,4 +154,4 @@ def test_spaces_without_the_colours_do_not_search_crops_for_them(tmp_path):
         rec = Recognizer(g, embedder=old)
         assert rec.spec.thresholds.cue_colour_weight == 0
         prep = prepare_image("akane.png", False, rec.spec, with_hash=False, image=portrait(DESIGN["akane"], seed=1))
-        assert cues.INFO_KEY not in prep.crops[0].info
+        assert not prep.crops[0].searched and prep.crops[0].colours is None

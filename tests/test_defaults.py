@@ -23,9 +23,9 @@ def test_library_detects_and_crops_as_recognize_does():
     assert crop.size == wide.size != crop_face(image, faces[0].box).size
     # and it is the crop the pipeline cuts, at the pipeline's stored side
     prepared = prepare_image("portrait.png", spec=DetectorSpec(), with_hash=False, image=image)
-    side = prepared.crops[0].size[0]
+    side = prepared.crops[0].image.size[0]
     a = np.asarray(crop.resize((side, side)), np.float32)
-    assert np.abs(a - np.asarray(prepared.crops[0], np.float32)).mean() < 8
+    assert np.abs(a - np.asarray(prepared.crops[0].image, np.float32)).mean() < 8
 
 
 def test_matcher_and_evaluate_default_to_the_products_matcher():

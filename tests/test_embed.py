@@ -11,13 +11,12 @@ from PIL import Image, ImageOps
 
 from charaid.jobs.synth import CAST, portrait
 from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, EfficientNetLiteEmbedder, default_embedder
-from charaid.pipeline.prepare import with_colours
 
 
 @pytest.fixture(scope="module")
 def faces():
     # cut as the pipeline cuts crops: carrying their face colours (found again in each)
-    return with_colours([portrait(d, seed=k, size=224) for d in CAST for k in range(2)])
+    return [portrait(d, seed=k, size=224) for d in CAST for k in range(2)]
 
 
 def test_default_embedder_declares_its_space():

@@ -33,11 +33,10 @@ def detect_faces(image, detector: str = DEFAULT_DETECTOR, cascade=None) -> list[
 
 
 def embed_faces(crops) -> np.ndarray:
-    """Vectors of face crops in the default space (EfficientNet-Lite0 + colour histogram + the face's
-    hair/skin/eye colours, found again in each crop: see charaid.models.colours)."""
-    from charaid.pipeline.prepare import with_colours
-
-    return default_embedder().embed_batch(with_colours(list(crops)))
+    """Vectors of face crops (images, or FaceCrop records) in the default space: EfficientNet-Lite0
+    + colour histogram + the face's hair/skin/eye colours (charaid.models.colours), which a bare
+    image has searched again and a FaceCrop cut from its picture already carries."""
+    return default_embedder().embed_batch(list(crops))
 
 
 __all__ = [

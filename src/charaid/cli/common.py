@@ -47,6 +47,16 @@ def _workers(args, n: int) -> int:
     return default_workers(n) if args.workers is None else args.workers
 
 
+def _run_options(args, n: int = 10**9, **kw):
+    """How a batch command reads its ``n`` pictures: ``--engine``, ``--ray-address``, ``--workers``
+    (on Ray the number of actors, 0: one per CPU of the cluster)."""
+    from charaid.pipeline.faces import RunOptions
+
+    engine = getattr(args, "engine", "local")
+    workers = (args.workers or 0) if engine == "ray" else _workers(args, n)
+    return RunOptions(workers=workers, engine=engine, ray_address=getattr(args, "ray_address", None), **kw)
+
+
 def _sync_index(g) -> None:
     """Big galleries: bring the ANN index up to date now rather than at the next recognition."""
     limit = default_settings().exact_search_limit

@@ -14,6 +14,7 @@ from charaid.cli.common import (
     _gallery_path,
     _open_recognizer,
     _progress,
+    _run_options,
     _sync_index,
     _warn,
     _workers,
@@ -52,9 +53,9 @@ def cmd_enroll(args) -> int:
             items,
             detect=not args.no_detect,
             spec=spec,
-            workers=_workers(args, len(items)),
             on_progress=bar.update,
             on_error=lambda p, r: _warn(f"{p}: {r}"),
+            options=_run_options(args, len(items)),
         )
         for src, other in s.conflicts:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
@@ -93,7 +94,7 @@ def cmd_recognize(args) -> int:
         if not g.names():
             _warn(f"{gp}: the gallery is empty, every face will be unknown")
         for res in rec.recognize_paths(
-            paths, detect=not args.no_detect, workers=_workers(args, len(paths)), pictures=args.picture
+            paths, detect=not args.no_detect, pictures=args.picture, options=_run_options(args, len(paths))
         ):
             bar.update(1)
             if res.error:

@@ -16,6 +16,7 @@ from charaid.cli.common import (
     _detector_spec,
     _gallery_path,
     _progress,
+    _run_options,
     _store,
     _warn,
     _workers,
@@ -102,7 +103,17 @@ def cmd_sort(args) -> int:
                 return EXIT_OK
         else:
             n = sum(1 for _ in iter_image_paths([src]))
-            opts = srt.SortOptions(args.move, args.multi, args.min_score, _workers(args, n), args.rescan, not args.faces_only)
+            run = _run_options(args, n)
+            opts = srt.SortOptions(
+                args.move,
+                args.multi,
+                args.min_score,
+                run.workers,
+                args.rescan,
+                not args.faces_only,
+                engine=run.engine,
+                ray_address=run.ray_address,
+            )
             with _progress(n, "sort", args.quiet) as bar:
                 s = srt.Sorter(rec, dst, opts).run(
                     src, on_progress=bar.update, on_error=on_error, on_decision=on_decision, dry_run=args.dry_run
@@ -213,21 +224,18 @@ def cmd_serve(args) -> int:
 
 
 def cmd_index(args) -> int:
+    from charaid.jobs.indexing import index_paths
+    from charaid.pipeline.faces import FacePipeline
     from charaid.pipeline.images import iter_image_paths
-    from charaid.storage.store import index_local, pending_paths
+    from charaid.storage.store import pending_paths
 
-    spec = _detector_spec(args)
     store, emb = _store(args)
+    pipeline = FacePipeline(_detector_spec(args), emb)
     failed = done = faces = 0
     t0 = time.time()
     with store, _progress(None, "index", args.quiet) as bar:
         todo = pending_paths(store, map(str, iter_image_paths(args.paths)), args.rescan)
-        if args.engine == "ray":
-            from charaid.jobs.distributed import index_ray
-
-            results = index_ray(todo, spec, emb.dim, address=args.ray_address, actors=args.workers or 0)
-        else:
-            results = index_local(todo, emb, spec, _workers(args, 10**9))
+        results = index_paths(todo, pipeline, _run_options(args))
         batch = []
         for r in results:
             bar.update(1)

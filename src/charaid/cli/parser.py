@@ -19,6 +19,7 @@ from charaid.cli.jobs import (
     cmd_train_embedder,
 )
 from charaid.models.detectors import DETECTOR_NAMES
+from charaid.pipeline.faces import ENGINES
 from charaid.pipeline.match import DEFAULT_METHOD, METHODS
 
 
@@ -50,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
             )
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    def engine(sp):
+        sp.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default="local",
+            help="local processes (default) or Ray Data actors (--workers: how many; default one per CPU)",
+        )
+        sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)")
+
     sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
     sp.add_argument("--out", default="charaid-demo", help="folder for the demo's pictures and gallery (default ./charaid-demo)")
     sp.set_defaults(func=cmd_demo)
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("dir", metavar="DIR")
     sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
     common(sp)
+    engine(sp)
     sp.set_defaults(func=cmd_enroll)
 
     sp = sub.add_parser("recognize", aliases=["recognise"], help="name the characters in images")
@@ -87,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="when no face is named, compare the whole picture with the enrolled pictures (adds a 'picture' field)",
     )
     common(sp)
+    engine(sp)
     sp.set_defaults(func=cmd_recognize)
 
     sp = sub.add_parser("detect", help="find anime faces in images")
@@ -146,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--undo", type=int, metavar="RUN", help="put every file of run RUN back where it was")
     sp.add_argument("--list-runs", action="store_true", help="list the runs recorded in DST")
     common(sp)
+    engine(sp)
     sp.set_defaults(func=cmd_sort)
 
     sp = sub.add_parser("train", help="fine-tune the embedder on the gallery's faces (minutes on a CPU; resumable)")
@@ -273,8 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="embed every face of big folders into a face store, for search by image (resumable)")
     sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
-    sp.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes (default) or Ray Data actors")
-    sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)")
+    engine(sp)
     sp.add_argument("--rescan", action="store_true", help="index every image again, even unchanged ones")
     sp.add_argument("--json", action="store_true", help="one JSON object per newly indexed image on stdout")
     common(sp, gallery=False)

@@ -11,19 +11,19 @@ not found or not known.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from charaid.config import default_settings
 from charaid.errors import ImageError
 from charaid.models.detectors import canonical_detector
 from charaid.models.embedders import Embedder
 from charaid.names import name_from_folder
+from charaid.pipeline.faces import FacePipeline, RunOptions
 from charaid.pipeline.images import iter_image_paths, sha256_file
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_many
+from charaid.pipeline.prepare import DetectorSpec
 from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_embedder
 from charaid.recognition.spaces import embedder_for
 from charaid.storage.gallery import EnrollReport, Gallery, NewSample
@@ -102,12 +102,14 @@ def enroll_items(
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
+    options: RunOptions | None = None,
 ) -> EnrollSummary:
-    """Enrol (character, image path) pairs; bad files are reported through ``on_error`` and skipped."""
+    """Enrol (character, image path) pairs; bad files are reported through ``on_error`` and skipped.
+    ``options`` (charaid.pipeline.faces.RunOptions) chooses the engine (``workers`` otherwise)."""
     embedder = embedder or embedder_for(gallery)
     batch_size = batch_size or default_settings().batch_size
     gallery.check_space(embedder.model_id, embedder.dim)
-    spec = (spec or DetectorSpec.for_gallery(gallery)).for_embedder(embedder)
+    spec = spec or DetectorSpec.for_gallery(gallery)
     if detect:
         check_detector(gallery, spec.name)
     summary = EnrollSummary(images=len(items))
@@ -137,55 +139,49 @@ def enroll_items(
         else:
             todo.append((character, path, h))
 
-    pending: list[NewSample] = []
-    pictures: list[tuple[str, str, str, Image.Image]] = []  # (character, hash, path, picture image)
-    pic_embedder: Embedder | None = None
+    samples: list[NewSample] = []
+    pictures: list[NewPicture] = []
+    pic_embedder = picture_embedder(embedder) if detect else None
+    pipeline = FacePipeline(spec, embedder, picture_embedder=pic_embedder)
 
     def flush() -> None:
-        nonlocal pic_embedder
-        if pending:
-            crops = [s.crop for s in pending if s.crop is not None]
-            assert len(crops) == len(pending)  # every pending sample was cut with its crop
-            vecs = embedder.embed_batch(crops_for(embedder, crops))
-            batch = [NewSample(s.character, s.content_hash, v, s.source_path, s.box, s.crop) for s, v in zip(pending, vecs)]
-            summary.merge(gallery.add(batch, embedder.model_id, embedder.dim))
-            pending.clear()
+        if samples:
+            summary.merge(gallery.add(samples, embedder.model_id, embedder.dim))
+            samples.clear()
         if pictures:
-            if pic_embedder is None:
-                pic_embedder = picture_embedder(embedder)
-            vecs = pic_embedder.embed_batch([p[3] for p in pictures])
-            rows = [NewPicture(c, h, v, path) for (c, h, path, _), v in zip(pictures, vecs)]
-            summary.pictures += add_pictures(gallery, rows, pic_embedder.model_id, pic_embedder.dim)
+            assert pic_embedder is not None
+            summary.pictures += add_pictures(gallery, pictures, pic_embedder.model_id, pic_embedder.dim)
             pictures.clear()
 
-    for (character, path, h), prep in zip(
-        todo, prepare_many([t[1] for t in todo], detect, spec, workers, with_hash=False, with_picture=True)
-    ):
-        sample = _pick_sample(character, h, prep)
-        if prep.ok and prep.picture is not None:
-            pictures.append((character, h, str(path), prep.picture))
+    opts = replace(options or RunOptions(workers=workers), detect=detect, with_picture=detect, select="largest", keep_crops=True)
+    for (character, path, h), got in zip(todo, pipeline.run([t[1] for t in todo], opts)):
+        prep = got.prep
+        if got.picture_vector is not None:
+            pictures.append(NewPicture(character, h, got.picture_vector, str(path)))
         if prep.error:
             _fail(summary, on_error, str(path), prep.error)
-        elif sample is None:
+        elif not got.chosen:
             summary.no_face.append(str(path))
             if on_error:
                 on_error(str(path), "no face found" + (" (kept as a whole picture)" if prep.picture is not None else ""))
         else:
-            pending.append(sample)
+            i = got.chosen[0]
+            face = prep.faces[i]
+            box = face.box.as_tuple() if face is not None else None
+            samples.append(NewSample(character, h, got.vectors[0, 0], str(path), box, prep.crops[i].image))
             summary.characters.add(character)
-        if len(pending) >= batch_size or len(pictures) >= batch_size:
+        if len(samples) >= batch_size or len(pictures) >= batch_size:
             flush()
         _tick(on_progress)
     flush()
     if shared:
-        _enrol_shared(gallery, embedder, spec, shared, summary, on_error, on_progress)
+        _enrol_shared(gallery, pipeline, shared, summary, on_error, on_progress)
     return summary
 
 
 def _enrol_shared(
     gallery: Gallery,
-    embedder: Embedder,
-    spec: DetectorSpec,
+    pipeline: FacePipeline,
     shared: dict[str, list[tuple[str, Path]]],
     summary: EnrollSummary,
     on_error,
@@ -199,6 +195,7 @@ def _enrol_shared(
 
     from charaid.models.embedders import l2_normalise
 
+    embedder = pipeline.embedder
     names, means = set(gallery.names()), {}
 
     def mean_face(c: str) -> np.ndarray | None:
@@ -213,7 +210,7 @@ def _enrol_shared(
 
     for h, group in shared.items():
         path = group[0][1]
-        prep = next(iter(prepare_many([path], True, spec, 0, with_hash=False)))
+        prep = pipeline.prepare(path)
         for _ in group:
             _tick(on_progress)
         if prep.error:
@@ -228,7 +225,7 @@ def _enrol_shared(
                 if on_error:
                     on_error(str(p), "no face found that another character has not taken")
             continue
-        V = embedder.embed_batch(crops_for(embedder, [prep.crops[i] for i in free]))
+        V = embedder.embed_batch([prep.crops[i] for i in free])
         areas = np.array([prep.box(i).area for i in free], np.float64)
         S = np.empty((len(group), len(free)))
         for r, (c, _) in enumerate(group):
@@ -245,18 +242,9 @@ def _enrol_shared(
                     on_error(str(p), f"no face left for {c!r}: the picture's faces went to its other characters")
                 continue
             i = free[got[r]]
-            samples.append(NewSample(c, h, V[got[r]], str(p), prep.box(i).as_tuple(), prep.crops[i]))
+            samples.append(NewSample(c, h, V[got[r]], str(p), prep.box(i).as_tuple(), prep.crops[i].image))
             summary.characters.add(c)
         summary.merge(gallery.add(samples, embedder.model_id, embedder.dim))
-
-
-def _pick_sample(character: str, content_hash: str, prep: PreparedImage) -> NewSample | None:
-    if not prep.ok or not prep.crops:
-        return None
-    i = prep.largest()
-    face = prep.faces[i]
-    box = face.box.as_tuple() if face is not None else None
-    return NewSample(character, content_hash, np.zeros(0, np.float32), prep.path, box, prep.crops[i])
 
 
 def _fail(summary: EnrollSummary, on_error, path: str, reason: str) -> None:

@@ -22,8 +22,9 @@ from charaid.config import Thresholds
 from charaid.jobs.enroll import labelled_images
 from charaid.models.embedders import Embedder
 from charaid.pipeline.decide import CohortNorm, GalleryView, fit_decision
+from charaid.pipeline.faces import FacePipeline, RunOptions
 from charaid.pipeline.match import DEFAULT_METHOD, Matcher, auroc, calibrate, stratified_folds
-from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
+from charaid.pipeline.prepare import DetectorSpec
 
 
 @dataclass
@@ -126,19 +127,20 @@ def embed_items(
     on_progress: Callable[[int], None] | None = None,
 ) -> EmbeddedSet:
     """One vector per (label, path): the image's largest face, or the whole image."""
-    labels, paths, crops = [], [], []
-    spec = (spec or DetectorSpec()).for_embedder(embedder)
-    for (character, path), prep in zip(items, prepare_many([p for _, p in items], detect, spec, workers, with_hash=False)):
+    labels, paths, vecs = [], [], []
+    pipeline = FacePipeline(spec or DetectorSpec(), embedder)
+    opts = RunOptions(detect=detect, workers=workers, select="largest", keep_crops=False)
+    for (character, path), e in zip(items, pipeline.run([p for _, p in items], opts)):
         if on_progress:
             on_progress(1)
-        if prep.error or not prep.crops:
+        if e.prep.error or not e.chosen:
             if on_error:
-                on_error(str(path), prep.error or "no face found")
+                on_error(str(path), e.prep.error or "no face found")
             continue
         labels.append(character)
         paths.append(str(path))
-        crops.append(prep.crops[prep.largest()])
-    X = embedder.embed_batch(crops_for(embedder, crops)) if crops else np.zeros((0, embedder.dim), np.float32)
+        vecs.append(e.vectors[0, 0])
+    X = np.stack(vecs) if vecs else np.zeros((0, embedder.dim), np.float32)
     return EmbeddedSet(np.array(labels, dtype=object), paths, X)
 
 

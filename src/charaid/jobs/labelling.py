@@ -22,7 +22,6 @@ from PIL import Image
 from charaid.names import character_name, shown
 from charaid.pipeline.images import iter_image_paths, load_image_bytes, sha256_bytes
 from charaid.pipeline.match import Candidate
-from charaid.pipeline.prepare import crops_for, prepare_image
 from charaid.recognition.recognize import Recognizer
 from charaid.storage.gallery import Gallery, NewSample, encode_crop
 
@@ -138,12 +137,12 @@ class LabelSession:
             im = load_image_bytes(data, source)
         except ValueError as e:
             return str(e)
-        prep = prepare_image(source, True, self.rec.spec, with_hash=False, image=im)
+        prep = self.rec.pipeline.prepare(source, image=im)
         if prep.error:
             return f"{source}: {prep.error}"
         if not prep.crops:
             return None
-        vecs = self.rec.embedder.embed_batch(crops_for(self.rec.embedder, prep.crops))
+        vecs = self.rec.pipeline.embed([prep])[0].vectors[0]
         now = time.time()
         with self.g.lock, self.g.transaction():
             for i, (crop, v) in enumerate(zip(prep.crops, vecs)):
@@ -154,7 +153,7 @@ class LabelSession:
                         source,
                         h,
                         ",".join(map(str, prep.box(i).as_list())),
-                        encode_crop(crop, self.g.crop_side),
+                        encode_crop(crop.image, self.g.crop_side),
                         prep.score(i),
                         self.rec.embedder.model_id,
                         v.astype(np.float32).tobytes(),
@@ -176,7 +175,7 @@ class LabelSession:
         stale = [i for i in ids if rows[i][1] != mid]
         if stale:
             crops = [Image.open(io.BytesIO(rows[i][3])).convert("RGB") for i in stale]
-            vecs = self.rec.embedder.embed_batch(crops_for(self.rec.embedder, crops))
+            vecs = self.rec.embedder.embed_batch(crops)
             with self.g.transaction():
                 for i, v in zip(stale, vecs):
                     self.db.execute("UPDATE label_faces SET model_id = ?, vector = ? WHERE id = ?", (mid, v.tobytes(), i))

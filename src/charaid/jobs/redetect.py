@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from charaid.models.detectors import Box
+from charaid.pipeline.faces import FacePipeline, RunOptions
 from charaid.pipeline.images import sha256_file
-from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
+from charaid.pipeline.prepare import DetectorSpec
 from charaid.recognition.spaces import embedder_for
 from charaid.storage.gallery import Gallery
 
@@ -37,7 +39,6 @@ def move_detector(
     gallery: Gallery, spec: DetectorSpec, workers: int = 0, batch: int = 32, on_progress: Callable[[int], None] | None = None
 ) -> RecutSummary:
     embedder = embedder_for(gallery)
-    spec = spec.for_embedder(embedder)
     out = RecutSummary(spec.name)
     todo = []
     for smp in gallery.samples():
@@ -54,18 +55,17 @@ def move_detector(
             out.kept.append((smp.id, "source picture missing or changed"))
             if on_progress:
                 on_progress(1)
-    rows: list[tuple[int, tuple[int, int, int, int], Image.Image]] = []
+    rows: list[tuple[int, tuple[int, int, int, int], Image.Image, np.ndarray]] = []
     used: set[tuple[str, tuple]] = set()  # (content, box): two old faces never become one
 
     def flush() -> None:
         if rows:
-            vecs = embedder.embed_batch(crops_for(embedder, [r[2] for r in rows]))
-            out.recut += gallery.recut_faces(
-                [(sid, box, crop, v) for (sid, box, crop), v in zip(rows, vecs)], embedder.model_id, embedder.dim
-            )
+            out.recut += gallery.recut_faces(rows, embedder.model_id, embedder.dim)
             rows.clear()
 
-    for smp, prep in zip(todo, prepare_many([str(s.source_path) for s in todo], True, spec, workers, with_hash=False)):
+    pipeline = FacePipeline(spec, embedder)
+    for smp, e in zip(todo, pipeline.run([str(s.source_path) for s in todo], RunOptions(workers=workers))):
+        prep = e.prep
         if on_progress:
             on_progress(1)
         if prep.error:
@@ -82,7 +82,7 @@ def move_detector(
             out.kept.append((smp.id, f"its new face {list(box)} is another sample's"))
             continue
         used.add((smp.content_hash, box))
-        rows.append((smp.id, box, prep.crops[best]))
+        rows.append((smp.id, box, prep.crops[best].image, e.vectors[0, e.chosen.index(best)]))
         if len(rows) >= batch:
             flush()
     flush()

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charaid.pipeline.faces import RunOptions
 from charaid.pipeline.images import iter_image_paths, sha256_file
-from charaid.pipeline.prepare import PreparedImage, prepare_many
 from charaid.recognition.recognize import ImageResult, Recognizer
 from charaid.storage.journal import (
     GROUP,
@@ -56,6 +56,10 @@ class SortOptions:
     rescan: bool = False
     #: A picture with no named face is compared whole with the enrolled pictures (charaid.recognition.picture).
     pictures: bool = True
+    #: Where detection and embedding run (charaid.pipeline.faces.ENGINES); moves and the
+    #: journal stay in this process, one writer.
+    engine: str = "local"
+    ray_address: str | None = None
 
     def as_dict(self) -> dict:
         return {"move": self.move, "multi": self.multi, "min_score": self.min_score, "pictures": self.pictures}
@@ -201,19 +205,31 @@ class Sorter:
         return True
 
     def decisions(self, paths: list[Path]) -> Iterator[Decision]:
+        """What to do with each picture, in order. A batch is decided (and so journalled) when it
+        is full or ``journal_every_s`` old, whichever comes first: a kill on a slow machine loses
+        at most those seconds of work."""
         assert self.rec is not None
         min_score = self.opt.min_score
-        batch: list[PreparedImage] = []
-
-        def flush():
-            for prep, res in zip(batch, self.rec.recognize_prepared(batch, self.opt.pictures)):
+        opts = RunOptions(
+            workers=self.opt.workers,
+            with_hash=True,
+            with_picture=self.opt.pictures,
+            engine=self.opt.engine,
+            ray_address=self.opt.ray_address,
+            flush_every_s=self.rec.settings.journal_every_s,
+            keep_crops=False,
+        )
+        for batch in self.rec.pipeline.batches(paths, opts):
+            for e, res in zip(batch, self.rec.name_faces(batch, self.opt.pictures)):
+                prep = e.prep
                 if prep.error:
                     yield Decision(Path(prep.path), prep.content_hash, [], error=prep.error)
                     continue
                 chars = sorted(((c, round(v, 4)) for c, v in named_faces(res, min_score).items()), key=lambda x: -x[1])
-                pic = not chars and res.picture is not None and res.picture.character is not None
-                if pic:
-                    chars = [(res.picture.character, round(res.picture.score, 4))]
+                whole = res.picture
+                pic = not chars and whole is not None and whole.character is not None
+                if pic and whole is not None and whole.character is not None:
+                    chars = [(whole.character, round(whole.score, 4))]
                 yield Decision(
                     Path(prep.path),
                     prep.content_hash,
@@ -222,23 +238,6 @@ class Sorter:
                     len(res.faces),
                     by_picture=pic,
                 )
-
-        # A batch is decided (and so journalled) when it is full or 2 s old, whichever comes
-        # first: a kill on a slow machine loses at most those seconds of work.
-        n, started = 0, time.monotonic()
-        every = self.rec.settings.journal_every_s
-        for prep in prepare_many(paths, True, self.rec.spec, self.opt.workers, with_hash=True, with_picture=self.opt.pictures):
-            batch.append(prep)
-            n += len(prep.crops)
-            if (
-                n >= self.rec.settings.batch_size
-                or len(batch) >= self.rec.settings.batch_size
-                or time.monotonic() - started >= every
-            ):
-                yield from flush()
-                batch, n, started = [], 0, time.monotonic()
-        if batch:
-            yield from flush()
 
     # -- doing ----------------------------------------------------------------------------------
     def run(

@@ -114,7 +114,6 @@ def train_gallery(
     cfg = cfg or TrainConfig()
     from charaid.config import Thresholds
     from charaid.pipeline.match import MIN_CALIBRATION_CHARACTERS, Matcher, auroc, best_threshold
-    from charaid.pipeline.prepare import crops_for
     from charaid.recognition.spaces import keep_training_calibration, models_dir, save_tuned, tuned_embedder
 
     t0 = time.time()
@@ -161,7 +160,7 @@ def train_gallery(
         if budget is not None:
             budget = max(0.1, budget - st.seconds / 60)
         emb = tuned_embedder(TunedEmbedder(state, cfg, "calibration"))
-        A, K, U = (emb.embed_batch(crops_for(emb, [crops[i] for i in ix])) for ix in (tr_i, te_i, un_i))
+        A, K, U = (emb.embed_batch([crops[i] for i in ix]) for ix in (tr_i, te_i, un_i))
         m = Matcher(Thresholds().tuned_matcher).fit(lab[tr_i], A)
         Sk = m.scores(K)
         ks, us = Sk.max(axis=1), m.scores(U).max(axis=1)
@@ -237,7 +236,7 @@ def train_gallery(
     embedder = save_tuned(gallery.path, state, cfg, meta)
     if on_stage:
         on_stage(f"re-embedding {len(samples)} faces with {embedder.model_id}")
-    vecs = embedder.embed_batch(crops_for(embedder, crops))
+    vecs = embedder.embed_batch(crops)
     gallery.set_vectors(embedder.model_id, embedder.dim, [(s.id, v) for s, v in zip(samples, vecs)])
     gallery.activate_model(embedder.model_id, embedder.dim)
     if cal is not None:

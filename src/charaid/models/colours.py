@@ -7,19 +7,19 @@ colours of hair, skin and the mean of the two eyes, standardised with the mean a
 measured over the development sets' faces (``Thresholds.cue_colour_mean``/``cue_colour_std``).
 
 Where detection ran on a picture, the colours are sampled there at the face's landmarks and
-travel with the crop (:func:`carry`, in ``crop.info``). A crop that arrives without them
-(``--no-detect``, a crop re-read from the gallery) is searched again with animeface-2009 by the
-pipeline (``charaid.pipeline.prepare.with_colours``), never by the embedder: the embedder only
-reads what the crop carries, and refuses a crop that carries nothing (:class:`MissingColours`).
-A crop in which no face is found gets a zero block: it says nothing either way.
+travel in the face record (charaid.models.crops.FaceCrop). A crop that arrives without them
+(``--no-detect``, a crop re-read from the gallery) is searched again with animeface-2009
+(:func:`search_colours`). A crop in which no face is found gets a zero block: it says nothing
+either way.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
-INFO_KEY = "charaid.cue_colours"
 #: A crop is resized to this longest side before animeface-2009 looks for the face in it again:
 #: small enough to be quick (about 40 ms a crop, against 90 ms at the crop's own size, which
 #: put enrolling 30 crops over issue 2's 5 s), large enough that it finds the same faces.
@@ -90,24 +90,25 @@ def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
     return np.concatenate([lab(hair), lab(skin), lab((left + right) / 2)]).astype(np.float32)
 
 
-def carry(crop: Image.Image, colours: np.ndarray | None) -> Image.Image:
-    """Let ``crop`` carry its face's colours (None: no face found) to the embedder; they survive
-    pickling, so a worker process can find them and the main process embed."""
-    crop.info[INFO_KEY] = None if colours is None else np.asarray(colours, np.float32).tolist()
-    return crop
+@functools.lru_cache(maxsize=1)
+def _searcher():
+    from charaid.models.detectors import make_detector
+
+    return make_detector("animeface")
 
 
-class MissingColours(ValueError):
-    """A crop reached the colour block without its colours: it was not cut by
-    :mod:`charaid.pipeline.prepare`, nor passed through ``prepare.with_colours``."""
+def search_colours(crop: Image.Image) -> np.ndarray | None:
+    """Find the face inside a crop again (resized to SEARCH_SIDE and padded by 20%) and return
+    its colours; None when animeface-2009 finds none.
 
-
-def crop_colours(crop: Image.Image) -> np.ndarray | None:
-    """The colours a crop carries (None: its face was searched for and not found)."""
-    if INFO_KEY not in crop.info:
-        raise MissingColours(
-            "this crop carries no face colours: cut it with charaid.pipeline.prepare, or pass it "
-            "through charaid.pipeline.prepare.with_colours (charaid.embed_faces does both)"
-        )
-    v = crop.info[INFO_KEY]
-    return None if v is None else np.asarray(v, np.float32)
+    animeface-2009 (under its time limit) searches, whichever detector cut the crop: galleries
+    keep their vectors whichever detector cuts new pictures."""
+    im = crop.convert("RGB")
+    s = SEARCH_SIDE / max(im.size)
+    if s != 1:
+        im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.BICUBIC)
+    pad = int(0.2 * max(im.size))
+    canvas = Image.new("RGB", (im.width + 2 * pad, im.height + 2 * pad), (255, 255, 255))
+    canvas.paste(im, (pad, pad))
+    faces = [f for f in _searcher().detect(canvas) if f.landmarks]
+    return face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from charaid.config import Thresholds, default_settings
-from charaid.models.colours import crop_colours
+from charaid.models.crops import FaceCrop
 from charaid.models.runtime import WEIGHTS_DIR, onnx_session
 
 #: The ONNX export of Lite0's features with the mirror summed in (charaid.training.export).
@@ -47,7 +47,10 @@ class EmbedderInfo:
 
 
 class Embedder(ABC):
-    """Face crops in, L2-normalised float32 vectors out. Batch first: ``embed`` is a batch of one."""
+    """Face crops in, L2-normalised float32 vectors out. Batch first: ``embed`` is a batch of one.
+
+    A crop is a :class:`~charaid.models.crops.FaceCrop` (what the pipeline cuts: image, face and
+    colours) or a bare image, taken as a crop about which nothing is known yet."""
 
     info: EmbedderInfo
 
@@ -63,12 +66,15 @@ class Embedder(ABC):
         """Load weights now (otherwise on first use); returns self."""
         return self
 
-    @abstractmethod
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+    def embed_batch(self, faces: Sequence[FaceCrop | Image.Image]) -> np.ndarray:
         """An (n, dim) float32 array, one unit-length row per face crop."""
+        return self._embed([FaceCrop.of(f) for f in faces])
 
-    def embed(self, face: Image.Image) -> np.ndarray:
+    def embed(self, face: FaceCrop | Image.Image) -> np.ndarray:
         return self.embed_batch([face])[0]
+
+    @abstractmethod
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray: ...
 
 
 def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -167,9 +173,10 @@ class EfficientNetLiteEmbedder(Embedder):
             open_efficientnet_torch(self.variant)
         return self
 
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
-        if not faces:
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
+        if not crops:
             return np.zeros((0, self.dim), np.float32)
+        faces = [c.image for c in crops]
         if self.runtime == "onnx":
             sess = onnx_session(str(lite0_onnx_path()))
             out = [
@@ -198,11 +205,11 @@ class ColourHistogramEmbedder(Embedder):
         n = int(np.prod(self.BINS))
         self.info = EmbedderInfo(f"hsv-hist-{'x'.join(map(str, self.BINS))}", n, side)
 
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
         s = self.info.input_size
-        out = np.zeros((len(faces), self.dim), np.float32)
-        for i, f in enumerate(faces):
-            hsv = np.asarray(f.convert("RGB").resize((s, s), Image.Resampling.BILINEAR).convert("HSV")).reshape(-1, 3)
+        out = np.zeros((len(crops), self.dim), np.float32)
+        for i, c in enumerate(crops):
+            hsv = np.asarray(c.image.convert("RGB").resize((s, s), Image.Resampling.BILINEAR).convert("HSV")).reshape(-1, 3)
             h, _ = np.histogramdd(hsv, bins=self.BINS, range=((0, 256), (0, 256), (0, 256)))
             out[i] = np.sqrt(h.ravel() / max(1.0, h.sum()))
         return l2_normalise(out)
@@ -225,16 +232,18 @@ class ConcatEmbedder(Embedder):
             p.load()
         return self
 
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
         norm = float(np.sqrt(sum(w * w for w in self.weights)))
-        blocks = [p.embed_batch(faces) * (w / norm) for p, w in zip(self.parts, self.weights)]
+        if uses_colours(self):  # looked for once, whichever part reads them
+            crops = [c.with_colours() for c in crops]
+        blocks = [p._embed(crops) * (w / norm) for p, w in zip(self.parts, self.weights)]
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
 def uses_colours(embedder: Embedder) -> bool:
-    """True when ``embedder`` (or one of its joined parts) reads the colours a crop carries:
-    galleries of older spaces (ImageNet features alone, a model tuned before the colours joined)
-    need not search their crops for them."""
+    """True when ``embedder`` (or one of its joined parts) reads a face's colours: galleries of
+    older spaces (ImageNet features alone, a model tuned before the colours joined) need not
+    sample or search them."""
     if isinstance(embedder, CueColourEmbedder):
         return True
     return any(uses_colours(p) for p in getattr(embedder, "parts", ()))
@@ -250,10 +259,10 @@ class CueColourEmbedder(Embedder):
         # input size 0: this block never resizes a crop (a joined embedder takes its parts' largest)
         self.info = EmbedderInfo("animeface-colours-lab9", 9, 0)
 
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
-        out = np.zeros((len(faces), self.dim), np.float32)
-        for i, crop in enumerate(faces):
-            v = crop_colours(crop)
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
+        out = np.zeros((len(crops), self.dim), np.float32)
+        for i, crop in enumerate(crops):
+            v = crop.with_colours().colours
             if v is not None:
                 z = (v - self.mean) / self.std
                 out[i] = z / max(1e-12, float(np.linalg.norm(z)))

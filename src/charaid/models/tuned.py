@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from charaid.models.crops import FaceCrop
 from charaid.models.embedders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -128,7 +129,7 @@ class TrainState:
 
 
 def fine_tune(
-    crops: Sequence[Image.Image],
+    crops: Sequence[FaceCrop | Image.Image],
     labels: Sequence[str] | np.ndarray,
     cfg: TrainConfig = TrainConfig(),
     checkpoint: str | Path | None = None,
@@ -149,11 +150,12 @@ def fine_tune(
     import torch
     import torch.nn.functional as F
 
+    images = [FaceCrop.of(c).image for c in crops]  # the pixels are what it learns from
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     base = open_efficientnet_torch("lite0")
     classes = sorted(set(labels))
     y_all = np.array([classes.index(c) for c in labels])
-    key = _data_key(crops, labels, cfg)
+    key = _data_key(images, labels, cfg)
     top = _make_top(base, cfg)
     if init_top is not None:
         got = top.load_state_dict({k: v.float() for k, v in init_top.items() if not k.startswith("proj.")}, strict=False)
@@ -167,7 +169,7 @@ def fine_tune(
     opt = torch.optim.AdamW(
         [{"params": top.parameters()}, {"params": [W], "lr": cfg.lr * 10}], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
-    steps_per_epoch = max(1, math.ceil(len(crops) / cfg.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[cfg.lr, cfg.lr * 10], total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
@@ -191,8 +193,8 @@ def fine_tune(
     with torch.inference_mode():
         for v in range(cfg.views):
             out = []
-            for i in range(0, len(crops), 64):
-                batch = [augment(c, rng, cfg.input_size) for c in crops[i : i + 64]]
+            for i in range(0, len(images), 64):
+                batch = [augment(c, rng, cfg.input_size) for c in images[i : i + 64]]
                 out.append(trunk_forward(frozen, _to_tensor(batch, cfg.input_size).to(dev), cfg.freeze_upto).half().cpu())
             per_view.append(torch.cat(out))
             if on_views:
@@ -204,8 +206,8 @@ def fine_tune(
         # One generator per epoch: a resumed run draws exactly what an uninterrupted one would.
         g = torch.Generator().manual_seed(cfg.seed * 1000 + state.epoch)
         top.train()
-        perm = torch.randperm(len(crops), generator=g)
-        view = torch.randint(cfg.views, (len(crops),), generator=g)
+        perm = torch.randperm(len(images), generator=g)
+        view = torch.randint(cfg.views, (len(images),), generator=g)
         total = 0.0
         for k in range(steps_per_epoch):
             idx = perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
@@ -223,7 +225,7 @@ def fine_tune(
             sched.step()
             total += loss.item() * len(idx)
         state.epoch += 1
-        state.losses.append(total / len(crops))
+        state.losses.append(total / len(images))
         state.seconds = time.time() - t0
         if ck:
             tmp = ck.with_suffix(".tmp")
@@ -289,9 +291,10 @@ class TunedEmbedder(Embedder):
         assert self._top is not None  # load() made it
         return torch.nn.functional.normalize(self._top(trunk_forward(base, x, self.cfg.freeze_upto)), dim=1)
 
-    def embed_batch(self, faces: Sequence[Image.Image]) -> np.ndarray:
+    def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
         import torch
 
+        faces = [c.image for c in crops]
         if not faces:
             return np.zeros((0, self.dim), np.float32)
         self.load()

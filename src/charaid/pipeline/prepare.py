@@ -8,24 +8,22 @@ as an error rather than an exception, so the rest of the batch goes on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from charaid import watchdog
 from charaid.config import Thresholds, default_settings
 from charaid.errors import ImageError
-from charaid.models import colours as cues
+from charaid.models.crops import FaceCrop
 from charaid.models.detectors import (
     DEFAULT_DETECTOR,
     Box,
     Detector,
     Face,
     canonical_detector,
-    crop_face,
     face_margin,
     make_detector,
 )
@@ -78,12 +76,12 @@ class PreparedImage:
     content_hash: str | None = None
     size: tuple[int, int] | None = None
     faces: list[Face | None] = field(default_factory=list)
-    crops: list[Image.Image] = field(default_factory=list)
+    crops: list[FaceCrop] = field(default_factory=list)
     error: str | None = None
     #: With detection and when asked for: the whole picture, reduced for charaid.recognition.picture.
     picture: Image.Image | None = None
     #: ``framings[k][i]``: face ``i`` cut at the spec's ``k``-th extra margin (``DetectorSpec.framings``).
-    framings: list[list[Image.Image]] = field(default_factory=list)
+    framings: list[list[FaceCrop]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -125,37 +123,6 @@ def picture_crop(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
     s = min(w, h)
     x0, y0 = (w - s) // 2, (h - s) // 2
     return im.crop((x0, y0, x0 + s, y0 + s)).resize((side, side), Image.Resampling.BICUBIC)
-
-
-def colours_in_crop(crop: Image.Image) -> np.ndarray | None:
-    """Find the face inside a crop again (resized to cues.SEARCH_SIDE and padded by 20%) and
-    return its colours; None when animeface-2009 finds none."""
-    im = crop.convert("RGB")
-    s = cues.SEARCH_SIDE / max(im.size)
-    if s != 1:
-        im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.BICUBIC)
-    pad = int(0.2 * max(im.size))
-    canvas = Image.new("RGB", (im.width + 2 * pad, im.height + 2 * pad), (255, 255, 255))
-    canvas.paste(im, (pad, pad))
-    # animeface-2009 (under its time limit), as for every crop searched since the colours joined:
-    # galleries keep their vectors whichever detector cuts new pictures.
-    faces = [f for f in _detector(DetectorSpec("animeface")).detect(canvas) if f.landmarks]
-    return cues.face_colours(max(faces, key=lambda f: f.box.area), canvas) if faces else None
-
-
-def with_colours(crops: Sequence[Image.Image]) -> list[Image.Image]:
-    """``crops``, each carrying its face's colours: those that arrive without them (a folder of
-    crops, a crop re-read from a gallery) are searched again, once (the colours stay on the crop)."""
-    for crop in crops:
-        if cues.INFO_KEY not in crop.info:
-            cues.carry(crop, colours_in_crop(crop))
-    return list(crops)
-
-
-def crops_for(embedder, crops: Sequence[Image.Image]) -> list[Image.Image]:
-    """``crops`` ready for ``embedder``: with their colours when it reads them (searching a crop
-    costs ~40 ms; embedders of older spaces do not read them)."""
-    return with_colours(crops) if uses_colours(embedder) else list(crops)
 
 
 def prepare_image(
@@ -207,28 +174,28 @@ def _detect_error(e: Exception) -> str:
 def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedImage:
     """The whole image as the face (``--no-detect``: a folder of face crops)."""
     side = default_settings().stored_crop_side
-    crop = im.copy()
-    if max(crop.size) > side:
-        crop.thumbnail((side, side), Image.Resampling.BICUBIC)
+    image = im.copy()
+    if max(image.size) > side:
+        image.thumbnail((side, side), Image.Resampling.BICUBIC)
+    crop = FaceCrop(image)
     if spec.thresholds.cue_colour_weight > 0:  # searched here, in the worker, rather than in the embedder
-        with_colours([crop])
+        crop = crop.with_colours()
     out.faces, out.crops = [None], [crop]
     return out
 
 
 def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorSpec, with_picture: bool) -> PreparedImage:
-    """A square crop around each face, carrying the face's colours (charaid.models.colours) when they count."""
+    """A square crop around each face, with the face's colours (charaid.models.colours) when they count."""
     side = default_settings().stored_crop_side
     t = spec.thresholds
-    colours = t.cue_colour_weight > 0
     extra = spec.framings if faces and all(f.detector.startswith("facedet") for f in faces) else ()
     out.framings = [[] for _ in extra]
     for f in faces:
         out.faces.append(f)
-        known = cues.face_colours(f, im) if colours else None
-        for margin, into in [(face_margin(f, t), out.crops)] + list(zip(extra, out.framings)):
-            crop = crop_face(im, f.box, margin, side)
-            into.append(cues.carry(crop, known) if colours else crop)
+        crop = FaceCrop.cut(im, f, face_margin(f, t), side, t, colours=t.cue_colour_weight > 0)
+        out.crops.append(crop)
+        for margin, into in zip(extra, out.framings):
+            into.append(crop.reframed(im, margin, side))
     if with_picture:
         out.picture = picture_crop(im)
     return out

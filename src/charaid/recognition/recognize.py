@@ -8,6 +8,7 @@ gallery's calibration (recomputed when stale).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,9 @@ from charaid.models.detectors import Box
 from charaid.models.embedders import Embedder
 from charaid.names import json_line
 from charaid.pipeline.decide import DECISION_VERSION, CohortNorm, Decision, DecisionModel, GalleryView, decide_faces, fit_decision
+from charaid.pipeline.faces import EmbeddedImage, FacePipeline, RunOptions
 from charaid.pipeline.match import Calibration, Candidate, IndexedMatcher, Match, Matcher, calibrate, calibrate_indexed
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, crops_for, prepare_image, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage
 from charaid.recognition.spaces import TUNED_PREFIX, embedder_for, models_dir
 from charaid.storage.gallery import Gallery
 from charaid.storage.index import GalleryIndex
@@ -127,6 +129,8 @@ class Recognizer:
         # Faces are cut the way the gallery's were, unless told otherwise.
         spec = detector or DetectorSpec.for_gallery(gallery, self.settings)
         self.spec = replace(spec.for_embedder(self.embedder), framings=self.settings.thresholds.recognition_framings)
+        #: file -> faces -> crops -> vectors, the one batch loop (charaid.pipeline.faces)
+        self.pipeline = FacePipeline(self.spec, self.embedder, self.settings)
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
         t = self.settings.thresholds
@@ -270,7 +274,7 @@ class Recognizer:
     ) -> ImageResult:
         """Every face in an in-memory RGB image, named or unknown; with ``pictures``, the whole
         picture too when no face is named (see :meth:`recognize_prepared`)."""
-        prep = prepare_image(name, detect, self.spec, with_hash=False, image=image, with_picture=pictures)
+        prep = self.pipeline.prepare(name, RunOptions(detect, with_picture=pictures), image=image)
         return self.recognize_prepared([prep], pictures)[0]
 
     @property
@@ -290,58 +294,55 @@ class Recognizer:
     def recognize_prepared(self, batch: Sequence[PreparedImage], pictures: bool = False) -> list[ImageResult]:
         """Results for prepared images; with ``pictures``, an image whose faces are all missing or
         unknown is also compared whole with the enrolled pictures (``ImageResult.picture``)."""
-        return self.name_faces(batch, self.embed_faces(batch), pictures)
+        return self.name_faces(self.embed_faces(batch), pictures)
 
-    def embed_faces(self, batch: Sequence[PreparedImage]) -> np.ndarray:
-        """The vectors of every crop in ``batch``: (framings, faces, dim), the usual crops first,
-        then each extra framing's (:attr:`DetectorSpec.framings`; pictures without them repeat
-        their usual crop). Reads nothing from the gallery, so a server may run it for several
-        requests at once, outside the gallery's lock."""
-        ok = [p for p in batch if p.ok]
-        n_extra = max((len(p.framings) for p in ok), default=0)
-        crops = [c for p in ok for c in p.crops]
-        if not crops:
-            return np.zeros((1, 0, self.embedder.dim), np.float32)
-        V0 = self.embedder.embed_batch(crops_for(self.embedder, crops))
-        blocks, at = [V0], np.cumsum([0] + [len(p.crops) for p in ok])
-        for k in range(n_extra):
-            Vk = V0.copy()
-            rows = [(j, c) for p, a in zip(ok, at) if k < len(p.framings) for j, c in enumerate(p.framings[k], start=a)]
-            if rows:
-                Vk[[j for j, _ in rows]] = self.embedder.embed_batch(crops_for(self.embedder, [c for _, c in rows]))
-            blocks.append(Vk)
-        return np.stack(blocks)
+    def embed_faces(self, batch: Sequence[PreparedImage]) -> list[EmbeddedImage]:
+        """``batch`` with the vectors of every crop, at each framing (:meth:`FacePipeline.embed`).
+        Reads nothing from the gallery, so a server may run it for several requests at once,
+        outside the gallery's lock."""
+        return self.pipeline.embed(batch)
 
-    def name_faces(
-        self, batch: Sequence[PreparedImage], vectors: np.ndarray, pictures: bool = False, top_k: int | None = None
-    ) -> list[ImageResult]:
-        """Name the faces of ``batch`` from their vectors (:meth:`embed_faces`) against the gallery."""
+    def name_faces(self, batch: Sequence[EmbeddedImage], pictures: bool = False, top_k: int | None = None) -> list[ImageResult]:
+        """Name the faces of ``batch`` (:meth:`embed_faces`) against the gallery; with
+        ``pictures``, the whole-picture fallback (:meth:`picture_fallback`) too."""
         top_k = self.top_k if top_k is None else top_k
-        decisions = self.decide(vectors, top_k)
+        decisions = self.decide(_stacked(batch, self.embedder.dim), top_k)
         out, i = [], 0
-        for p in batch:
+        for e in batch:
+            p = e.prep
             res = ImageResult(p.path, error=p.error)
-            if p.ok:
-                for face in p.faces:
-                    m, d = decisions[i]
-                    i += 1
-                    if face is None:  # --no-detect: the whole image is the face
-                        w, h = p.size or (0, 0)
-                        box, dscore = Box(0, 0, w, h), 1.0
-                    else:
-                        box, dscore = face.box, face.score
-                    res.faces.append(FaceResult(box, dscore, d.character, m.score, m.top, d.probable, d.probability))
+            for j in e.chosen:
+                m, d = decisions[i]
+                i += 1
+                res.faces.append(FaceResult(p.box(j), p.score(j), d.character, m.score, m.top, d.probable, d.probability))
             out.append(res)
         if pictures:
-            ask = [
-                (r, p.picture)
-                for r, p in zip(out, batch)
-                if p.ok and p.picture is not None and not any(f.character for f in r.faces)
-            ]
-            for (r, _), m in zip(ask, self.pictures.match([pic for _, pic in ask], top_k)):
-                if m is not None:
-                    r.picture = PictureResult(m.character, m.score, m.top)
+            self.picture_fallback(out, batch, top_k)
         return out
+
+    def picture_fallback(
+        self, results: Sequence[ImageResult], batch: Sequence[EmbeddedImage], top_k: int, embed_guard=None, match_guard=None
+    ) -> None:
+        """The one whole-picture fallback: each picture of ``batch`` in which no face is named
+        is compared whole with the enrolled pictures (``ImageResult.picture``). A server passes
+        its guards: embedding runs outside the gallery's lock, matching inside it."""
+        ask = [
+            (r, e)
+            for r, e in zip(results, batch)
+            if e.ok and e.prep.picture is not None and not any(f.character for f in r.faces)
+        ]
+        if not ask:
+            return
+        pm = self.pictures
+        with embed_guard or contextlib.nullcontext():
+            todo = [e.prep.picture for _, e in ask if e.picture_vector is None]
+            fresh = iter(pm.embedder.embed_batch(todo)) if todo else iter(())
+            P = np.stack([e.picture_vector if e.picture_vector is not None else next(fresh) for _, e in ask])
+        with match_guard or contextlib.nullcontext():
+            matches = pm.match_vectors(P, top_k)
+        for (r, _), m in zip(ask, matches):
+            if m is not None:
+                r.picture = PictureResult(m.character, m.score, m.top)
 
     def decide(self, vectors: np.ndarray, top_k: int | None = None) -> list[tuple[Match, Decision]]:
         """Each face's ranked guesses and what is said of it: named, probably X, or unknown.
@@ -362,19 +363,29 @@ class Recognizer:
         return [max(options, key=_trust) for options in zip(*per)]
 
     def recognize_paths(
-        self, paths: Iterable[str | Path], detect: bool = True, workers: int = 0, pictures: bool = False
+        self,
+        paths: Iterable[str | Path],
+        detect: bool = True,
+        workers: int = 0,
+        pictures: bool = False,
+        options: RunOptions | None = None,
     ) -> Iterator[ImageResult]:
-        """Results in input order, streamed batch by batch; a bad file yields a result with ``error``."""
-        batch: list[PreparedImage] = []
-        n_crops = 0
-        for prep in prepare_many(paths, detect, self.spec, workers, with_hash=False, with_picture=pictures):
-            batch.append(prep)
-            n_crops += len(prep.crops)
-            if n_crops >= self.settings.batch_size or len(batch) >= self.settings.batch_size:
-                yield from self.recognize_prepared(batch, pictures)
-                batch, n_crops = [], 0
-        if batch:
-            yield from self.recognize_prepared(batch, pictures)
+        """Results in input order, streamed batch by batch; a bad file yields a result with
+        ``error``. ``options`` (charaid.pipeline.faces.RunOptions) chooses the engine."""
+        opts = replace(options or RunOptions(workers=workers), detect=detect, with_picture=pictures, keep_crops=False)
+        for batch in self.pipeline.batches(paths, opts):
+            yield from self.name_faces(batch, pictures)
+
+
+def _stacked(batch: Sequence[EmbeddedImage], dim: int) -> np.ndarray:
+    """The vectors of a batch's faces as one (framings, faces, dim) array; a picture with fewer
+    framings (cut by another detector, or in another engine batch) repeats its usual crop's."""
+    n = max((e.vectors.shape[0] for e in batch), default=1)
+    blocks = [
+        e.vectors if e.vectors.shape[0] == n else np.concatenate([e.vectors] + [e.vectors[:1]] * (n - e.vectors.shape[0]))
+        for e in batch
+    ]
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((1, 0, dim), np.float32)
 
 
 def _trust(answer: tuple[Match, Decision]) -> float:

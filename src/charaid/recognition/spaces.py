@@ -18,7 +18,6 @@ from charaid.errors import EmbeddingSpaceError
 from charaid.models import zoo
 from charaid.models.embedders import ColourHistogramEmbedder, ConcatEmbedder, Embedder, default_embedder
 from charaid.pipeline.match import Calibration
-from charaid.pipeline.prepare import crops_for
 from charaid.storage.gallery import Gallery
 
 TUNED_PREFIX = "tuned-lite0-"
@@ -125,7 +124,7 @@ def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:
     missing = gallery.missing_vectors(emb.model_id)
     for i in range(0, len(missing), batch):
         part = missing[i : i + batch]
-        crops = crops_for(emb, [gallery.crop(j) for j in part])
+        crops = [gallery.crop(j) for j in part]
         gallery.set_vectors(emb.model_id, emb.dim, zip(part, emb.embed_batch(crops)))
     gallery.activate_model(emb.model_id, emb.dim)
     meta_f = models_dir(gallery.path) / f"{emb.model_id.split('*', 1)[0]}.json"

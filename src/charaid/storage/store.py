@@ -24,7 +24,6 @@ import numpy as np
 from charaid.errors import EmbeddingSpaceError, GalleryError
 from charaid.models.detectors import Box
 from charaid.names import from_db, one_line, to_db
-from charaid.pipeline.prepare import crops_for
 from charaid.storage.gallery import rows_for_ids
 from charaid.storage.index import SyncedIndex
 from charaid.storage.schema import migrate, transaction
@@ -209,39 +208,6 @@ class FaceStore:
                     break
             out.append(hits)
         return out
-
-
-def embed_prepared(batch, embedder) -> list[IndexedImage]:
-    """The per-image work after detection: embed every face crop of a batch of PreparedImages."""
-    crops = [c for p in batch if p.ok for c in p.crops]
-    V = embedder.embed_batch(crops_for(embedder, crops)) if crops else np.zeros((0, embedder.dim), np.float32)
-    out, i = [], 0
-    for p in batch:
-        size, mtime = file_stamp(p.path) or (None, None)
-        r = IndexedImage(p.path, size, mtime, image_size=p.size, error=p.error)
-        if p.ok:
-            n = len(p.crops)
-            r.boxes = [f.box for f in p.faces]
-            r.scores = [f.score for f in p.faces]
-            r.vectors = V[i : i + n]
-            i += n
-        out.append(r)
-    return out
-
-
-def index_local(paths: Iterable[str], embedder, spec, workers: int = 0, batch_faces: int = 32) -> Iterator[IndexedImage]:
-    """Index ``paths`` on this machine: ``workers`` processes decode and detect, this one embeds."""
-    from charaid.pipeline.prepare import DetectorSpec, prepare_many
-
-    batch, n = [], 0
-    for prep in prepare_many(paths, True, (spec or DetectorSpec()).for_embedder(embedder), workers, with_hash=False):
-        batch.append(prep)
-        n += len(prep.crops)
-        if n >= batch_faces:
-            yield from embed_prepared(batch, embedder)
-            batch, n = [], 0
-    if batch:
-        yield from embed_prepared(batch, embedder)
 
 
 def pending_paths(store: FaceStore, paths: Iterable[str], rescan: bool = False) -> Iterator[str]:

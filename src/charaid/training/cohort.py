@@ -18,7 +18,7 @@ import numpy as np
 
 from charaid.models.detectors import Box
 from charaid.models.embedders import Embedder
-from charaid.pipeline.prepare import DetectorSpec, crops_for, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, prepare_many
 from charaid.training.augment import yolo_boxes
 
 #: Faces of each kind in the shipped cohorts: 3,000 x 1,481 float16 values cost ~8 MB.
@@ -80,7 +80,7 @@ def build_cohort(
     total = sum(len(c) for c in parts.values())
     for crops in parts.values():
         for i in range(0, len(crops), batch):
-            out.append(embedder.embed_batch(crops_for(embedder, crops[i : i + batch])))
+            out.append(embedder.embed_batch(crops[i : i + batch]))
             done += len(crops[i : i + batch])
             print(f"\rcohort: {done}/{total} faces embedded ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

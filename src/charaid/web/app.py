@@ -25,9 +25,10 @@ from PIL import Image
 from charaid.errors import ImageError, UnknownCharacterError
 from charaid.jobs.labelling import LabelSession, OutsideRootError
 from charaid.names import character_name
+from charaid.pipeline.faces import RunOptions
 from charaid.pipeline.images import load_image_bytes
 from charaid.pipeline.prepare import prepare_image
-from charaid.recognition.recognize import PictureResult, Recognizer
+from charaid.recognition.recognize import Recognizer
 from charaid.storage.gallery import Gallery
 from charaid.web.guard import BodyId, EmbeddedId, PathId, RateLimiter, token_matches
 
@@ -185,19 +186,13 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         with slots:  # decode, detect and embed outside the gallery's lock, a bounded number at once
             im = image_or_error(data, name)
             del data
-            prep = prepare_image(name, True, rec.spec, with_hash=False, image=im, with_picture=picture)
-            vectors = rec.embed_faces([prep])
+            prep = rec.pipeline.prepare(name, RunOptions(with_picture=picture), image=im)
+            embedded = rec.embed_faces([prep])
         top_k = max(1, min(top_k, 20))
         with gallery.lock:
-            res = rec.name_faces([prep], vectors, top_k=top_k)[0]
-            pictures = rec.pictures if picture and prep.picture is not None and not any(f.character for f in res.faces) else None
-        if pictures is not None:  # no face named: the whole picture, embedded outside the lock too
-            with slots:
-                pv = pictures.embedder.embed_batch([prep.picture])
-            with gallery.lock:
-                m = pictures.match_vectors(pv, top_k)[0]
-            if m is not None:
-                res.picture = PictureResult(m.character, m.score, m.top)
+            res = rec.name_faces(embedded, top_k=top_k)[0]
+        if picture:  # no face named: the whole picture, embedded outside the lock too
+            rec.picture_fallback([res], embedded, top_k, embed_guard=slots, match_guard=gallery.lock)
         out = res.to_dict()
         out["size"] = list(im.size)
         out["threshold"] = round(rec.threshold, 4)

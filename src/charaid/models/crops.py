@@ -1,0 +1,77 @@
+"""The face record: one face, cut out of its picture, with what was learnt about it on the way.
+
+A :class:`FaceCrop` is made once, where the face is cut (``charaid.pipeline.prepare``), and
+every stage after reads it: the embedders its image and its colours, storage its box and
+image, the decisions its detector's score and size. Nothing rides on the PIL image itself.
+
+Its colours (charaid.models.colours) are sampled in the picture the face was detected in, at
+the detector's landmarks: cheap and exact. A crop that comes without them (a folder of crops
+enrolled with ``--no-detect``, a crop re-read from a gallery, a bare image given to the library)
+has ``searched`` False; the colour block then looks for the face inside the crop again
+(:func:`charaid.models.colours.search_colours`, about 40 ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from charaid.config import Thresholds
+from charaid.models import colours as cues
+from charaid.models.detectors import Box, Face, crop_face, face_margin
+
+
+@dataclass(frozen=True, eq=False)
+class FaceCrop:
+    """A square face crop and where it came from."""
+
+    image: Image.Image
+    #: The detected face it was cut around; None for a crop made elsewhere (``--no-detect``).
+    face: Face | None = None
+    #: The nine raw Lab colours of hair, skin and eyes; None when none were found.
+    colours: np.ndarray | None = None
+    #: True once the colours were looked for (then None means: none found, a zero block).
+    searched: bool = False
+
+    @classmethod
+    def of(cls, crop: FaceCrop | Image.Image) -> FaceCrop:
+        """``crop`` as a record: a bare image is a crop about which nothing is known yet."""
+        return crop if isinstance(crop, FaceCrop) else cls(crop)
+
+    @classmethod
+    def cut(
+        cls,
+        picture: Image.Image,
+        face: Face,
+        margin: float | None = None,
+        side: int | None = None,
+        thresholds: Thresholds | None = None,
+        colours: bool = True,
+    ) -> FaceCrop:
+        """Cut ``face`` out of ``picture`` at its margin (:func:`face_margin`, the one ``recognize``
+        uses) and, with ``colours``, sample its colours at the landmarks in ``picture``."""
+        m = face_margin(face, thresholds) if margin is None else margin
+        image = crop_face(picture, face.box, m, side)
+        if not colours:
+            return cls(image, face)
+        return cls(image, face, cues.face_colours(face, picture), searched=True)
+
+    def reframed(self, picture: Image.Image, margin: float, side: int | None = None) -> FaceCrop:
+        """The same face cut again at another margin (its colours kept)."""
+        assert self.face is not None, "only a detected face can be cut again"
+        return replace(self, image=crop_face(picture, self.face.box, margin, side))
+
+    def with_colours(self) -> FaceCrop:
+        """This crop with its colours looked for (searched inside the crop when not known)."""
+        return self if self.searched else replace(self, colours=cues.search_colours(self.image), searched=True)
+
+    @property
+    def box(self) -> Box | None:
+        return None if self.face is None else self.face.box
+
+    @property
+    def score(self) -> float:
+        """The detector's score (1 for a crop made elsewhere: the whole image is the face)."""
+        return 1.0 if self.face is None else self.face.score
