@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from charaid.jobs.enroll import enroll_items
-from charaid.jobs.sort import SortOptions, Sorter
+from charaid.jobs.sort import Sorter, SortOptions
 from charaid.pipeline.faces import FacePipeline, RunOptions, group
 from charaid.recognition.recognize import Recognizer
 from charaid.storage.gallery import Gallery
@@ -44,9 +44,7 @@ def _split(shared, tmp_path):
 
 
 def _answers(results):
-    return [
-        (r.path, r.error, [(f.box.as_list(), f.character, f.probable, round(f.score, 4)) for f in r.faces]) for r in results
-    ]
+    return [(r.path, r.error, [(f.box.as_list(), f.character, f.probable, round(f.score, 4)) for f in r.faces]) for r in results]
 
 
 def test_group_batches_by_weight_size_and_age():

@@ -80,7 +80,7 @@ def test_rename_merge_remove(g):
 
 def test_names_no_character_may_have(g):
     """Empty, padded, and sort's own folder names are refused by add, rename and the pictures."""
-    from charaid.recognition.picture import NewPicture, add_pictures
+    from charaid.storage.pictures import NewPicture, add_pictures
 
     g.add([sample("ann", "h1", 1)], "m", DIM)
     for bad, why in [("", "empty"), (" ann", "padded"), ("_unknown", "reserved for charaid sort"), ("_group", "reserved")]:

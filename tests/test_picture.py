@@ -12,9 +12,9 @@ from charaid.jobs.sort import NO_FACE, UNKNOWN, decide
 from charaid.models.detectors import Box
 from charaid.pipeline.match import Candidate
 from charaid.pipeline.prepare import PreparedImage, picture_crop
-from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_vectors
 from charaid.recognition.recognize import FaceResult, ImageResult, PictureResult, Recognizer
 from charaid.storage.gallery import Gallery, NewSample
+from charaid.storage.pictures import NewPicture, add_pictures, has_picture, picture_vectors
 
 
 def test_picture_crop_is_the_centre_square():

@@ -8,7 +8,6 @@ holds one JSON object per line and nothing else.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ from charaid.cli.common import EXIT_INPUT, EXIT_OK, EXIT_SETUP, EXIT_STOPPED
 from charaid.cli.parser import build_parser
 from charaid.errors import EmbeddingSpaceError, GalleryError, UnknownCharacterError
 from charaid.names import one_line
+from charaid.storage.schema import DatabaseError
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SETUP", "EXIT_INPUT", "EXIT_STOPPED"]
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownCharacterError,
         RuntimeError,
         OSError,
-        sqlite3.Error,
+        DatabaseError,
     ) as e:
         print(f"charaid: error: {one_line(_described(e))}", file=sys.stderr)
         return EXIT_SETUP
@@ -53,6 +53,6 @@ def _described(e: BaseException) -> str:
     """One line for a set-up error; an OSError names its file and the reason, not a traceback."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         return f"{e.filename}: {e.strerror}"
-    if isinstance(e, sqlite3.Error):
+    if isinstance(e, DatabaseError):
         return f"database: {e}"
     return str(e)

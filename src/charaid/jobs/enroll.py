@@ -24,10 +24,11 @@ from charaid.names import name_from_folder
 from charaid.pipeline.faces import FacePipeline, RunOptions
 from charaid.pipeline.images import iter_image_paths, sha256_file
 from charaid.pipeline.prepare import DetectorSpec
-from charaid.recognition.picture import NewPicture, add_pictures, has_picture, picture_embedder
+from charaid.recognition.picture import picture_embedder
 from charaid.recognition.spaces import embedder_for
 from charaid.storage.gallery import EnrollReport, Gallery, NewSample
 from charaid.storage.journal import SORT_FOLDERS
+from charaid.storage.pictures import NewPicture, add_pictures, has_picture
 
 
 @dataclass

@@ -10,20 +10,17 @@ one action.
 
 from __future__ import annotations
 
-import io
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from charaid.names import character_name, shown
 from charaid.pipeline.images import iter_image_paths, load_image_bytes, sha256_bytes
 from charaid.pipeline.match import Candidate
 from charaid.recognition.recognize import Recognizer
-from charaid.storage.gallery import Gallery, NewSample, encode_crop
+from charaid.storage.gallery import Gallery, NewSample
+from charaid.storage.labels import LabelStore, QueuedFace
 
 
 class OutsideRootError(PermissionError):
@@ -104,7 +101,7 @@ class LabelSession:
         self.g = gallery
         self.rec = recognizer
         self.root = Path(root).resolve() if root else None
-        self.db = gallery.db
+        self.store = LabelStore(gallery)
 
     # -- adding faces -------------------------------------------------------------------------------
     def scan(self, rel: str = "") -> Progress:
@@ -131,7 +128,7 @@ class LabelSession:
         source = shown(source)  # shown on the page and in messages: one line of UTF-8 whatever the file's name
         h = sha256_bytes(data)
         with self.g.lock:
-            if self.db.execute("SELECT 1 FROM label_faces WHERE content_hash = ? LIMIT 1", (h,)).fetchone():
+            if self.store.has_content(h):
                 return None
         try:
             im = load_image_bytes(data, source)
@@ -143,60 +140,33 @@ class LabelSession:
         if not prep.crops:
             return None
         vecs = self.rec.pipeline.embed([prep])[0].vectors[0]
-        now = time.time()
-        with self.g.lock, self.g.transaction():
-            for i, (crop, v) in enumerate(zip(prep.crops, vecs)):
-                self.db.execute(
-                    "INSERT OR IGNORE INTO label_faces(source, content_hash, box, crop, detector_score, model_id, vector, added_at) "
-                    "VALUES(?,?,?,?,?,?,?,?)",
-                    (
-                        source,
-                        h,
-                        ",".join(map(str, prep.box(i).as_list())),
-                        encode_crop(crop.image, self.g.crop_side),
-                        prep.score(i),
-                        self.rec.embedder.model_id,
-                        v.astype(np.float32).tobytes(),
-                        now,
-                    ),
-                )
+        faces = [(prep.box(i).as_list(), crop.image, prep.score(i), v) for i, (crop, v) in enumerate(zip(prep.crops, vecs))]
+        with self.g.lock:
+            self.store.add_faces(source, h, faces, self.rec.embedder.model_id)
         return None
 
     # -- reading ------------------------------------------------------------------------------------
     def _vectors(self, ids: list[int]) -> np.ndarray:
         """Vectors of queued faces in the recogniser's current space (re-embedded if the model changed)."""
         mid = self.rec.embedder.model_id
-        rows = {
-            r[0]: r
-            for r in self.db.execute(
-                f"SELECT id, model_id, vector, crop FROM label_faces WHERE id IN ({','.join('?' * len(ids))})", ids
-            )
-        }
-        stale = [i for i in ids if rows[i][1] != mid]
+        rows = self.store.stored_vectors(ids)
+        stale = [i for i in ids if rows[i][0] != mid]
+        fresh: dict[int, np.ndarray] = {}
         if stale:
-            crops = [Image.open(io.BytesIO(rows[i][3])).convert("RGB") for i in stale]
-            vecs = self.rec.embedder.embed_batch(crops)
-            with self.g.transaction():
-                for i, v in zip(stale, vecs):
-                    self.db.execute("UPDATE label_faces SET model_id = ?, vector = ? WHERE id = ?", (mid, v.tobytes(), i))
+            vecs = self.rec.embedder.embed_batch([self.store.crop_image(rows[i][2]) for i in stale])
             fresh = dict(zip(stale, vecs))
-        else:
-            fresh = {}
-        return np.stack([fresh[i] if i in fresh else np.frombuffer(rows[i][2], np.float32) for i in ids])
+            self.store.set_vectors(mid, fresh)
+        return np.stack([fresh[i] if i in fresh else rows[i][1] for i in ids])
 
     def queue(self, limit: int = 20) -> list[QueueItem]:
         """Pending faces, most uncertain first (skipped ones last), with suggestions and groups."""
         with self.g.lock:
-            rows = self.db.execute(
-                "SELECT id, source, box, detector_score, status FROM label_faces WHERE status IN ('pending', 'skipped') ORDER BY id"
-            ).fetchall()
+            rows = self.store.open_faces()
             if not rows:
                 return []
             ids = [r[0] for r in rows]
             X = self._vectors(ids)
-            rejected: dict[int, set[str]] = {}
-            for fid, ch in self.db.execute("SELECT face_id, character FROM label_rejections"):
-                rejected.setdefault(fid, set()).add(ch)
+            rejected = self.store.rejections()
             m = self.rec.matcher
             S = m.scores(X) if len(m.classes) else np.zeros((len(ids), 0))
             threshold = self.rec.threshold
@@ -249,7 +219,7 @@ class LabelSession:
 
     def progress(self) -> Progress:
         with self.g.lock:
-            counts = dict(self.db.execute("SELECT status, count(*) FROM label_faces GROUP BY status").fetchall())
+            counts = self.store.status_counts()
         p = Progress(
             counts.get("done", 0),
             counts.get("pending", 0) + counts.get("skipped", 0),
@@ -261,10 +231,7 @@ class LabelSession:
 
     def crop(self, face_id: int) -> bytes:
         with self.g.lock:
-            row = self.db.execute("SELECT crop FROM label_faces WHERE id = ?", (face_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no queued face {face_id}")
-        return row[0]
+            return self.store.crop(face_id)
 
     # -- actions ------------------------------------------------------------------------------------
     def confirm(self, face_ids: list[int], character: str) -> int:
@@ -272,56 +239,44 @@ class LabelSession:
         character = character_name(character)
         with self.g.lock:
             rows = self._pending(face_ids)
-            X = self._vectors([r[0] for r in rows])
+            X = self._vectors([r.id for r in rows])
             samples = [
-                NewSample(
-                    character,
-                    h,
-                    v,
-                    f"label:{src}",
-                    _box(box),
-                    Image.open(io.BytesIO(crop)).convert("RGB"),
-                )
-                for (fid, src, h, box, crop), v in zip(rows, X)
+                NewSample(character, r.content_hash, v, f"label:{r.source}", _box(r.box), self.store.crop_image(r.crop))
+                for r, v in zip(rows, X)
             ]
             self.g.add(samples, self.rec.embedder.model_id, self.rec.embedder.dim)
-            sample_ids = []
-            for _fid, _src, h, box, _crop in rows:
-                sid = self.db.execute("SELECT id FROM samples WHERE content_hash = ? AND box = ?", (h, box)).fetchone()
-                sample_ids.append(sid[0] if sid else None)
-            with self.g.transaction():
-                for (fid, *_), sid in zip(rows, sample_ids):
-                    self.db.execute(
-                        "UPDATE label_faces SET status = 'done', character = ?, sample_id = ? WHERE id = ?", (character, sid, fid)
-                    )
-                self._push("confirm", {"faces": [r[0] for r in rows], "samples": sample_ids})
+            sample_ids = [self.store.sample_of(r.content_hash, r.box) for r in rows]
+            with self.store.transaction():
+                for r, sid in zip(rows, sample_ids):
+                    self.store.mark_done(r.id, character, sid)
+                self.store.push_action("confirm", {"faces": [r.id for r in rows], "samples": sample_ids})
         return len(rows)
 
     def reject(self, face_id: int, character: str) -> None:
         """Never suggest ``character`` for this face again."""
         with self.g.lock:
             self._pending([face_id])
-            with self.g.transaction():
-                self.db.execute("INSERT OR IGNORE INTO label_rejections(face_id, character) VALUES(?, ?)", (face_id, character))
-                self._push("reject", {"face": face_id, "character": character})
+            with self.store.transaction():
+                self.store.reject(face_id, character)
+                self.store.push_action("reject", {"face": face_id, "character": character})
 
     def set_status(self, face_id: int, status: str) -> None:
         """``not_face`` or ``skipped``."""
         if status not in ("not_face", "skipped"):
             raise ValueError(f"unknown status {status!r}; choose one of: not_face, skipped")
         with self.g.lock:
-            old = self._status(face_id)
-            with self.g.transaction():
-                self.db.execute("UPDATE label_faces SET status = ? WHERE id = ?", (status, face_id))
-                self._push("status", {"face": face_id, "old": old})
+            old = self.store.status(face_id)
+            with self.store.transaction():
+                self.store.set_status(face_id, status)
+                self.store.push_action("status", {"face": face_id, "old": old})
 
     def undo(self) -> str | None:
         """Take back the last action; returns what was undone, or None when there is nothing."""
         with self.g.lock:
-            row = self.db.execute("SELECT id, kind, payload FROM label_actions ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
+            last = self.store.last_action()
+            if last is None:
                 return None
-            aid, kind, payload = row[0], row[1], json.loads(row[2])
+            aid, kind, payload = last
             if kind == "confirm":
                 for sid in payload["samples"]:
                     if sid is not None:
@@ -329,46 +284,29 @@ class LabelSession:
                             self.g.remove_sample(sid)
                         except KeyError:
                             pass  # removed meanwhile from the gallery page
-            with self.g.transaction():
+            with self.store.transaction():
                 if kind == "confirm":
                     for fid in payload["faces"]:
-                        self.db.execute(
-                            "UPDATE label_faces SET status = 'pending', character = NULL, sample_id = NULL WHERE id = ?", (fid,)
-                        )
+                        self.store.reopen(fid)
                 elif kind == "reject":
-                    self.db.execute(
-                        "DELETE FROM label_rejections WHERE face_id = ? AND character = ?",
-                        (payload["face"], payload["character"]),
-                    )
+                    self.store.unreject(payload["face"], payload["character"])
                 elif kind == "status":
-                    self.db.execute("UPDATE label_faces SET status = ? WHERE id = ?", (payload["old"], payload["face"]))
-                self.db.execute("DELETE FROM label_actions WHERE id = ?", (aid,))
+                    self.store.set_status(payload["face"], payload["old"])
+                self.store.drop_action(aid)
             return kind
 
-    def _push(self, kind: str, payload: dict) -> None:
-        self.db.execute("INSERT INTO label_actions(kind, payload, at) VALUES(?,?,?)", (kind, json.dumps(payload), time.time()))
-
-    def _status(self, face_id: int) -> str:
-        row = self.db.execute("SELECT status FROM label_faces WHERE id = ?", (face_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no queued face {face_id}")
-        return row[0]
-
-    def _pending(self, face_ids: list[int]):
+    def _pending(self, face_ids: list[int]) -> list[QueuedFace]:
         if not face_ids:
             raise ValueError("no faces given")
-        rows = self.db.execute(
-            f"SELECT id, source, content_hash, box, crop, status FROM label_faces WHERE id IN ({','.join('?' * len(face_ids))})",
-            face_ids,
-        ).fetchall()
-        found = {r[0] for r in rows}
+        rows = self.store.faces(face_ids)
+        found = {r.id for r in rows}
         missing = [i for i in face_ids if i not in found]
         if missing:
             raise KeyError(f"no queued face {missing[0]}")
-        done = [r[0] for r in rows if r[5] == "done"]
+        done = [r.id for r in rows if r.status == "done"]
         if done:
             raise ValueError(f"face {done[0]} is labelled already (undo it first)")
-        return [r[:5] for r in rows]
+        return rows
 
 
 def _box(text: str) -> tuple[int, int, int, int]:

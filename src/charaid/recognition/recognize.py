@@ -9,7 +9,6 @@ gallery's calibration (recomputed when stale).
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -191,10 +190,9 @@ class Recognizer:
                 ):
                     labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                     model = fit_decision(labels, X, self.method, self.cohort, self.embedder.model_id, self._revision)
-                    try:
-                        self.gallery.set_json(GALLERY_DECISION_KEY, model.to_dict() if model else None)
-                    except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
-                        pass
+                    self.gallery.keep_json(
+                        GALLERY_DECISION_KEY, model.to_dict() if model else None
+                    )  # a read-only gallery: in memory only
             self._decision = model
         return self._decision if isinstance(self._decision, DecisionModel) else None
 
@@ -225,10 +223,7 @@ class Recognizer:
                 )
             elif stale and (model := self.decision_model) is not None and "calibration" in model.summary:
                 cal = Calibration.from_dict(model.summary["calibration"])  # fitted from the same runs
-                try:
-                    self.gallery.set_json(GALLERY_CALIBRATION_KEY, cal.to_dict())
-                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
-                    pass
+                self.gallery.keep_json(GALLERY_CALIBRATION_KEY, cal.to_dict())  # a read-only gallery: in memory only
             elif stale:
                 labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                 cal = calibrate(
@@ -239,10 +234,7 @@ class Recognizer:
                     self._revision,
                     fallback=self.settings.thresholds.fallback_unknown_threshold,
                 )
-                try:
-                    self.gallery.set_json(GALLERY_CALIBRATION_KEY, cal.to_dict())
-                except sqlite3.OperationalError:  # read-only gallery: keep it in memory only
-                    pass
+                self.gallery.keep_json(GALLERY_CALIBRATION_KEY, cal.to_dict())  # a read-only gallery: in memory only
             self._calibration = cal
         assert self._calibration is not None
         return self._calibration

@@ -102,9 +102,7 @@ def embedder_for(gallery: Gallery) -> Embedder:
 
 def gallery_models(gallery: Gallery) -> list[tuple[str, int]]:
     """(model id, samples with its vector) for every model that has embedded this gallery."""
-    return [
-        (m, n) for m, n in gallery.db.execute("SELECT model_id, count(*) FROM embeddings GROUP BY model_id ORDER BY model_id")
-    ]
+    return gallery.model_counts()
 
 
 def switch_model(gallery: Gallery, model: str, batch: int = 32) -> Embedder:

@@ -77,6 +77,11 @@ def _parse_box(key: str) -> tuple[int, int, int, int] | None:
     return (x, y, w, h)
 
 
+def decode_crop(data: bytes) -> Image.Image:
+    """A stored crop as an RGB image."""
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
 def encode_crop(im: Image.Image, side: int) -> bytes:
     im = im.convert("RGB")
     if max(im.size) > side:
@@ -187,6 +192,21 @@ class Gallery:
         raw = self._get_meta("json:" + key)
         return json.loads(raw) if raw else None
 
+    def keep_json(self, key: str, value: dict | None) -> bool:
+        """:meth:`set_json`, except that a read-only gallery keeps nothing and says so (False):
+        what is derived from the gallery (calibrations, decision models) is then recomputed in memory."""
+        try:
+            self.set_json(key, value)
+        except sqlite3.OperationalError:
+            return False
+        return True
+
+    def model_counts(self) -> list[tuple[str, int]]:
+        """(model id, samples with its vector) for every model that has embedded this gallery."""
+        return [
+            tuple(r) for r in self._db.execute("SELECT model_id, count(*) FROM embeddings GROUP BY model_id ORDER BY model_id")
+        ]
+
     def set_json(self, key: str, value: dict | None) -> None:
         with self.transaction():
             if value is None:
@@ -227,10 +247,14 @@ class Gallery:
         return [(n, _parse_box(b)) for n, b in rows]
 
     def crop(self, sample_id: int) -> Image.Image:
+        return decode_crop(self.crop_bytes(sample_id))
+
+    def crop_bytes(self, sample_id: int) -> bytes:
+        """The stored crop of a sample, as its JPEG bytes."""
         row = self._db.execute("SELECT crop FROM samples WHERE id = ?", (sample_id,)).fetchone()
         if row is None or row[0] is None:
             raise KeyError(f"sample {sample_id} has no stored crop")
-        return Image.open(io.BytesIO(row[0])).convert("RGB")
+        return row[0]
 
     def vectors(self, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels, vectors, sample ids) of every sample embedded by ``model_id`` (default: active)."""

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from charaid.errors import GalleryError
 
+#: Any error of the database files (a locked, corrupt or read-only gallery): the CLI names it.
+DatabaseError = sqlite3.Error
+
 # Each entry moves the schema from version i to i + 1; append, never edit.
 GALLERY_MIGRATIONS: list[str] = [
     """

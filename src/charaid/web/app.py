@@ -232,11 +232,12 @@ def create_app(cfg: ServerConfig) -> FastAPI:
 
     @app.get("/api/samples/{sample_id}/crop", summary="A gallery sample's face crop (JPEG)")
     def api_sample_crop(sample_id: PathId):
-        with gallery.lock:
-            row = gallery.db.execute("SELECT crop FROM samples WHERE id = ?", (sample_id,)).fetchone()
-        if row is None or row[0] is None:
-            raise HTTPException(404, f"no sample {sample_id}")
-        return Response(row[0], media_type="image/jpeg")
+        try:
+            with gallery.lock:
+                data = gallery.crop_bytes(sample_id)
+        except KeyError:
+            raise HTTPException(404, f"no sample {sample_id}") from None
+        return Response(data, media_type="image/jpeg")
 
     @app.delete("/api/samples/{sample_id}", dependencies=[Depends(need_token)], summary="Remove a wrong sample")
     def api_remove_sample(sample_id: PathId):
