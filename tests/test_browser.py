@@ -75,6 +75,7 @@ def browser():
         b.close()
 
 
+@pytest.mark.slow
 def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
     from charaid.jobs.enroll import enroll_items
     from charaid.storage.gallery import Gallery

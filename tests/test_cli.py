@@ -17,6 +17,9 @@ SUBCOMMANDS = [
     "gallery",
     "train",
     "train-detector",
+    "train-detector-roi",
+    "build-cohort",
+    "export-embedder",
     "train-embedder",
     "sort",
     "serve",
@@ -35,6 +38,46 @@ def test_help_for_every_command():
     for a in ["list", "remove", "rename", "threshold", "model", "detector"]:
         r = run_cli("gallery", a, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout, a
+
+
+def test_training_commands_refuse_a_folder_without_their_data(tmp_path):
+    """Every command that trains or builds from ../shared/train names the folder and what is
+    missing in one line (the fast subset's run of each; the trainings themselves are slow tests)."""
+    for cmd in ["train-detector", "train-detector-roi", "build-cohort", "train-embedder"]:
+        r = run_cli(cmd, "--data", str(tmp_path / "none"), "--out", str(tmp_path / cmd))
+        assert r.returncode == 1, (cmd, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("charaid: error: ") and str(tmp_path / "none") in lines[0], (cmd, lines)
+        assert not (tmp_path / cmd).exists() or not any((tmp_path / cmd).iterdir()), f"{cmd} wrote output for nothing"
+    r = run_cli("train", "--gallery", str(tmp_path / "none.sqlite"))
+    assert r.returncode == 1 and "no gallery here" in r.stderr and not (tmp_path / "none.sqlite").exists()
+
+
+def test_serve_starts_and_answers(gallery_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "charaid.cli", "serve", "--gallery", str(gallery_path), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, body = time.time() + 120, None
+        while time.time() < deadline and body is None:
+            try:
+                body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/characters", timeout=2))
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "serve exited"
+                time.sleep(0.3)
+        assert body is not None, "charaid serve did not answer in 120 s"
+        assert {c["character"] for c in body["characters"]} == {"akane", "sora", "hikari"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_models_lists_every_plug_with_the_defaults_marked():

@@ -50,6 +50,7 @@ def many_pictures(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_workers_and_resource_tracker_die_5s_after_sigkill(gallery_path, many_pictures):
     proc = subprocess.Popen(
         [
@@ -77,6 +78,7 @@ def test_workers_and_resource_tracker_die_5s_after_sigkill(gallery_path, many_pi
     assert not [k for k in kids if _alive(k)], "workers or the resource tracker outlived the killed main process"
 
 
+@pytest.mark.slow
 def test_two_sorts_into_one_new_destination(gallery_path, many_pictures, tmp_path):
     dst = tmp_path / "dst"
     cmd = [sys.executable, "-m", "charaid.cli", "sort", "-q", "--gallery", str(gallery_path), str(many_pictures), str(dst)]
@@ -94,6 +96,7 @@ def test_two_sorts_into_one_new_destination(gallery_path, many_pictures, tmp_pat
     assert placed == sorted(p.name for p in many_pictures.glob("*.png")), "every picture exactly once"
 
 
+@pytest.mark.slow
 def test_a_sort_killed_after_a_few_seconds_keeps_its_journalled_work(gallery_path, many_pictures, tmp_path):
     dst = tmp_path / "dst"
     proc = subprocess.Popen(
@@ -156,6 +159,7 @@ def _vm_hwm_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_eight_bombs_at_once_keep_the_server_under_2_gb(gallery_path):
     data = bomb16()
     server = Server(gallery_path)

@@ -59,6 +59,7 @@ def test_small_galleries_have_no_decision_model():
     assert fit_decision(["a"] * 4 + ["b"] * 4, X, "hybrid", None) is None  # two characters: none can be held out
 
 
+@pytest.mark.slow
 def test_the_decision_model_on_a_real_gallery(shared):
     """tla's three look-alikes enrolled from the author's training crops: the test crops are named
     (none wrongly), and faces of characters it never saw (danbooru6) are mostly not."""

@@ -27,6 +27,7 @@ def test_targets_put_one_peak_per_face_with_its_size():
     assert (0 <= off).all() and (off < 1).all()
 
 
+@pytest.mark.slow
 def test_augmented_samples_keep_boxes_on_the_picture(shared_train):
     frames = load_frames(shared_train / "icartoonface")[:20]
     rng = np.random.default_rng(0)
@@ -39,6 +40,7 @@ def test_augmented_samples_keep_boxes_on_the_picture(shared_train):
     assert n > 10, "most training pictures hold faces"
 
 
+@pytest.mark.slow
 def test_tiny_training_run_loss_falls_and_resumes(shared_train, tmp_path):
     frames = load_frames(shared_train / "icartoonface")[:12]
     cfg = DetectorTrainConfig(side=128, batch=4, steps=16, lr=4e-3, warmup=1, checkpoint_seconds=1e9)
@@ -145,6 +147,7 @@ def test_gallery_made_before_keeps_animeface_crops_and_answers(tmp_path, synth_t
             enroll_items(g, labelled_images(synth_train), spec=DetectorSpec("facedet"))
 
 
+@pytest.mark.slow
 def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth_train, synth_scene):
     from conftest import run_cli
 
@@ -165,6 +168,7 @@ def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth
     assert [f["character"] for f in faces] == ["akane", None, "sora"]
 
 
+@pytest.mark.slow
 def test_init_starts_from_given_weights(shared_train, tmp_path):
     """--init: the first steps from the shipped weights score far better than from ImageNet's
     backbone and a new head (a new head's loss starts near 8, the shipped one's near 1.5)."""

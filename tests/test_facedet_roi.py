@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from charaid.models import facedet, facedet_roi
 from charaid.models.detectors import make_detector
@@ -34,6 +35,7 @@ def test_box_deltas_and_overlaps():
     assert np.isclose(facedet_roi.iou_matrix(boxes[1:], truth[1:])[0, 0], 0.25)
 
 
+@pytest.mark.slow
 def test_tiny_second_stage_training_run(shared_train, tmp_path):
     from charaid.training.detector import load_frames
     from charaid.training.roi import RoiTrainConfig, train_roi

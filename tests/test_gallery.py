@@ -146,6 +146,7 @@ def test_reembedding_and_activating_another_model(g):
     assert g.vectors("m1")[1].shape == (2, DIM)  # the old space stays until removed
 
 
+@pytest.mark.slow
 def test_killed_mid_enrol_loses_nothing(tmp_path):
     """SIGKILL during `charaid enroll`: committed batches stay whole, nothing is half-written,
     and running the command again finishes the job."""

@@ -68,6 +68,7 @@ def tree_digest(root: Path) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_recognize_json_over_300_hostile_entries(hostile, gallery_path, tmp_path):
     assert len(hostile.entries) >= 300
     p, peak = run_measured(tmp_path, "recognize", "--json", "-q", "--gallery", str(gallery_path), str(hostile.root))
@@ -104,6 +105,7 @@ def test_recognize_json_over_300_hostile_entries(hostile, gallery_path, tmp_path
     assert named >= 0.8 * len(good), f"{named} of {len(good)} good portraits named"
 
 
+@pytest.mark.slow
 def test_enroll_hostile_character_folders(gallery_path, tmp_path):
     root = tmp_path / "enrol"
     good = []
@@ -136,6 +138,7 @@ def test_enroll_hostile_character_folders(gallery_path, tmp_path):
     assert {"akane", "sora", "hikari"} <= set(names)
 
 
+@pytest.mark.slow
 def test_sort_hostile_source(hostile, gallery_path, tmp_path):
     before = tree_digest(hostile.root)
     dst = tmp_path / "sorted"
@@ -156,6 +159,7 @@ def test_sort_hostile_source(hostile, gallery_path, tmp_path):
     assert len(placed) == sum(len(r["folders"]) for r in rows if not r["error"])
 
 
+@pytest.mark.slow
 def test_index_hostile_entries_and_search_them(hostile, tmp_path):
     store = tmp_path / "faces.sqlite"
     p, peak = run_measured(tmp_path, "index", "--json", "-q", "--store", str(store), str(hostile.root))

@@ -200,6 +200,7 @@ def test_index_and_search_real_images_resume_and_bad_files(shared, tmp_path):
     assert bad.returncode == 2 and "broken.jpg" in bad.stderr and json.loads(bad.stdout)["error"]
 
 
+@pytest.mark.slow
 def test_ray_engine_gives_the_single_process_results(shared, tmp_path):
     pytest.importorskip("ray")
     d = _folder(shared, tmp_path, n=4)

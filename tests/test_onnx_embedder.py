@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from charaid.jobs.synth import CAST, portrait
@@ -32,6 +33,7 @@ def _both(crops):
     return onnx.embed_batch(crops), EfficientNetLiteEmbedder(runtime="torch").embed_batch(crops)
 
 
+@pytest.mark.slow
 def test_onnx_gives_torchs_vectors_on_drawn_faces():
     a, b = _both(_crops())
     assert a.shape == b.shape == (12, 1280) and a.dtype == np.float32
@@ -62,7 +64,11 @@ def test_export_command_rebuilds_the_shipped_vectors(tmp_path):
     from charaid.models.runtime import onnx_session
     from charaid.training.export import export_lite0
 
-    out = export_lite0(tmp_path / "lite0.onnx")
+    out = tmp_path / "lite0.onnx"
+    r = run_cli("export-embedder", "--out", str(out))  # the command the README gives
+    assert r.returncode == 0 and out.is_file(), r.stderr
+    again = export_lite0(tmp_path / "again.onnx")  # and the library call behind it
+    assert again.stat().st_size == out.stat().st_size
     e = EfficientNetLiteEmbedder(runtime="onnx")
     x = normalised_batch(_crops()[:4], e.info)
     fresh = onnx_session(str(out)).run(["f"], {"x": x})[0]

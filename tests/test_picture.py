@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from conftest import run_cli
 from PIL import Image
 
@@ -108,6 +109,7 @@ def test_recognizer_names_a_faceless_picture_by_the_enrolled_pictures(gallery_pa
         assert not two.ready and two.match([picture_crop(Image.open(src).convert("RGB"))]) == [None]
 
 
+@pytest.mark.slow
 def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):
     """Real pictures where animeface-2009 finds no face: enrolled pictures of 4 characters name some."""
     src_root = shared / "web4"

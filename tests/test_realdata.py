@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from conftest import run_cli
 
 CHARS = ["nishikino_maki", "sakurauchi_riko", "takimoto_hifumi"]
 
 
+@pytest.mark.slow
 def test_enrol_face_crops_then_name_full_illustrations(shared, tmp_path):
     train = tmp_path / "train"
     for c in CHARS:

@@ -88,6 +88,7 @@ def synth_src(tmp_path, synth_scene):
     return src
 
 
+@pytest.mark.slow
 def test_sort_copy_layout_incremental_and_undo(gallery_path, synth_src, tmp_path):
     dst = tmp_path / "dst"
     before = tree_hashes(synth_src)
@@ -147,6 +148,7 @@ def test_group_and_primary_and_clashes(gallery_path, synth_src, tmp_path):
     assert s["duplicates"] == 1 and not (dst / "akane" / "akane_1 (1).png").exists()
 
 
+@pytest.mark.slow
 def test_symlinks_are_not_followed_out_of_src(gallery_path, synth_src, tmp_path):
     outside = tmp_path / "outside.png"
     shutil.copy(synth_src / "akane_0.png", outside)
@@ -180,6 +182,7 @@ def _wait_for_moment(proc, dst: Path, rng: random.Random) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_sort_move_survives_sigkill(shared, tmp_path):
     """SIGKILL `sort --move` at random moments, at least 20 times, resuming each time: every
     file ends up exactly once, in SRC or DST, with its original bytes, and --undo restores SRC
@@ -244,6 +247,7 @@ def test_sort_move_survives_sigkill(shared, tmp_path):
         shutil.rmtree(src.parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_sorted_and_checked_folder_can_be_enrolled(gallery_path, synth_src, tmp_path):
     """Sort, put right what sort could not know, enrol the result: sort's own folders are no characters."""
     dst = tmp_path / "dst"
@@ -262,6 +266,7 @@ def test_a_sorted_and_checked_folder_can_be_enrolled(gallery_path, synth_src, tm
     assert f"{dst / '_group'}: a folder of charaid sort" in r.stderr
 
 
+@pytest.mark.slow
 def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_src, tmp_path):
     """After enrolling the character sort did not know, `sort DST/_unknown DST --move` files its
     pictures; any other folder of DST is refused, and the run can be undone like any other."""
@@ -291,6 +296,7 @@ def test_unknowns_sorted_again_once_the_gallery_knows_them(gallery_path, synth_s
     assert tree_hashes(dst) == before
 
 
+@pytest.mark.slow
 def test_a_group_picture_in_two_folders_gives_each_its_own_face(gallery_path, synth_src, tmp_path):
     """sort's default copy-each puts the group picture under akane and sora; enrolling that
     folder gives each of them the face most like them (akane is left, sora right), not the

@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import run_cli
 from PIL import Image
 
@@ -64,6 +65,7 @@ def test_fine_tune_separates_characters(synth_train, tmp_path):
     assert old.model_id == core_id and old.dim == cfg.proj_dim
 
 
+@pytest.mark.slow
 def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "5", "-q")
     assert r.returncode == 0, r.stderr
@@ -106,6 +108,7 @@ def test_train_then_restart_gives_same_answers(gallery_path, synth_scene):
     assert bad.returncode == 1 and "unknown model 'nonsense'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes(gallery_path):
     ck = models_dir(gallery_path) / "train-checkpoint.pt"
     cmd = [
@@ -135,6 +138,7 @@ def test_interrupted_training_resumes(gallery_path):
     assert json.loads(r.stdout)["epochs"] == 60 and not ck.exists()
 
 
+@pytest.mark.slow
 def test_time_limit_stops_and_resumes(gallery_path):
     r = run_cli("train", "--gallery", str(gallery_path), "--epochs", "400", "--minutes", "0.01", "--no-calibration", "-q")
     assert r.returncode == 3 and "run `charaid train` again to resume" in r.stderr

@@ -67,6 +67,7 @@ def _crash_on_two(x):
     return x
 
 
+@pytest.mark.slow
 def test_workers_die_with_their_parent(tmp_path):
     script = textwrap.dedent("""
         import sys, time
