@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ann_backends import BACKENDS, make_index  # noqa: E402
 from common import machine, table  # noqa: E402
 
-from charaid.storage.index import BACKENDS, VectorIndex, ivf_cells  # noqa: E402
+from charaid.storage.index import ivf_cells  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -83,7 +84,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         gc.collect()
         m0 = rss_mb()
-        idx = VectorIndex(args.dim, backend=backend, capacity=args.n)
+        idx = make_index(args.dim, backend=backend, capacity=args.n)
         t = time.time()
         if idx.needs_training:  # learn the cells from a sample of the vectors, as SyncedIndex does
             want = min(args.n, 40 * ivf_cells(args.n))

@@ -1,4 +1,4 @@
-"""Self-supervised features (``charaid train-embedder``) against today's default (issue 17).
+"""Self-supervised features (``experiments/selfsup.py``) against today's default (issue 17).
 
     python benchmarks/embedder.py --weights artifacts/embedder-simclr/embedder.pt [--weights ...]
                                   [--join 0.5,1] [--seeds 5] [--ks 5,10,30]
@@ -38,7 +38,9 @@ from charaid.config import Thresholds, default_settings  # noqa: E402
 from charaid.jobs.evaluate import EmbeddedSet  # noqa: E402
 from charaid.models.embedders import default_embedder, l2_normalise  # noqa: E402
 from charaid.pipeline.prepare import DetectorSpec  # noqa: E402
-from charaid.training.embedder import load_embedder  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from selfsup import load_embedder  # noqa: E402
 
 KSHOT_SETS = ("tla (6-fold)", "moeimouto10 (split)", "danbooru6 (5-fold)", "newgame8 (5-fold)")
 
@@ -105,7 +107,8 @@ import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 import datasets
 from PIL import Image
 from charaid.models.embedders import ConcatEmbedder, default_embedder
-from charaid.training.embedder import load_embedder
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "experiments")!r})
+from selfsup import load_embedder
 crops = [Image.open(p).convert("RGB") for _, p in datasets.tla_faces()[:30]]
 w = {weights!r}
 emb = default_embedder() if w is None else ConcatEmbedder([default_embedder(), load_embedder(w, "timing")], [1.0, {weight!r}])
@@ -117,7 +120,7 @@ print(time.time() - t)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", action="append", required=True, help="an embedder.pt of charaid train-embedder (repeatable)")
+    ap.add_argument("--weights", action="append", required=True, help="an embedder.pt of experiments/selfsup.py (repeatable)")
     ap.add_argument("--join", default="0.5,1", help="weights of the joined block (default 0.5,1)")
     ap.add_argument("--ks", default="5,10,30")
     ap.add_argument("--seeds", type=int, default=5)

@@ -34,7 +34,6 @@ import datasets  # noqa: E402
 from common import kshot_draw, machine, table, topk_accuracy  # noqa: E402
 
 from charaid.config import Thresholds  # noqa: E402
-from charaid.jobs.train import TrainConfig, TunedEmbedder, fine_tune  # noqa: E402
 from charaid.models.embedders import default_embedder  # noqa: E402
 from charaid.pipeline.match import (  # noqa: E402
     Matcher,
@@ -43,10 +42,11 @@ from charaid.pipeline.match import (  # noqa: E402
     stratified_folds,  # noqa: E402
 )
 from charaid.pipeline.prepare import DetectorSpec, prepare_many  # noqa: E402
+from charaid.training.tune import TrainConfig, TunedEmbedder, fine_tune  # noqa: E402
 
 OUT = datasets.ROOT / "bench-out" / "finetune"
 CFG = TrainConfig()
-#: --init: the top starts from charaid train-embedder's weights (and results are cached apart).
+#: --init: the top starts from experiments/selfsup.py's weights (and results are cached apart).
 INIT: dict = {"top": None, "tag": ""}
 #: Weights at which the detector's colour cues (charaid.models.colours) are joined to the tuned network,
 #: as the default embedder joins them to the ImageNet one (issue 3, item 2).
@@ -201,8 +201,8 @@ def part_kshot(S, ks=(5, 10, 30), only=None):
 def part_unknown(S, draws=3):
     import tempfile
 
-    from charaid.jobs.train import train_gallery
     from charaid.storage.gallery import Gallery, NewSample
+    from charaid.training.tune import train_gallery
 
     rows, agg = [], []
     for name, data in S.items():
@@ -300,7 +300,7 @@ def main() -> None:
     ap.add_argument("--sets", default="tla,moe,dan,ng8")
     ap.add_argument("--draws", type=int, default=3, help="held-out draws per set for the unknowns part")
     ap.add_argument("--ks", default="5,10,30", help="K values of the kshot part")
-    ap.add_argument("--init", metavar="PT", help="start the top from an embedder.pt of charaid train-embedder")
+    ap.add_argument("--init", metavar="PT", help="start the top from an embedder.pt of experiments/selfsup.py")
     ap.add_argument("--kshot-sets", default="", help="restrict the kshot part to these sets (default: all but tla)")
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -311,7 +311,7 @@ def main() -> None:
 
         INIT["top"] = torch.load(args.init, map_location="cpu", weights_only=False)["top"]
         INIT["tag"] = f"init-{hashlib.sha1(Path(args.init).read_bytes()).hexdigest()[:10]}-"
-        print(f"# the top starts from {args.init} (charaid train-embedder), not ImageNet\n")
+        print(f"# the top starts from {args.init} (experiments/selfsup.py), not ImageNet\n")
     S = sets(args.sets.split(","))
     print(f"# fine-tuning: {CFG}; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     if "closed" in parts:

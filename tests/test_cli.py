@@ -20,7 +20,6 @@ SUBCOMMANDS = [
     "train-detector-roi",
     "build-cohort",
     "export-embedder",
-    "train-embedder",
     "sort",
     "serve",
     "index",
@@ -43,7 +42,7 @@ def test_help_for_every_command():
 def test_training_commands_refuse_a_folder_without_their_data(tmp_path):
     """Every command that trains or builds from ../shared/train names the folder and what is
     missing in one line (the fast subset's run of each; the trainings themselves are slow tests)."""
-    for cmd in ["train-detector", "train-detector-roi", "build-cohort", "train-embedder"]:
+    for cmd in ["train-detector", "train-detector-roi", "build-cohort"]:
         r = run_cli(cmd, "--data", str(tmp_path / "none"), "--out", str(tmp_path / cmd))
         assert r.returncode == 1, (cmd, r.stderr)
         lines = r.stderr.strip().splitlines()

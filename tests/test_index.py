@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,19 +29,43 @@ def clustered(n, dim=64, centres=40, seed=0, spread=0.35):
     return who, (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def _bench_backends():
+    """benchmarks/ann_backends.py: the HNSW libraries the product's index was compared with."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ann_backends.py"
+    spec = importlib.util.spec_from_file_location("ann_backends", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ann_backends"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ANN = _bench_backends()
+
+
+def test_the_product_keeps_exact_and_ivf_only():
+    assert BACKENDS == ("exact", "ivf")
+    with pytest.raises(ValueError, match="exact, ivf"):
+        VectorIndex(8, "usearch")
+
+
+@pytest.mark.parametrize("backend", ANN.BACKENDS)
 def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
-    if backend == "hnswlib":
+    if backend in ("usearch", "hnswlib"):
         pytest.importorskip(
-            "hnswlib", reason="hnswlib is only in the bench extra (it builds from source): pip install -e '.[bench]'"
+            backend, reason=f"{backend} is only in the bench extra (benchmarks/ann.py): pip install -e '.[bench]'"
         )
     _, X = clustered(2000)
     ids = np.arange(1000, 3000)
-    ix = VectorIndex(64, backend, capacity=100)  # grows past its first capacity
+    ix = ANN.make_index(64, backend, capacity=100)  # grows past its first capacity
     ix.add(ids[:1500], X[:1500])
     ix.add(ids[1500:], X[1500:])
-    ix.set_expansion_search(96)  # search effort can be changed on every backend (a no-op where it means nothing)
-    ix.set_nprobe(8)
+    if backend in ANN.HNSW:
+        ix.set_expansion_search(96)
+    ix.set_nprobe(8)  # a no-op where it means nothing
     one, _ = ix.search(X[7], 5)  # a single query (usearch answers it with another type)
     assert one.shape == (1, 5) and one[0, 0] == ids[7]
     found, sims = ix.search(X[:300], 5)
@@ -57,11 +82,12 @@ def test_backends_find_nearest_forget_removed_and_persist(backend, tmp_path):
         found, _ = ix.search(X[:100], 10)
         assert not set(found.ravel().tolist()) & set(ids[:100].tolist())
     ix.save(tmp_path / "v")
-    again = VectorIndex.load(tmp_path / "v", 64, backend, len(ix))
-    again.set_expansion_search(96)
+    again = type(ix).load(tmp_path / "v", 64, backend, len(ix))
+    if backend in ANN.HNSW:
+        again.set_expansion_search(96)
     again.set_nprobe(8)
     np.testing.assert_array_equal(again.search(X[200:260], 5)[0], ix.search(X[200:260], 5)[0])
-    empty = VectorIndex(64, backend)
+    empty = ANN.make_index(64, backend)
     assert (empty.search(X[:2], 3)[0] == -1).all()
 
 

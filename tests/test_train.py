@@ -14,9 +14,9 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from charaid.jobs.train import TrainConfig, augment, fine_tune
 from charaid.recognition.spaces import TUNED_PREFIX, models_dir
 from charaid.storage.gallery import Gallery
+from charaid.training.tune import TrainConfig, augment, fine_tune
 
 
 def test_augment_keeps_hue():
@@ -31,7 +31,7 @@ def test_augment_keeps_hue():
 
 def test_fine_tune_separates_characters(synth_train, tmp_path):
     from charaid.jobs.enroll import labelled_images
-    from charaid.jobs.train import TunedEmbedder
+    from charaid.training.tune import TunedEmbedder
 
     items = labelled_images(synth_train)
     crops = [Image.open(p).convert("RGB") for _, p in items]
@@ -161,7 +161,7 @@ def test_train_needs_two_characters(tmp_path, synth_train):
 
 
 def test_train_advises_against_itself_with_few_faces_a_character():
-    from charaid.jobs.train import few_faces_advice
+    from charaid.training.tune import few_faces_advice
 
     msg = few_faces_advice({"a": 8, "b": 12, "c": 40}, 30)
     assert msg is not None and "median character has 12 faces" in msg and "gallery model default" in msg

@@ -149,8 +149,8 @@ def cmd_sort(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from charaid.jobs.train import TrainConfig, train_gallery
     from charaid.storage.gallery import Gallery
+    from charaid.training.tune import TrainConfig, train_gallery
 
     gp = _gallery_path(args)
     if not gp.exists():
@@ -302,25 +302,6 @@ def cmd_search(args) -> int:
                     for h in f["hits"]:
                         print(f"    {h['similarity']:.3f}  {h['path']}  {h['box']}")
     return EXIT_INPUT if failed else EXIT_OK
-
-
-def cmd_train_embedder(args) -> int:
-    from dataclasses import replace
-
-    from charaid.training.embedder import EmbedderTrainConfig, train_embedder
-
-    data = Path(args.data)
-    if not (data / "faces64").is_dir() and not (data / "icartoonface" / "images").is_dir():
-        raise FileNotFoundError(f"{data}: no faces64/ or icartoonface/images here (the training data of ../shared/train)")
-    given = (("method", args.method), ("epochs", args.epochs), ("input_size", args.size), ("seed", args.seed), ("lr", args.lr))
-    cfg = replace(EmbedderTrainConfig(), **{k: v for k, v in given if v is not None})
-    r = train_embedder(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
-    print(json.dumps(r))
-    if not r["done"]:
-        _warn(f"stopped at epoch {r['epoch']} of {r['epochs']}; run the same command again to resume")
-        return EXIT_STOPPED
-    _warn(f"weights written to {r['weights']}; measure them with benchmarks/embedder.py --weights {r['weights']}")
-    return EXIT_OK
 
 
 def cmd_train_detector(args) -> int:

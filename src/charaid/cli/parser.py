@@ -16,7 +16,6 @@ from charaid.cli.jobs import (
     cmd_train,
     cmd_train_detector,
     cmd_train_detector_roi,
-    cmd_train_embedder,
 )
 from charaid.models.detectors import DETECTOR_NAMES
 from charaid.pipeline.faces import ENGINES
@@ -242,31 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--out", metavar="FILE", help="where to write it (default: the package's weights folder)")
     sp.set_defaults(func=cmd_export_embedder)
-
-    sp = sub.add_parser(
-        "train-embedder", help="train self-supervised face features on ../shared/train's unlabelled faces (resumable)"
-    )
-    sp.add_argument(
-        "--data",
-        default="../shared/train",
-        metavar="DIR",
-        help="training data: DIR/faces64 and DIR/icartoonface (default ../shared/train)",
-    )
-    sp.add_argument(
-        "--out",
-        default="artifacts/embedder",
-        metavar="DIR",
-        help="checkpoint, cached views and weights folder (default artifacts/embedder)",
-    )
-    sp.add_argument("--method", choices=["simclr", "byol"], help="contrastive (simclr, the default) or self-distillation (byol)")
-    sp.add_argument("--epochs", type=int, metavar="N", help="epochs (default 24)")
-    sp.add_argument("--size", type=int, metavar="PX", help="input side of the face crops (default 112)")
-    sp.add_argument("--lr", type=float, metavar="LR", help="peak learning rate of the new heads (default 1e-3; the top: 0.3x)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--minutes", type=float, metavar="N", help="stop after the epoch that crosses this; running it again resumes")
-    sp.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when there is one)")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    sp.set_defaults(func=cmd_train_embedder)
 
     sp = sub.add_parser("serve", help="web pages to recognise, label and manage the gallery, and a REST API")
     sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")

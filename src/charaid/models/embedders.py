@@ -98,7 +98,7 @@ def normalised_batch(faces: Sequence[Image.Image], info: EmbedderInfo) -> np.nda
 
 
 def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
-    """:func:`normalised_batch` as an NCHW float tensor; ``charaid.jobs.train`` builds its batches with it too."""
+    """:func:`normalised_batch` as an NCHW float tensor; ``charaid.training.tune`` builds its batches with it too."""
     return nhwc_to_tensor(normalised_batch(faces, info))
 
 

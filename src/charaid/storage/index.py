@@ -1,6 +1,6 @@
 """Nearest-neighbour search over face vectors: exact for small sets, approximate for big ones.
 
-One interface over five backends (unit vectors, inner product = cosine similarity):
+One interface over two backends (unit vectors, inner product = cosine similarity):
 
 - ``exact``: numpy matrix product; right and fast enough below some tens of thousands of vectors.
 - ``ivf``: faiss inverted lists (k-means cells, vectors stored as float16, scanned exactly in the
@@ -11,8 +11,9 @@ One interface over five backends (unit vectors, inner product = cosine similarit
   recall@10 0.999 at 2.1 ms p95, built 13 times faster;
   docs/benchmarks.md@aef98b0, "Nearest-neighbour index", has every number. Adds and removes in place; trained (k-means) on a
   sample when first filled, and rebuilt by :class:`SyncedIndex` when the set outgrows its cells.
-- ``usearch``: HNSW with vectors stored as float16; adds, removes, saves in one file.
-- ``hnswlib`` and ``faiss``: HNSW too, compared (faiss' HNSW cannot remove a vector).
+
+The HNSW libraries it was compared with (usearch, hnswlib, faiss' HNSW) live with that
+comparison in ``benchmarks/ann_backends.py``, not in the product.
 
 :class:`SyncedIndex` keeps an index on disk in step with rows stored elsewhere (a gallery's
 samples, a face store's faces): updated incrementally when rows come and go, rebuilt when
@@ -30,7 +31,7 @@ import numpy as np
 
 from charaid.config import Settings
 
-BACKENDS = ("exact", "ivf", "usearch", "hnswlib", "faiss")
+BACKENDS = ("exact", "ivf")
 
 #: Sets with fewer vectors than this are searched exactly; ``CHARAID_EXACT_SEARCH_LIMIT`` sets
 #: the limit the product passes in (Settings.exact_search_limit), this is its default.
@@ -54,26 +55,15 @@ def ivf_cells(count: int) -> int:
 class VectorIndex:
     """Top-k inner-product search over (id, unit vector) pairs."""
 
-    #: the backend's own index (usearch, hnswlib or faiss): each has its own API
+    #: the backend's own index (faiss' for ivf)
     _ix: Any
 
     def __init__(
-        self,
-        dim: int,
-        backend: str = LARGE_BACKEND,
-        capacity: int = 1024,
-        connectivity: int = 16,
-        expansion_add: int = 128,
-        expansion_search: int = 128,
-        nprobe: int = 16,
-        threads: int = 2,
+        self, dim: int, backend: str = LARGE_BACKEND, capacity: int = 1024, nprobe: int = 16, threads: int = 2, **params
     ):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        self._check_backend(backend)
         self.dim, self.backend, self.threads = dim, backend, threads
-        self.params = dict(
-            connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search, nprobe=nprobe
-        )
+        self.params: dict[str, Any] = dict(nprobe=nprobe, **params)
         self._n = 0
         if backend == "exact":
             self._ids = np.zeros(0, np.int64)
@@ -81,34 +71,16 @@ class VectorIndex:
         elif backend == "ivf":
             self._ix = None  # made by train(): its cells come from the data (k-means)
             self.trained_for = 0
-        elif backend == "usearch":
-            from usearch.index import Index
-
-            self._ix = Index(
-                ndim=dim,
-                metric="ip",
-                dtype="f16",
-                connectivity=connectivity,
-                expansion_add=expansion_add,
-                expansion_search=expansion_search,
-            )
-        elif backend == "hnswlib":
-            import hnswlib
-
-            self._ix = hnswlib.Index(space="ip", dim=dim)
-            self._ix.init_index(
-                max_elements=max(capacity, 16), ef_construction=expansion_add, M=connectivity, allow_replace_deleted=True
-            )
-            self._ix.set_ef(expansion_search)
-            self._ix.set_num_threads(threads)
         else:
-            import faiss
+            self._open(capacity)
 
-            faiss.omp_set_num_threads(threads)
-            hnsw = faiss.IndexHNSWFlat(dim, connectivity * 2, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = expansion_add
-            hnsw.hnsw.efSearch = expansion_search
-            self._ix = faiss.IndexIDMap2(hnsw)
+    def _check_backend(self, backend: str) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown index backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+
+    def _open(self, capacity: int) -> None:
+        """A subclass's own backend (benchmarks/ann_backends.py)."""
+        raise NotImplementedError
 
     @property
     def needs_training(self) -> bool:
@@ -135,28 +107,11 @@ class VectorIndex:
     def describe(self) -> str:
         if self.backend == "exact":
             return "float32"
-        if self.backend == "ivf":
-            cells = self._ix.nlist if self._ix is not None else 0
-            return f"IVF f16, {cells} cells, nprobe={self.params['nprobe']}"
-        p = self.params
-        kind = {"usearch": "HNSW f16", "hnswlib": "HNSW f32", "faiss": "HNSW f32"}[self.backend]
-        m = p["connectivity"] * (2 if self.backend == "faiss" else 1)
-        return f"{kind}, M={m}, ef_add={p['expansion_add']}, ef_search={p['expansion_search']}"
+        cells = self._ix.nlist if self._ix is not None else 0
+        return f"IVF f16, {cells} cells, nprobe={self.params['nprobe']}"
 
     def __len__(self) -> int:
         return self._n
-
-    def set_expansion_search(self, ef: int) -> None:
-        """Candidates kept while searching: higher finds more true neighbours, slower."""
-        self.params["expansion_search"] = ef
-        if self.backend == "usearch":
-            self._ix.expansion_search = ef
-        elif self.backend == "hnswlib":
-            self._ix.set_ef(ef)
-        elif self.backend == "faiss":
-            import faiss
-
-            faiss.downcast_index(self._ix.index).hnsw.efSearch = ef  # type: ignore[attr-defined]
 
     def set_nprobe(self, nprobe: int) -> None:
         """Cells an ``ivf`` index scans per query: higher finds more true neighbours, slower."""
@@ -174,18 +129,9 @@ class VectorIndex:
         if self.backend == "exact":
             self._ids = np.concatenate([self._ids, ids])
             self._X = np.concatenate([self._X, X])
-        elif self.backend == "ivf":
+        else:
             if self._ix is None:
                 self.train(X)
-            self._ix.add_with_ids(X, ids)
-        elif self.backend == "usearch":
-            self._ix.add(ids, X, threads=self.threads)
-        elif self.backend == "hnswlib":
-            need = self._ix.get_current_count() + len(ids)
-            if need > self._ix.get_max_elements():
-                self._ix.resize_index(max(need, 2 * self._ix.get_max_elements()))
-            self._ix.add_items(X, ids, num_threads=self.threads, replace_deleted=True)
-        else:
             self._ix.add_with_ids(X, ids)
         self._n += len(ids)
 
@@ -197,19 +143,10 @@ class VectorIndex:
             keep = ~np.isin(self._ids, ids)
             self._n -= int((~keep).sum())
             self._ids, self._X = self._ids[keep], self._X[keep]
-        elif self.backend == "ivf":
-            if self._ix is not None:
-                import faiss
+        elif self._ix is not None:
+            import faiss
 
-                self._n -= int(self._ix.remove_ids(faiss.IDSelectorBatch(ids)))
-        elif self.backend == "usearch":
-            self._n -= int(self._ix.remove(ids))
-        elif self.backend == "hnswlib":
-            for i in ids:
-                self._ix.mark_deleted(int(i))
-            self._n -= len(ids)
-        else:
-            raise NotImplementedError("faiss' HNSW index cannot remove vectors; rebuild it")
+            self._n -= int(self._ix.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, similarities), each (n_queries, k), best first; missing slots have id -1."""
@@ -225,19 +162,7 @@ class VectorIndex:
             order = np.argsort(-np.take_along_axis(S, part, 1), axis=1)
             top = np.take_along_axis(part, order, 1)
             out_i[:, :k_eff], out_s[:, :k_eff] = self._ids[top], np.take_along_axis(S, top, 1)
-        elif self.backend == "usearch":
-            m = self._ix.search(Q, k_eff, threads=self.threads)
-            keys = np.asarray(m.keys).reshape(len(Q), -1)
-            dist = np.asarray(m.distances).reshape(len(Q), -1)
-            # one query gives a Matches (no counts), several a BatchMatches
-            counts = np.asarray(m.counts).reshape(-1) if hasattr(m, "counts") else np.array([len(m.keys)])
-            for r in range(len(Q)):
-                c = int(counts[r])
-                out_i[r, :c], out_s[r, :c] = keys[r, :c], 1.0 - dist[r, :c]
-        elif self.backend == "hnswlib":
-            lab, dist = self._ix.knn_query(Q, k=k_eff, num_threads=self.threads)
-            out_i[:, :k_eff], out_s[:, :k_eff] = lab, 1.0 - dist
-        else:  # ivf, faiss
+        else:
             sims, lab = self._ix.search(Q, k_eff)
             out_i[:, :k_eff], out_s[:, :k_eff] = lab, sims
             out_s[out_i < 0] = -np.inf  # ivf: fewer than k in the cells scanned
@@ -249,7 +174,7 @@ class VectorIndex:
         if self.backend == "exact":
             with open(tmp, "wb") as fh:
                 np.savez(fh, ids=self._ids, X=self._X)
-        elif self.backend == "ivf":
+        else:
             import faiss
 
             if self._ix is None:
@@ -257,14 +182,6 @@ class VectorIndex:
             faiss.write_index(self._ix, str(tmp))
             tmp.with_name(tmp.name + ".trained").write_text(str(self.trained_for))
             tmp.with_name(tmp.name + ".trained").replace(path.with_name(path.name + ".trained"))
-        elif self.backend == "usearch":
-            self._ix.save(str(tmp))
-        elif self.backend == "hnswlib":
-            self._ix.save_index(str(tmp))
-        else:
-            import faiss
-
-            faiss.write_index(self._ix, str(tmp))
         tmp.replace(path)
 
     @classmethod
@@ -273,21 +190,12 @@ class VectorIndex:
         if backend == "exact":
             z = np.load(path)
             ix._ids, ix._X = z["ids"], z["X"]
-        elif backend == "ivf":
+        else:
             import faiss
 
             ix._ix = faiss.read_index(str(path))
             ix._ix.nprobe = ix.params["nprobe"]
             ix.trained_for = int(Path(str(path) + ".trained").read_text())
-        elif backend == "usearch":
-            ix._ix.load(str(path))
-        elif backend == "hnswlib":
-            ix._ix.load_index(str(path), max_elements=max(count, 16))
-            ix._ix.set_ef(ix.params["expansion_search"])
-        else:
-            import faiss
-
-            ix._ix = faiss.read_index(str(path))
         ix._n = count
         return ix
 

@@ -11,9 +11,10 @@ and cached; each epoch then runs only the trainable top of the network. Augmenta
 identity cues: crops, scale, mirror, slight rotation, blur and JPEG noise, small brightness
 changes, and never a hue shift (hair and eye colours are identity).
 
-Runs on the CPU in minutes; uses a GPU when ``torch.cuda.is_available()``. The network half
-(settings, augmentation, training loop, tuned embedder) is charaid.models.tuned; this module runs it on
-a gallery: calibration run, training, saving, re-embedding.
+Runs on the CPU in minutes; uses a GPU when ``torch.cuda.is_available()``. The network
+(settings, tuned embedder) is charaid.models.tuned, the training loop and augmentation
+charaid.training.finetune; this module runs them on a gallery: calibration run, training,
+saving, re-embedding.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from charaid.models.embedders import default_embedder
-from charaid.models.tuned import TrainConfig, TrainState, TunedEmbedder, augment, fine_tune
+from charaid.models.tuned import TrainConfig, TunedEmbedder
+from charaid.training.finetune import TrainState, augment, fine_tune
 
 __all__ = [
     "TrainConfig",

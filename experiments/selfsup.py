@@ -1,4 +1,10 @@
-"""``charaid train-embedder``: self-supervised identity features from unlabelled anime faces.
+"""Self-supervised identity features from unlabelled anime faces: an experiment, measured and
+not shipped, so it lives here and not in the charaid package (which holds what charaid runs
+and the commands that build what it ships). Run it from the repository root:
+
+    python experiments/selfsup.py --method simclr --out artifacts/embedder-simclr [--minutes N]
+
+and measure its weights with ``benchmarks/embedder.py --weights OUT/embedder.pt``.
 
 Why self-supervised: no labelled set of hundreds of anime characters can be had here, and
 supervised adaptation on the development sets' 17-23 characters learnt those characters and
@@ -11,7 +17,7 @@ Two method families, chosen with ``method``:
 - ``byol``: self-distillation, an online network predicting an exponential moving average of
   itself, with no negatives.
 
-Like ``charaid train`` (charaid.models.tuned), only the top of EfficientNet-Lite0 trains (blocks
+Like ``charaid train`` (charaid.training.finetune), only the top of EfficientNet-Lite0 trains (blocks
 ``freeze_upto+1``..15 and the head convolution, from ImageNet's weights); the frozen trunk's
 output of ``views`` augmented copies of every face is computed once and kept in the output
 folder, so training costs the top's passes only. Views keep identity: crops, scale, flips,
@@ -38,8 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from charaid.models.tuned import TrainConfig, TunedEmbedder, _make_top, _to_tensor, augment, trunk_forward
+from charaid.models.tuned import TrainConfig, TunedEmbedder, make_top, to_tensor, trunk_forward
 from charaid.training.augment import yolo_boxes
+from charaid.training.finetune import augment
 
 METHODS = ("simclr", "byol")
 WEIGHTS_FILE = "embedder.pt"
@@ -141,7 +148,7 @@ def cache_views(faces: list[Image.Image], cfg: EmbedderTrainConfig, dev, progres
             parts = []
             for i in range(0, len(faces), 64):
                 batch = [view(f, rng, cfg.input_size) for f in faces[i : i + 64]]
-                parts.append(trunk_forward(frozen, _to_tensor(batch, cfg.input_size).to(dev), cfg.freeze_upto).half().cpu())
+                parts.append(trunk_forward(frozen, to_tensor(batch, cfg.input_size).to(dev), cfg.freeze_upto).half().cpu())
                 bar.update(len(batch))
             out.append(torch.cat(parts))
     bar.close()
@@ -184,7 +191,7 @@ class _Nets:
 
         self.cfg = cfg
         base = open_efficientnet_torch("lite0")
-        self.top = _make_top(base, self.top_config(cfg)).to(dev)
+        self.top = make_top(base, self.top_config(cfg)).to(dev)
         self.proj = _mlp(1280, cfg.hidden, cfg.proj_dim).to(dev)
         self.pred = _mlp(cfg.proj_dim, cfg.hidden, cfg.proj_dim).to(dev) if cfg.method == "byol" else None
         self.target = None
@@ -317,7 +324,7 @@ def train_embedder(
             tmp.replace(views_path)
         t_call = time.time()
         bar = tqdm(
-            total=total, initial=epoch * steps_per_epoch, desc=f"train-embedder ({cfg.method})", unit="step", disable=not progress
+            total=total, initial=epoch * steps_per_epoch, desc=f"selfsup ({cfg.method})", unit="step", disable=not progress
         )
         nets.train()
         while epoch < cfg.epochs:
@@ -399,3 +406,54 @@ def load_embedder(path: str | Path, model_id: str | None = None) -> TunedEmbedde
     saved = torch.load(path, map_location="cpu", weights_only=False)
     mid = model_id or f"{saved['model_id']}-v{saved['version']}"
     return TunedEmbedder(saved["top"], TrainConfig(**saved["top_config"]), mid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit 0 when done, 3 when stopped by --minutes (run it again to resume),
+    1 with a one-line error for a folder without training faces."""
+    import argparse
+    import sys
+    from dataclasses import replace
+
+    ap = argparse.ArgumentParser(prog="experiments/selfsup.py", description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--data", default="../shared/train", metavar="DIR", help="DIR/faces64 and DIR/icartoonface (default ../shared/train)"
+    )
+    ap.add_argument(
+        "--out",
+        default="artifacts/embedder",
+        metavar="DIR",
+        help="checkpoint, cached views and weights (default artifacts/embedder)",
+    )
+    ap.add_argument("--method", choices=METHODS, help="contrastive (simclr, the default) or self-distillation (byol)")
+    ap.add_argument("--epochs", type=int, metavar="N", help="epochs (default 24)")
+    ap.add_argument("--size", type=int, metavar="PX", help="input side of the face crops (default 112)")
+    ap.add_argument("--lr", type=float, metavar="LR", help="peak learning rate of the new heads (default 1e-3; the top: 0.3x)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, metavar="N", help="stop after the epoch that crosses this; running it again resumes")
+    ap.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when there is one)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "faces64").is_dir() and not (data / "icartoonface" / "images").is_dir():
+        print(
+            f"selfsup: error: {data}: no faces64/ or icartoonface/images here (the training data of ../shared/train)",
+            file=sys.stderr,
+        )
+        return 1
+    given = (("method", args.method), ("epochs", args.epochs), ("input_size", args.size), ("seed", args.seed), ("lr", args.lr))
+    cfg = replace(EmbedderTrainConfig(), **{k: v for k, v in given if v is not None})
+    r = train_embedder(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
+    print(json.dumps(r))
+    if not r["done"]:
+        print(f"selfsup: stopped at epoch {r['epoch']} of {r['epochs']}; run the same command again to resume", file=sys.stderr)
+        return 3
+    print(
+        f"selfsup: weights written to {r['weights']}; measure them with benchmarks/embedder.py --weights {r['weights']}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
