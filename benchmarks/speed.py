@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--images N]
 
 - end to end on full illustrations (tla/raw): decode, detect, crop, embed, match;
-  charaid with 0 and 2 worker processes, and the seed's pipeline: animeface-2009 at full
+  charaid with 0 and 2 worker processes, on Ray with 1 and 2 actors, and the seed's pipeline: animeface-2009 at full
   resolution, each face resized to 299 px and run through Inception-v3 (random weights: the
   same arithmetic as the pretrained network), one image at a time;
 - milliseconds per face embedding (batches of 32), the CNN on ONNX Runtime and in PyTorch;
@@ -33,6 +33,7 @@ from charaid.config import Thresholds  # noqa: E402
 from charaid.jobs.enroll import enroll_items  # noqa: E402
 from charaid.models.detectors import AnimeFaceDetector, crop_face  # noqa: E402
 from charaid.models.embedders import default_embedder  # noqa: E402
+from charaid.pipeline.faces import RunOptions  # noqa: E402
 from charaid.pipeline.images import load_image  # noqa: E402
 from charaid.recognition.recognize import Recognizer  # noqa: E402
 from charaid.storage.gallery import Gallery  # noqa: E402
@@ -59,13 +60,20 @@ def seed_pipeline(paths: list[Path]) -> tuple[float, int]:
         return time.perf_counter() - t, faces
 
 
-def charaid_pipeline(paths: list[Path], gallery: Path, workers: int) -> tuple[float, int]:
+def charaid_pipeline(paths: list[Path], gallery: Path, workers: int, engine: str = "local") -> tuple[float, int]:
+    """``recognize`` over ``paths``; on Ray, ``workers`` actors (Ray itself started before the
+    clock, the actors and their model loading on it: what a run pays)."""
     with Gallery(gallery) as g:
         rec = Recognizer(g)
         rec.embedder.load()
         _ = rec.threshold  # calibration done before timing
+        if engine == "ray":
+            from charaid.pipeline.ray_engine import start_ray
+
+            start_ray(cpus=os.cpu_count())
+        opts = RunOptions(workers=workers, engine=engine)
         t = time.perf_counter()
-        faces = sum(len(r.faces) for r in rec.recognize_paths(paths, workers=workers))
+        faces = sum(len(r.faces) for r in rec.recognize_paths(paths, options=opts))
         return time.perf_counter() - t, faces
 
 
@@ -158,6 +166,8 @@ def main() -> None:
         ("seed: animeface full-res + Inception-v3 299 px, 1 process", lambda: seed_pipeline(raw)),
         ("charaid, 1 process", lambda: charaid_pipeline(raw, gal, 0)),
         ("charaid, 2 worker processes", lambda: charaid_pipeline(raw, gal, 2)),
+        ("charaid, --engine ray, 1 actor", lambda: charaid_pipeline(raw, gal, 1, "ray")),
+        ("charaid, --engine ray, 2 actors", lambda: charaid_pipeline(raw, gal, 2, "ray")),
     ]:
         secs, faces = fn()
         rows.append([label, len(raw), faces, f"{secs:.1f}", f"{len(raw) / secs:.2f}"])

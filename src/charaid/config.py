@@ -7,6 +7,7 @@ the environment use the prefix ``CHARAID_`` (``CHARAID_GALLERY``, ``CHARAID_MAX_
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -197,4 +198,12 @@ class Settings:
 
 
 def default_settings() -> Settings:
-    return Settings.from_env()
+    """The settings of this process: the one place charaid reads its environment (``CHARAID_*``).
+    Parsed once for each state of those variables, so a caller that asks for every picture
+    pays a dictionary lookup, and a test that sets a variable still sees it."""
+    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX))))
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_env(dict(env))

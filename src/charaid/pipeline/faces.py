@@ -101,6 +101,14 @@ class FacePipeline:
     def prepare(self, path: str | Path, options: RunOptions = RunOptions(), image=None) -> PreparedImage:
         return prepare_image(path, options.detect, self.spec, options.with_hash, image=image, with_picture=options.with_picture)
 
+    def prepared(
+        self, paths: Iterable[str | Path], options: RunOptions = RunOptions(), workers: int | None = None
+    ) -> Iterator[PreparedImage]:
+        """Decoded pictures with their faces cut, in order, in ``workers`` processes (default
+        ``options.workers``); a native detector always runs watched (charaid.watchdog)."""
+        w = options.workers if workers is None else workers
+        return prepare_many(paths, options.detect, self.spec, w, options.with_hash, with_picture=options.with_picture)
+
     def embed(self, batch: Sequence[PreparedImage], select: str = "all") -> list[EmbeddedImage]:
         """Embed the chosen faces of every picture of ``batch`` in one pass of the embedder (and
         each extra framing in one more), and split the vectors back by picture."""
@@ -142,10 +150,7 @@ class FacePipeline:
 
             yield from group(run_ray(self, paths, options), lambda e: len(e.chosen), size, every)
             return
-        prepared = prepare_many(
-            paths, options.detect, self.spec, options.workers, options.with_hash, with_picture=options.with_picture
-        )
-        for batch in group(prepared, lambda p: len(p.crops), size, every):
+        for batch in group(self.prepared(paths, options), lambda p: len(p.crops), size, every):
             yield self.embed(batch, options.select)
 
     def run(self, paths: Iterable[str | Path], options: RunOptions = RunOptions()) -> Iterator[EmbeddedImage]:

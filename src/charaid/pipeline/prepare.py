@@ -45,6 +45,8 @@ class DetectorSpec:
     #: Margins of extra crops cut around each face of charaid's own detector, besides the
     #: usual one (``PreparedImage.framings``): recognition keeps the framing that matches best.
     framings: tuple[float, ...] = ()
+    #: Longest side of the crops kept (``Settings.stored_crop_side``), set where the spec is made.
+    crop_side: int = field(default_factory=lambda: default_settings().stored_crop_side)
 
     def __post_init__(self) -> None:
         # "facedet" is pinned to its version, so the gallery records (and keeps) the crops' maker
@@ -54,7 +56,7 @@ class DetectorSpec:
     def for_gallery(cls, gallery, settings=None) -> DetectorSpec:
         """The detector that cut ``gallery``'s faces (the default one for a new gallery)."""
         s = settings or default_settings()
-        return cls(gallery.detector or DEFAULT_DETECTOR, None, s.max_detect_side, s.thresholds)
+        return cls(gallery.detector or DEFAULT_DETECTOR, None, s.max_detect_side, s.thresholds, crop_side=s.stored_crop_side)
 
     def build(self) -> Detector:
         return make_detector(self.name, self.cascade, self.thresholds, self.max_side)
@@ -173,7 +175,7 @@ def _detect_error(e: Exception) -> str:
 
 def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedImage:
     """The whole image as the face (``--no-detect``: a folder of face crops)."""
-    side = default_settings().stored_crop_side
+    side = spec.crop_side
     image = im.copy()
     if max(image.size) > side:
         image.thumbnail((side, side), Image.Resampling.BICUBIC)
@@ -186,7 +188,7 @@ def _whole(out: PreparedImage, im: Image.Image, spec: DetectorSpec) -> PreparedI
 
 def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorSpec, with_picture: bool) -> PreparedImage:
     """A square crop around each face, with the face's colours (charaid.models.colours) when they count."""
-    side = default_settings().stored_crop_side
+    side = spec.crop_side
     t = spec.thresholds
     extra = spec.framings if faces and all(f.detector.startswith("facedet") for f in faces) else ()
     out.framings = [[] for _ in extra]

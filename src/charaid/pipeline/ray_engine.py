@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,8 @@ class _PipelineActor:
 
     def __call__(self, batch: dict) -> dict:
         opts = self.options
-        preps = [self.pipeline.prepare(str(p), opts) for p in batch["path"]]
+        # in this actor's process; a native detector in a watched one, so no picture stalls the actor
+        preps = list(self.pipeline.prepared([str(p) for p in batch["path"]], opts, workers=0))
         out = self.pipeline.embed(preps, opts.select)
         if not opts.keep_crops:
             for e in out:
@@ -69,12 +71,12 @@ def run_ray(
     """``pipeline`` over ``paths`` with Ray Data, in input order, ``window`` paths at a time (so a
     list of millions is never held whole, and each window's results can be committed).
     ``options.workers`` actors (0: one per CPU of the cluster)."""
-    import logging
-
+    # our own progress bar and summary say enough: Ray Data logs errors only (read when it configures its loggers)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     import ray
+    import ray.data
 
     start_ray(options.ray_address)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own progress bar and summary say enough
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
@@ -89,13 +91,16 @@ def run_ray(
         ds = ray.data.from_items(
             [{"path": p} for p in chunk], override_num_blocks=max(1, min(-(-len(chunk) // batch_size), 4 * n_actors))
         )
-        out = ds.map_batches(
-            _PipelineActor,
-            fn_constructor_kwargs=kwargs,
-            batch_size=batch_size,
-            concurrency=min(n_actors, max(1, len(chunk) // batch_size)),
-            num_cpus=1,
-            batch_format="numpy",
-        )
+        with warnings.catch_warnings():  # max_restarts goes through ray_remote_args, which Ray 2.60 calls deprecated
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+            out = ds.map_batches(
+                _PipelineActor,
+                fn_constructor_kwargs=kwargs,
+                batch_size=batch_size,
+                compute=ray.data.ActorPoolStrategy(size=min(n_actors, max(1, len(chunk) // batch_size))),
+                num_cpus=1,
+                max_restarts=0,  # a lost actor fails its pictures rather than restarting from arguments Ray may have freed
+                batch_format="numpy",
+            )
         for row in out.iter_rows():
             yield pickle.loads(row["item"])
