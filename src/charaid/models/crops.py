@@ -1,7 +1,7 @@
 """The face record: one face, cut out of its picture, with what was learnt about it on the way.
 
-A :class:`FaceCrop` is made once, where the face is cut (``charaid.pipeline.prepare``), and
-every stage after reads it: the embedders its image and its colours, storage its box and
+A :class:`FaceCrop` is a record, made once where the face is cut (``charaid.pipeline.prepare``),
+and every stage after reads it: the embedders its image and its colours, storage its box and
 image, the decisions its detector's score and size. Nothing rides on the PIL image itself.
 
 Its colours (charaid.models.colours) are sampled in the picture the face was detected in, at
@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from charaid.config import Thresholds
 from charaid.models import colours as cues
-from charaid.models.detectors import Box, Face, crop_face, face_margin
+from charaid.models.detectors import Box, Face
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,29 +38,6 @@ class FaceCrop:
     def of(cls, crop: FaceCrop | Image.Image) -> FaceCrop:
         """``crop`` as a record: a bare image is a crop about which nothing is known yet."""
         return crop if isinstance(crop, FaceCrop) else cls(crop)
-
-    @classmethod
-    def cut(
-        cls,
-        picture: Image.Image,
-        face: Face,
-        margin: float | None = None,
-        side: int | None = None,
-        thresholds: Thresholds | None = None,
-        colours: bool = True,
-    ) -> FaceCrop:
-        """Cut ``face`` out of ``picture`` at its margin (:func:`face_margin`, the one ``recognize``
-        uses) and, with ``colours``, sample its colours at the landmarks in ``picture``."""
-        m = face_margin(face, thresholds) if margin is None else margin
-        image = crop_face(picture, face.box, m, side)
-        if not colours:
-            return cls(image, face)
-        return cls(image, face, cues.face_colours(face, picture), searched=True)
-
-    def reframed(self, picture: Image.Image, margin: float, side: int | None = None) -> FaceCrop:
-        """The same face cut again at another margin (its colours kept)."""
-        assert self.face is not None, "only a detected face can be cut again"
-        return replace(self, image=crop_face(picture, self.face.box, margin, side))
 
     def with_colours(self) -> FaceCrop:
         """This crop with its colours looked for (searched inside the crop when not known)."""

@@ -68,7 +68,7 @@ class Embedder(ABC):
 
     def embed_batch(self, faces: Sequence[FaceCrop | Image.Image]) -> np.ndarray:
         """An (n, dim) float32 array, one unit-length row per face crop."""
-        return self._embed([FaceCrop.of(f) for f in faces])
+        return self._embed([f if isinstance(f, FaceCrop) else FaceCrop(f) for f in faces])
 
     def embed(self, face: FaceCrop | Image.Image) -> np.ndarray:
         return self.embed_batch([face])[0]
@@ -235,7 +235,7 @@ class ConcatEmbedder(Embedder):
     def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
         norm = float(np.sqrt(sum(w * w for w in self.weights)))
         if uses_colours(self):  # looked for once, whichever part reads them
-            crops = [c.with_colours() for c in crops]
+            crops = [c if c.searched else c.with_colours() for c in crops]
         blocks = [p._embed(crops) * (w / norm) for p, w in zip(self.parts, self.weights)]
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
@@ -262,7 +262,7 @@ class CueColourEmbedder(Embedder):
     def _embed(self, crops: list[FaceCrop]) -> np.ndarray:
         out = np.zeros((len(crops), self.dim), np.float32)
         for i, crop in enumerate(crops):
-            v = crop.with_colours().colours
+            v = crop.colours if crop.searched else crop.with_colours().colours
             if v is not None:
                 z = (v - self.mean) / self.std
                 out[i] = z / max(1e-12, float(np.linalg.norm(z)))

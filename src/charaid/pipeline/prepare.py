@@ -17,6 +17,7 @@ from PIL import Image
 from charaid import watchdog
 from charaid.config import Thresholds, default_settings
 from charaid.errors import ImageError
+from charaid.models import colours as cues
 from charaid.models.crops import FaceCrop
 from charaid.models.detectors import (
     DEFAULT_DETECTOR,
@@ -24,6 +25,7 @@ from charaid.models.detectors import (
     Detector,
     Face,
     canonical_detector,
+    crop_face,
     face_margin,
     make_detector,
 )
@@ -194,10 +196,11 @@ def _cut(out: PreparedImage, im: Image.Image, faces: list[Face], spec: DetectorS
     out.framings = [[] for _ in extra]
     for f in faces:
         out.faces.append(f)
-        crop = FaceCrop.cut(im, f, face_margin(f, t), side, t, colours=t.cue_colour_weight > 0)
-        out.crops.append(crop)
-        for margin, into in zip(extra, out.framings):
-            into.append(crop.reframed(im, margin, side))
+        # the colours sampled here, in the picture, at the landmarks: cheap and exact
+        colours = cues.face_colours(f, im) if t.cue_colour_weight > 0 else None
+        searched = t.cue_colour_weight > 0
+        for margin, into in [(face_margin(f, t), out.crops)] + list(zip(extra, out.framings)):
+            into.append(FaceCrop(crop_face(im, f.box, margin, side), f, colours, searched))
     if with_picture:
         out.picture = picture_crop(im)
     return out

@@ -306,7 +306,12 @@ class Recognizer:
             for j in e.chosen:
                 m, d = decisions[i]
                 i += 1
-                res.faces.append(FaceResult(p.box(j), p.score(j), d.character, m.score, m.top, d.probable, d.probability))
+                face = p.faces[j]
+                if face is None:  # --no-detect: the whole image is the face
+                    box, dscore = Box(0, 0, *(p.size or (0, 0))), 1.0
+                else:
+                    box, dscore = face.box, face.score
+                res.faces.append(FaceResult(box, dscore, d.character, m.score, m.top, d.probable, d.probability))
             out.append(res)
         if pictures:
             self.picture_fallback(out, batch, top_k)
