@@ -25,6 +25,9 @@ SUBCOMMANDS = [
     "index",
     "search",
     "models",
+    "discover",
+    "tag",
+    "export",
 ]
 
 

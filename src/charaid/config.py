@@ -92,6 +92,9 @@ class Thresholds:
     #: (benchmarks/label_groups.py); 0.75 split the drawn look-alikes of tests/test_web.py into
     #: singletons, so 0.25 (the old link) stays until a better check exists.
     label_group_quantile: float = 0.25
+    #: ``charaid discover`` cuts its clusters at the cosine that only this share of the impostor
+    #: cohort's different-character pairs fall below (charaid.jobs.discover.cohort_link).
+    discover_cohort_quantile: float = 0.999
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md@aef98b0).
     colour_weight: float = 0.5

@@ -105,3 +105,10 @@ def name_from_folder(folder: str) -> str:
     """A character name for an enrolment folder: the folder's name, with bytes that are not UTF-8
     written as ``\\xNN`` (so a Shift-JIS folder still enrols, under a name the user can rename)."""
     return character_name(shown(folder))
+
+
+def folder_name(character: str) -> str:
+    """A character's name as a safe folder name (sort's folders, export's): no separators, no
+    leading dot, not empty; any script kept."""
+    name = re.sub(r"[/\\\x00-\x1f]", "_", character).strip().lstrip(".")
+    return name[:200] or "_unnamed"

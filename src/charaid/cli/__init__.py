@@ -26,7 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: 0 after --help/--version, 2 for a usage error (which the README calls 1)
+        return EXIT_OK if not e.code else EXIT_SETUP
     try:
         return args.func(args)
     except KeyboardInterrupt:

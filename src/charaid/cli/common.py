@@ -73,10 +73,14 @@ def _open_recognizer(args, gallery):
     return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k, closed=getattr(args, "closed", False))
 
 
-def _store(args):
+def _store(args, must_exist: bool = False):
+    """The face store and its embedder; ``must_exist``: refuse a store that is not there (a
+    search in a misspelt path must not quietly make an empty one)."""
     from charaid.models.embedders import imagenet_embedder
     from charaid.storage.store import FaceStore
 
-    emb = imagenet_embedder()
     path = Path(args.store).expanduser() if args.store else default_settings().store
+    if must_exist and not path.is_file():
+        raise FileNotFoundError(f"{path}: no face store here; fill one first: charaid index PATH... --store {path}")
+    emb = imagenet_embedder()
     return FaceStore(path, emb.model_id, emb.dim), emb

@@ -19,13 +19,15 @@ from charaid.cli.common import (
     _warn,
     _workers,
 )
+from charaid.config import default_settings
 from charaid.names import json_line, shown
 
 
 def cmd_demo(args) -> int:
     from charaid.jobs.demo import run_demo
 
-    out = Path(args.out)
+    # not the current folder: run from a checkout, the demo must not leave files for git to show
+    out = Path(args.out).expanduser() if args.out else default_settings().gallery.parent / "demo"
     t0 = time.time()
     print(f"Drawing 3 characters x 8 portraits and a group picture into {out}/ ...", file=sys.stderr)
     r = run_demo(out)
@@ -43,20 +45,25 @@ def cmd_demo(args) -> int:
 
 def cmd_enroll(args) -> int:
     from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.recognition.spaces import embedder_for
     from charaid.storage.gallery import Gallery
 
     items = labelled_images(args.dir, on_skip=lambda p, why: _warn(f"{p}: {why}"))
-    with Gallery(_gallery_path(args)) as g, _progress(len(items), "enrol", args.quiet) as bar:
+    with Gallery(_gallery_path(args)) as g:
         spec = None if args.no_detect else _detector_spec(args, g)
+        embedder = embedder_for(g).load()  # before the progress bar: it times pictures, not start-up
+        bar = _progress(len(items), "enrol", args.quiet)
         s = enroll_items(
             g,
             items,
             detect=not args.no_detect,
             spec=spec,
+            embedder=embedder,
             on_progress=bar.update,
             on_error=lambda p, r: _warn(f"{p}: {r}"),
             options=_run_options(args, len(items)),
         )
+        bar.close()
         for src, other in s.conflicts:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
         _sync_index(g)
@@ -64,8 +71,7 @@ def cmd_enroll(args) -> int:
             f"enrolled {s.added} faces of {len(s.characters)} characters and {s.pictures} whole pictures into {g.path} "
             f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
             f"{len(s.errors)} unreadable); "
-            f"gallery now {len(g)} faces of {len(g.characters())} characters",
-            file=sys.stderr,
+            f"gallery now {len(g)} faces of {len(g.characters())} characters"
         )
     return EXIT_INPUT if s.errors else EXIT_OK
 
@@ -79,6 +85,9 @@ def cmd_recognize(args) -> int:
     gp = _gallery_path(args)
     if not gp.exists():
         raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first (charaid enroll DIR --gallery {gp})")
+    if not paths:
+        _warn(f"{', '.join(map(str, args.paths))}: no pictures here (nothing to recognise)")
+        return EXIT_INPUT
     failed = 0
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
@@ -89,10 +98,12 @@ def cmd_recognize(args) -> int:
             _warn(f"{args.output}: {len(done)} images already done, resuming with the rest")
             paths = [p for p in paths if str(p) not in done]
         out = open(args.output, "a", encoding="utf-8")
-    with Gallery(gp) as g, _progress(len(paths), "recognise", args.quiet) as bar:
+    with Gallery(gp) as g:
         rec = _open_recognizer(args, g)
+        rec.pipeline.load()  # before the progress bar: it times pictures, not start-up
         if not g.names():
             _warn(f"{gp}: the gallery is empty, every face will be unknown")
+        bar = _progress(len(paths), "recognise", args.quiet)
         for res in rec.recognize_paths(
             paths, detect=not args.no_detect, pictures=args.picture, options=_run_options(args, len(paths))
         ):
@@ -110,6 +121,7 @@ def cmd_recognize(args) -> int:
                 _print_human(res)
             if args.annotate and not res.error:
                 annotate(load_image(res.path), res.faces).save(annotated_path(args.annotate, res.path))
+        bar.close()
     if out is not None:
         out.close()
     return EXIT_INPUT if failed else EXIT_OK
@@ -135,8 +147,7 @@ def _resume_output(path: Path) -> set[str]:
 
 def _print_human(res) -> None:
     if res.error:
-        print(f"{shown(res.path)}: error: {res.error}")
-        return
+        return  # a problem: said once, on stderr
     print(f"{shown(res.path)}: {len(res.faces)} face{'s' if len(res.faces) != 1 else ''}")
     for f in res.faces:
         top = ", ".join(f"{c.character} {c.score:.2f}" for c in f.top)
@@ -164,7 +175,11 @@ def cmd_detect(args) -> int:
             if args.json:
                 print(json_line({"path": prep.path, "faces": faces, "error": prep.error}), flush=True)
             elif not prep.error:
-                print(f"{shown(prep.path)}: {len(faces)} faces " + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces))
+                n = len(faces)
+                print(
+                    f"{shown(prep.path)}: {n} face{'' if n == 1 else 's'} "
+                    + " ".join(f"{f['box']}@{f['score']:.2f}" for f in faces)
+                )
             if args.annotate and prep.ok:
                 from PIL import ImageDraw
 
@@ -183,7 +198,7 @@ def cmd_evaluate(args) -> int:
 
     embedder = default_embedder()
     spec = None if args.no_detect else _detector_spec(args)
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
 
     def embed(root):
         from charaid.jobs.enroll import labelled_images
@@ -196,7 +211,7 @@ def cmd_evaluate(args) -> int:
                 not args.no_detect,
                 spec,
                 _workers(args, n),
-                on_error=lambda p, r: (errors.append(p), _warn(f"{p}: {r}")),
+                on_error=lambda p, r: (errors.append((p, r)), _warn(f"{p}: {r}")),
                 on_progress=bar.update,
             )
 
@@ -215,6 +230,9 @@ def cmd_evaluate(args) -> int:
             tr, te = ev.split_holdout(data, 1 / args.folds)
             report.unknown = ev.leave_out_unknowns(tr, te, method=args.method, cohort=cohort)
     report.closed = args.closed
+    report.dropped = errors
+    what = f"{args.dir}" + (f" -> {args.test}" if args.test else f", {args.folds}-fold")
+    report.title = f"charaid evaluate {what}: {args.method}, {embedder.model_id}, {time.strftime('%Y-%m-%d')}"
     print(report.to_markdown())
     if args.report:
         out = Path(args.report)

@@ -61,7 +61,7 @@ def cmd_sort(args) -> int:
             return EXIT_OK
         if args.undo is not None:
             n, problems = srt.undo(dst, args.undo, on_error=lambda p, r: _warn(f"{p}: {r}"))
-            print(f"run {args.undo} undone: {n} files put back or removed, {len(problems)} problems", file=sys.stderr)
+            print(f"run {args.undo} undone: {n} files put back or removed, {len(problems)} problems")
             return EXIT_INPUT if problems else EXIT_OK
     else:
         if len(args.paths) != 2:
@@ -94,6 +94,7 @@ def cmd_sort(args) -> int:
 
     with Gallery(gp) as g:
         rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold, closed=args.closed)
+        rec.pipeline.load()  # before the progress bar: it times pictures, not start-up
         if args.resume:
             workers = _workers(args, 100)
             with _progress(None, "sort (resume)", args.quiet) as bar:
@@ -102,7 +103,10 @@ def cmd_sort(args) -> int:
                 print(f"nothing to resume in {dst}: its last run finished", file=sys.stderr)
                 return EXIT_OK
         else:
-            n = sum(1 for _ in iter_image_paths([src]))
+            n = sum(1 for _ in iter_image_paths([src])) if src.is_dir() else 0
+            if n == 0 and src.is_dir():
+                _warn(f"{src}: no pictures here (nothing to sort; no run recorded)")
+                return EXIT_INPUT
             run = _run_options(args, n)
             opts = srt.SortOptions(
                 args.move,
@@ -142,8 +146,26 @@ def cmd_sort(args) -> int:
         f"  copied {s.copied}, moved {s.moved}, duplicates skipped {s.duplicates}, errors {len(s.errors)}"
         + (f"; run {s.run_id} (undo: charaid sort --undo {s.run_id} {dst})" if s.run_id else "")
     )
-    print("\n".join(lines), file=sys.stderr)
+    # the summary is a result: stdout, unless stdout holds JSON lines only
+    print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
     return EXIT_INPUT if s.errors else EXIT_OK
+
+
+def _search_character(args, store, emb) -> int:
+    """``search --character NAME``: the indexed pictures where the gallery's NAME is found."""
+    from charaid.jobs.find import find_character
+    from charaid.names import character_name
+    from charaid.storage.gallery import Gallery
+
+    gp = _gallery_path(args)
+    if not gp.exists():
+        raise FileNotFoundError(f"{gp}: no gallery here; --character names the characters of a gallery")
+    with store, Gallery(gp) as g:
+        found = find_character(store, g, emb, character_name(args.character), threshold=args.threshold)
+    for f in found[: args.k] if args.k else found:
+        print(f.to_json() if args.json else f"{f.score:.3f}  {f.path}  {f.box.as_list()}", flush=True)
+    print(f"{args.character}: found in {len(found)} indexed pictures", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_train(args) -> int:
@@ -230,7 +252,7 @@ def cmd_index(args) -> int:
     from charaid.storage.store import pending_paths
 
     store, emb = _store(args)
-    pipeline = FacePipeline(_detector_spec(args), emb)
+    pipeline = FacePipeline(_detector_spec(args), emb).load()  # before the progress bar
     failed = done = faces = 0
     t0 = time.time()
     with store, _progress(None, "index", args.quiet) as bar:
@@ -269,7 +291,11 @@ def cmd_search(args) -> int:
     from charaid.pipeline.images import load_image
     from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_image
 
-    store, emb = _store(args)
+    store, emb = _store(args, must_exist=True)
+    if args.character is not None:
+        return _search_character(args, store, emb)
+    if not args.images:
+        raise ValueError("search takes IMAGE... (faces like theirs) or --character NAME (a gallery's character)")
     spec = (DetectorSpec() if args.no_detect else _detector_spec(args)).for_embedder(emb)
     failed = 0
     with store:
@@ -287,7 +313,7 @@ def cmd_search(args) -> int:
                 _warn(f"{path}: {prep.error}")
                 out = {"path": path, "faces": [], "error": prep.error}
             else:
-                hits = store.search(emb.embed_batch(prep.crops), args.k)
+                hits = store.search(emb.embed_batch(prep.crops), args.k or 10)
                 out = {
                     "path": path,
                     "error": None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from charaid import __version__
+from charaid.cli.collection import cmd_discover, cmd_export, cmd_tag
 from charaid.cli.faces import cmd_demo, cmd_detect, cmd_enroll, cmd_evaluate, cmd_gallery, cmd_models, cmd_recognize
 from charaid.cli.jobs import (
     cmd_build_cohort,
@@ -22,9 +23,24 @@ from charaid.pipeline.faces import ENGINES
 from charaid.pipeline.match import DEFAULT_METHOD, METHODS
 
 
+def _score(v: str) -> float:
+    """A threshold on the matcher's scores, which lie between 0 and 1."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is outside the score range 0 to 1")
+    return x
+
+
 def _float_or_auto(v: str) -> str:
+    """A score threshold, or 'auto' (calibrate)."""
     if v != "auto":
-        float(v)
+        try:
+            _score(v)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e}; or 'auto' to calibrate") from None
     return v
 
 
@@ -60,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)")
 
     sp = sub.add_parser("demo", help="enrol 3 drawn characters and recognise a group picture (no data needed)")
-    sp.add_argument("--out", default="charaid-demo", help="folder for the demo's pictures and gallery (default ./charaid-demo)")
+    sp.add_argument(
+        "--out",
+        help="folder for the demo's pictures and gallery (default: demo/ in charaid's data folder, never the current one)",
+    )
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("models", help="list the detectors and embedders charaid can run, defaults marked")
@@ -79,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-detect", action="store_true", help="each image is already a face crop")
     sp.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates per face (default 5)")
     sp.add_argument(
-        "--threshold", type=float, metavar="T", help="scores below T are 'unknown' (default: the gallery's calibrated value)"
+        "--threshold",
+        type=_score,
+        metavar="T",
+        help="scores below T are 'unknown' (0 to 1; default: the gallery's calibrated value)",
     )
     sp.add_argument(
         "--closed",
@@ -99,6 +121,55 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     engine(sp)
     sp.set_defaults(func=cmd_recognize)
+
+    sp = sub.add_parser(
+        "discover", help="find the characters of a pile of pictures without labelled folders (clusters, biggest first)"
+    )
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per face on stdout: path, box, cluster, character")
+    sp.add_argument("--link", type=_score, help="cosine at which clusters stop merging (default: from the impostor cohort)")
+    sp.add_argument("--no-gallery", action="store_true", help="cluster every face, even those the gallery knows")
+    sp.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
+    sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)
+    sp.add_argument("--top-k", type=int, default=5, help=argparse.SUPPRESS)
+    common(sp)
+    engine(sp)
+    sp.set_defaults(func=cmd_discover)
+
+    sp = sub.add_parser("tag", help="write the names found into XMP sidecars (face regions, keywords) for photo managers")
+    sp.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders (searched recursively)")
+    sp.add_argument("--dry-run", action="store_true", help="print what would be written (JSON lines), write nothing")
+    sp.add_argument("--probable", action="store_true", help="also name the faces that are only 'probably X'")
+    sp.add_argument("--unknown", action="store_true", help="also write unknown faces, as regions without a name")
+    sp.add_argument("--json", action="store_true", help="one JSON object per picture on stdout")
+    sp.add_argument("--undo", type=int, metavar="RUN", help="put back the sidecars of tag run RUN as they were")
+    sp.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
+    sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)
+    sp.add_argument("--top-k", type=int, default=5, help=argparse.SUPPRESS)
+    common(sp)
+    engine(sp)
+    sp.set_defaults(func=cmd_tag)
+
+    sp = sub.add_parser("export", help="a character's faces, heads or pictures as a training set (kohya layout, captions)")
+    sp.add_argument("character", metavar="CHARACTER")
+    sp.add_argument("out", metavar="OUT", help="output folder (an existing export is added to, without duplicates)")
+    sp.add_argument("--what", choices=["faces", "heads", "pictures"], default="faces", help="what to cut (default faces)")
+    sp.add_argument("--size", type=int, default=512, help="side of the squares, or the pictures' longest side (default 512)")
+    sp.add_argument(
+        "--format",
+        choices=["kohya", "folder"],
+        default="kohya",
+        help="kohya's <repeats>_<trigger> <class>/ with captions, or plain files",
+    )
+    sp.add_argument("--repeats", type=int, default=10, help="kohya's repeats, the folder's number (default 10)")
+    sp.add_argument("--trigger", help="the caption's first tag and the folder's identifier (default: the name)")
+    sp.add_argument("--class", dest="klass", default="1girl", help="kohya's class word (default 1girl)")
+    sp.add_argument("--tags", help="more tags for every caption, comma-separated")
+    sp.add_argument(
+        "--store", metavar="S", help="export from this face store (every indexed picture where the character is found)"
+    )
+    sp.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY, else one in your data folder)")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("detect", help="find anime faces in images")
     sp.add_argument("paths", nargs="+", metavar="PATH")
@@ -138,9 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pictures with several characters: into each folder (default), DST/_group/A+B/, or the most confident",
     )
     sp.add_argument(
-        "--min-score", type=float, metavar="S", help="faces scoring below S are unknown (default: the gallery's threshold)"
+        "--min-score",
+        type=_score,
+        metavar="S",
+        help="faces scoring below S are unknown (0 to 1; default: the gallery's threshold)",
     )
-    sp.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)
     sp.add_argument(
         "--closed",
         action="store_true",
@@ -266,10 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, gallery=False)
     sp.set_defaults(func=cmd_index)
 
-    sp = sub.add_parser("search", help="find the indexed faces most like the faces of an image (robust to crops and flips)")
-    sp.add_argument("images", nargs="+", metavar="IMAGE")
+    sp = sub.add_parser(
+        "search", help="find the indexed faces most like an image's (robust to crops and flips), or a character's pictures"
+    )
+    sp.add_argument("images", nargs="*", metavar="IMAGE")
     sp.add_argument("--store", metavar="S", help="face store file (default: $CHARAID_STORE, else one in your data folder)")
-    sp.add_argument("--k", type=int, default=10, help="images to return per face (default 10)")
+    sp.add_argument(
+        "--character",
+        metavar="NAME",
+        help="every indexed picture where the gallery's character NAME is found (JSON lines with --json)",
+    )
+    sp.add_argument("--gallery", metavar="G", help="the gallery that knows the character (with --character)")
+    sp.add_argument(
+        "--threshold", type=_score, help="with --character: scores below it are not the character (default: calibrated)"
+    )
+    sp.add_argument("--k", type=int, help="images to return per face (default 10; with --character: all, unless given)")
     sp.add_argument("--no-detect", action="store_true", help="the image is already a face crop")
     sp.add_argument("--json", action="store_true", help="one JSON object per query image on stdout")
     common(sp, gallery=False)

@@ -10,6 +10,7 @@ not found or not known.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from charaid.pipeline.images import iter_image_paths, sha256_file
 from charaid.pipeline.prepare import DetectorSpec
 from charaid.recognition.picture import picture_embedder
 from charaid.recognition.spaces import embedder_for
+from charaid.storage.files import EnrolFiles, SeenFile
 from charaid.storage.gallery import EnrollReport, Gallery, NewSample
 from charaid.storage.journal import SORT_FOLDERS
 from charaid.storage.pictures import NewPicture, add_pictures, has_picture
@@ -114,13 +116,28 @@ def enroll_items(
     if detect:
         check_detector(gallery, spec.name)
     summary = EnrollSummary(images=len(items))
+    files, det = EnrolFiles(gallery), (spec.name if detect else None)
+    stamps: dict[tuple[str, str], tuple[int, int]] = {}  # (character, path) -> (size, mtime_ns)
     hashed: list[tuple[str, Path, str]] = []
     for character, path in items:
         try:
+            st = os.stat(path)
+            # unchanged since it was last read, for this character: skipped before it is hashed or decoded
+            if files.unchanged(str(path), character, st.st_size, st.st_mtime_ns, det) is not None:
+                summary.unchanged += 1
+                _tick(on_progress)
+                continue
             hashed.append((character, path, sha256_file(path)))
+            stamps[(character, str(path))] = (st.st_size, st.st_mtime_ns)
         except OSError as e:
             _fail(summary, on_error, str(path), ImageError(path, f"cannot read ({e.strerror or e})").reason)
             _tick(on_progress)
+    seen: list[SeenFile] = []
+
+    def saw(character: str, path: Path, h: str, outcome: str) -> None:
+        size, mtime_ns = stamps[(character, str(path))]
+        seen.append(SeenFile(str(path), character, size, mtime_ns, h, outcome, det))
+
     holders: dict[str, set[str]] = {}
     for character, _, h in hashed:
         holders.setdefault(h, set()).add(character)
@@ -136,6 +153,7 @@ def enroll_items(
                 shared.setdefault(h, []).append((character, path))
         elif known and (not detect or has_picture(gallery, h)):
             summary.unchanged += 1
+            saw(character, path, h, "face" if character in known else "no_face")
             _tick(on_progress)
         else:
             todo.append((character, path, h))
@@ -153,6 +171,8 @@ def enroll_items(
             assert pic_embedder is not None
             summary.pictures += add_pictures(gallery, pictures, pic_embedder.model_id, pic_embedder.dim)
             pictures.clear()
+        files.record(seen)  # after the faces: a kill in between only makes the next run read them again
+        seen.clear()
 
     opts = replace(options or RunOptions(workers=workers), detect=detect, with_picture=detect, select="largest", keep_crops=True)
     for (character, path, h), got in zip(todo, pipeline.run([t[1] for t in todo], opts)):
@@ -162,6 +182,7 @@ def enroll_items(
         if prep.error:
             _fail(summary, on_error, str(path), prep.error)
         elif not got.chosen:
+            saw(character, path, h, "no_face")
             summary.no_face.append(str(path))
             if on_error:
                 on_error(str(path), "no face found" + (" (kept as a whole picture)" if prep.picture is not None else ""))
@@ -170,6 +191,7 @@ def enroll_items(
             face = prep.faces[i]
             box = face.box.as_tuple() if face is not None else None
             samples.append(NewSample(character, h, got.vectors[0, 0], str(path), box, prep.crops[i].image))
+            saw(character, path, h, "face")
             summary.characters.add(character)
         if len(samples) >= batch_size or len(pictures) >= batch_size:
             flush()

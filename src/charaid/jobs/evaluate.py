@@ -21,6 +21,7 @@ import numpy as np
 from charaid.config import Thresholds
 from charaid.jobs.enroll import labelled_images
 from charaid.models.embedders import Embedder
+from charaid.names import shown
 from charaid.pipeline.decide import CohortNorm, GalleryView, fit_decision
 from charaid.pipeline.faces import FacePipeline, RunOptions
 from charaid.pipeline.match import DEFAULT_METHOD, Matcher, auroc, calibrate, stratified_folds
@@ -60,6 +61,12 @@ class EvalReport:
     unknown: UnknownReport | None = None
     #: Measured as a closed world (``--closed``): no unknowns held out.
     closed: bool = False
+    #: What was measured (the report's heading): set, method, model, date.
+    title: str = ""
+    #: Known faces whose first guess was another character: path, truth, guess, score.
+    misnamed: list[dict] = field(default_factory=list)
+    #: Pictures left out of the measurement, and why (no face found, unreadable).
+    dropped: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -71,10 +78,14 @@ class EvalReport:
             "confusion": None if self.confusion is None else self.confusion.tolist(),
             "unknown": None if self.unknown is None else self.unknown.to_dict(),
             "closed": self.closed,
+            "title": self.title,
+            "misnamed": self.misnamed,
+            "dropped": [{"path": p, "reason": r} for p, r in self.dropped],
         }
 
     def to_markdown(self) -> str:
-        lines = ["| faces | top-1 | top-5 |", "|---|---|---|", f"| {self.n} | {self.top1:.3f} | {self.top5:.3f} |", ""]
+        lines = [f"# {self.title}", ""] if self.title else []
+        lines += ["| faces | top-1 | top-5 |", "|---|---|---|", f"| {self.n} | {self.top1:.3f} | {self.top5:.3f} |", ""]
         if self.closed:
             lines += ["Closed world (--closed): every face is named by its first guess, so named right = top-1.", ""]
         if self.unknown:
@@ -94,6 +105,10 @@ class EvalReport:
                 ]
         lines += ["| character | faces | top-1 |", "|---|---|---|"]
         lines += [f"| {k} | {n} | {a:.3f} |" for k, (n, a) in self.per_character.items()]
+        lines += ["", f"## Misnamed pictures ({len(self.misnamed)})", ""]
+        lines += [f"- {m['path']}: {m['truth']} named {m['guess']} ({m['score']:.3f})" for m in self.misnamed] or ["none"]
+        lines += ["", f"## Pictures left out ({len(self.dropped)})", ""]
+        lines += [f"- {shown(p)}: {r}" for p, r in self.dropped] or ["none"]
         return "\n".join(lines) + "\n"
 
 
@@ -144,9 +159,17 @@ def embed_items(
     return EmbeddedSet(np.array(labels, dtype=object), paths, X)
 
 
-def _closed_set(truth: np.ndarray, classes: np.ndarray, S: np.ndarray, report: EvalReport) -> None:
+def _closed_set(
+    truth: np.ndarray, classes: np.ndarray, S: np.ndarray, report: EvalReport, paths: Sequence[str] | None = None
+) -> None:
     order = np.argsort(-S, axis=1)
     pred = classes[order[:, 0]]
+    if paths is not None:
+        report.misnamed = [
+            {"path": shown(p), "truth": str(t), "guess": str(g), "score": round(float(S[i, order[i, 0]]), 4)}
+            for i, (p, t, g) in enumerate(zip(paths, truth, pred))
+            if t != g
+        ]
     in5 = np.array([t in classes[o[:5]] for t, o in zip(truth, order)])
     report.n = len(truth)
     report.top1 = float((pred == truth).mean()) if len(truth) else float("nan")
@@ -168,7 +191,7 @@ def evaluate_split(train: EmbeddedSet, test: EmbeddedSet, method: str = DEFAULT_
     known = np.isin(test.labels, m.classes)
     report = EvalReport()
     S = m.scores(test.X)
-    _closed_set(test.labels[known], m.classes, S[known], report)
+    _closed_set(test.labels[known], m.classes, S[known], report, [p for p, k in zip(test.paths, known) if k])
     if (~known).any() and known.any():
         cal = calibrate(train.labels, train.X, method)
         ks, us = S[known].max(axis=1), S[~known].max(axis=1)
@@ -196,7 +219,7 @@ def evaluate_folds(data: EmbeddedSet, folds: int = 5, method: str = DEFAULT_METH
         cols = np.searchsorted(classes, m.classes)
         S[np.ix_(te, cols)] = m.scores(data.X[te])
     report = EvalReport()
-    _closed_set(data.labels, classes, S, report)
+    _closed_set(data.labels, classes, S, report, data.paths)
     return report
 
 
@@ -286,8 +309,16 @@ def plot_confusion(report: EvalReport, path: str | Path, title: str = "") -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from charaid.fonts import matplotlib_fonts
+
     cm = report.confusion if report.confusion is not None else np.zeros((0, 0))
     n = len(report.classes)
+    # names in their own script: Noto Sans CJK, then DejaVu Sans glyph by glyph (charaid.fonts)
+    with plt.rc_context({"font.family": matplotlib_fonts()}):
+        _draw_confusion(plt, report, cm, n, path, title)
+
+
+def _draw_confusion(plt, report: EvalReport, cm: np.ndarray, n: int, path: str | Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 3), max(3.5, 0.5 * n + 2.5)))
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(n), report.classes, rotation=60, ha="right", fontsize=8)

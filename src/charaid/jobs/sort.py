@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charaid.names import folder_name
 from charaid.pipeline.faces import RunOptions
 from charaid.pipeline.images import iter_image_paths, sha256_file
 from charaid.recognition.recognize import ImageResult, Recognizer
@@ -94,12 +94,6 @@ class SortSummary:
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds else 0.0
-
-
-def folder_name(character: str) -> str:
-    """A character's name as a safe folder name: no separators, no leading dot, not empty."""
-    name = re.sub(r"[/\\\x00-\x1f]", "_", character).strip().lstrip(".")
-    return name[:200] or "_unnamed"
 
 
 def named_faces(result: ImageResult, min_score: float | None = None) -> dict[str, float]:

@@ -22,7 +22,7 @@ import numpy as np
 from charaid.config import Settings, default_settings
 from charaid.models.crops import FaceCrop
 from charaid.models.embedders import Embedder
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, prepare_image, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, detector, prepare_image, prepare_many
 
 ENGINES = ("local", "ray")
 #: Which faces of a picture a job embeds: every one, or the largest only (enrolling a picture
@@ -96,6 +96,13 @@ class FacePipeline:
         self.spec = spec.for_embedder(embedder)  # the face's colours only where the embedder reads them
         self.settings = settings or default_settings()
         self.picture_embedder = picture_embedder
+
+    def load(self) -> FacePipeline:
+        """Load the detector and the embedder now (else on the first picture), so that a
+        progress bar started after this times pictures, not start-up; returns self."""
+        detector(self.spec)
+        self.embedder.load()
+        return self
 
     # -- the per-picture work ---------------------------------------------------------------------
     def prepare(self, path: str | Path, options: RunOptions = RunOptions(), image=None) -> PreparedImage:

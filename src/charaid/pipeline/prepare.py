@@ -114,7 +114,8 @@ class PreparedImage:
 _DETECTORS: dict[DetectorSpec, Detector] = {}
 
 
-def _detector(spec: DetectorSpec) -> Detector:
+def detector(spec: DetectorSpec) -> Detector:
+    """The detector ``spec`` describes, built once per process."""
     if spec not in _DETECTORS:
         _DETECTORS[spec] = spec.build()
     return _DETECTORS[spec]
@@ -146,7 +147,7 @@ def prepare_image(
     if not detect:
         return _whole(out, im, spec)
     try:
-        faces = _detector(spec).detect(im)
+        faces = detector(spec).detect(im)
     except Exception as e:  # a detector crash on one odd image must not end the batch
         out.error = _detect_error(e)
         return out
@@ -232,7 +233,7 @@ def prepare_many(
     """
     spec = spec or DetectorSpec()
     jobs = ((p, detect, spec, with_hash, with_picture) for p in paths)
-    if workers <= 0 and not (detect and _detector(spec).native):
+    if workers <= 0 and not (detect and detector(spec).native):
         yield from map(_prepare_job, jobs)
         return
     # In watched worker processes: one picture past the time limit is stopped and reported,

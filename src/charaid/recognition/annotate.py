@@ -7,8 +7,9 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from charaid.fonts import draw_text, text_bbox
 from charaid.recognition.recognize import FaceResult
 
 
@@ -21,31 +22,41 @@ def _colour(name: str | None) -> tuple[int, int, int]:
 
 
 def annotate(image: Image.Image, faces: Sequence[FaceResult]) -> Image.Image:
-    """A copy of ``image`` with each face boxed and labelled."""
+    """A copy of ``image`` with each face boxed and labelled; names in any script (charaid.fonts).
+
+    The label goes above the box; where the box touches the top, below it; where it fills the
+    picture top to bottom, inside along its bottom edge (the chin), never over the eyes."""
     out = image.convert("RGB").copy()
     dr = ImageDraw.Draw(out)
     side = max(out.size)
     width = max(2, side // 300)
-    try:
-        font = ImageFont.load_default(size=max(12, side // 45))
-    except TypeError:  # Pillow without FreeType sizes
-        font = ImageFont.load_default()
+    size = max(12, side // 45)
     for f in faces:
         x, y, w, h = f.box.as_list()
         col = _colour(f.character or f.probable)
         # a probable name is drawn in its character's colour with a thinner box and a "?"
         dr.rectangle([x, y, x + w, y + h], outline=col, width=width if f.character or not f.probable else max(1, width // 2))
-        label = (
-            f"{f.character} {f.score:.2f}"
-            if f.character
-            else (f"{f.probable}? {f.probability:.2f}" if f.probable else f"unknown {f.score:.2f}")
-        )
-        tb = dr.textbbox((0, 0), label, font=font)
+        tb = text_bbox(dr, label_of(f), size)
         tw, th = tb[2] - tb[0], tb[3] - tb[1]
-        ty = y - th - 2 * width if y - th - 2 * width >= 0 else y + h
-        dr.rectangle([x, ty, x + tw + 2 * width, ty + th + 2 * width], fill=col)
-        dr.text((x + width, ty + width - tb[1]), label, fill=(255, 255, 255), font=font)
+        lh = th + 2 * width
+        if y - lh >= 0:
+            ty = y - lh
+        elif y + h + lh <= out.height:
+            ty = y + h
+        else:
+            ty = max(0, y + h - lh)
+        dr.rectangle([x, ty, x + tw + 2 * width, ty + lh], fill=col)
+        draw_text(dr, (x + width, ty + width - tb[1]), label_of(f), size, (255, 255, 255))
     return out
+
+
+def label_of(f: FaceResult) -> str:
+    """What a face's label says: the name, "X?" for a probable one, or "unknown", and the score."""
+    if f.character:
+        return f"{f.character} {f.score:.2f}"
+    if f.probable:
+        return f"{f.probable}? {(f.probability or 0.0):.2f}"
+    return f"unknown {f.score:.2f}"
 
 
 def annotated_path(outdir: str | Path, source: str | Path) -> Path:

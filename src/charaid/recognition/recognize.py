@@ -91,6 +91,9 @@ class ImageResult:
     error: str | None = None
     #: Only when asked for (``pictures=True``) and no face was named.
     picture: PictureResult | None = None
+    #: (width, height) of the picture the boxes are in (not in the JSON: boxes are in the
+    #: picture's own pixels, as displayed).
+    size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"path": self.path, "faces": [f.to_dict() for f in self.faces], "error": self.error}
@@ -302,7 +305,7 @@ class Recognizer:
         out, i = [], 0
         for e in batch:
             p = e.prep
-            res = ImageResult(p.path, error=p.error)
+            res = ImageResult(p.path, error=p.error, size=p.size)
             for j in e.chosen:
                 m, d = decisions[i]
                 i += 1
