@@ -1,7 +1,7 @@
 """The HNSW libraries charaid's index was compared with (benchmarks/ann.py), kept here with the
 comparison rather than in the product: usearch (vectors as float16), hnswlib and faiss' HNSW
 (which cannot remove a vector). charaid.storage.index keeps ``exact`` and ``ivf``, the winner at
-scale (docs/benchmarks.md, "Nearest-neighbour index").
+scale (docs/experiments.md, the `ann` block).
 
 usearch and hnswlib come with the ``bench`` extra: ``pip install -e '.[bench]'``.
 """

@@ -112,7 +112,7 @@ def sizes_table(sets, cohort, method, t: Thresholds, sizes=(3, 8, 20), draws=4, 
             pick = set(rng.choice(chars, n, replace=False).tolist())
             inside = np.isin(y, list(pick))
             fold = np.zeros(len(y), bool)
-            for c in pick:
+            for c in sorted(pick):  # a set's order changes from process to process (hash seeds): sorted, the draws repeat
                 idx = np.flatnonzero(y == c)
                 fold[rng.choice(idx, max(1, len(idx) // 5), replace=False)] = True
             gal, ask = inside & ~fold, inside & fold

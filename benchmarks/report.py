@@ -37,6 +37,9 @@ class Section:
     quick: bool
     #: what the rerun needs beyond ../shared/data, if anything
     needs: str = ""
+    #: the file of docs/ that holds its block: experiments.md for measurements that chose a
+    #: setting or a library and need no rerun with the product
+    doc: str = "benchmarks.md"
 
     @property
     def command(self) -> str:
@@ -54,12 +57,16 @@ SECTIONS = (
     Section("decisions", ("benchmarks/decisions.py", "--sizes"), True),
     Section("sort_web4_leave_out", ("benchmarks/sort_web4.py", "--leave-out", "Hua_Cheng"), True),
     Section("label_groups", ("benchmarks/label_groups.py",), True),
+    Section("discover", ("benchmarks/discover.py",), True),
+    Section("search_character", ("benchmarks/search_character.py",), True),
     Section("serve_load", ("benchmarks/serve_load.py", "--clients", "8", "--seconds", "60", "--single-seconds", "30"), True),
     Section("enrol_crops", ("benchmarks/enrol_crops.py",), False),
     Section("train_time", ("benchmarks/train_time.py", "--per-character", "50"), False),
-    Section("finetune", ("benchmarks/finetune.py", "--parts", "closed"), False),
+    Section("finetune", ("benchmarks/finetune.py", "--parts", "closed"), False, doc="experiments.md"),
     Section("index_search", ("benchmarks/index_search.py",), False),
-    Section("ann", ("benchmarks/ann.py", "--n", "1000000", "--backends", "ivf", "--nprobe", "1,4,16,64"), False),
+    Section(
+        "ann", ("benchmarks/ann.py", "--n", "1000000", "--backends", "ivf", "--nprobe", "1,4,16,64"), False, doc="experiments.md"
+    ),
     Section("hostile", ("benchmarks/hostile.py", "--entries", "10000"), False),
 )
 BY_NAME = {s.name: s for s in SECTIONS}
@@ -96,7 +103,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help=f"comma-separated sections (of: {', '.join(BY_NAME)})")
     ap.add_argument("--list", action="store_true", help="list the sections and exit")
-    ap.add_argument("--doc", type=Path, default=DOC, help="the file to rewrite (default docs/benchmarks.md)")
+    ap.add_argument("--doc", type=Path, help="the file to rewrite (default: the section's, docs/benchmarks.md for most)")
     args = ap.parse_args(argv)
     if args.list:
         for s in SECTIONS:
@@ -118,8 +125,9 @@ def main(argv=None) -> int:
             print(f"[report] {e}", file=sys.stderr)
             failed.append(s.name)
             continue
-        text = args.doc.read_text(encoding="utf-8")
-        args.doc.write_text(rewrite(text, s.name, body), encoding="utf-8")  # after each: an interrupted report keeps what ran
+        doc = args.doc or DOC.parent / s.doc
+        text = doc.read_text(encoding="utf-8")
+        doc.write_text(rewrite(text, s.name, body), encoding="utf-8")  # after each: an interrupted report keeps what ran
     if failed:
         print(f"[report] failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

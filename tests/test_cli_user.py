@@ -118,3 +118,14 @@ def test_the_demo_writes_into_the_data_folder_not_the_current_one(tmp_path):
     assert list(work.iterdir()) == [], "the demo left files in the current folder"
     assert (data / "demo" / "scene.annotated.png").is_file() and str(data / "demo") in r.stdout + r.stderr
     assert np.asarray(Image.open(data / "demo" / "scene.annotated.png")).std() > 0
+
+
+def test_the_progress_bar_starts_when_the_models_are_loaded(gallery_path, synth_train):
+    """The bar times pictures, not start-up: one small picture shows 00:00 elapsed, where
+    loading the detector and the CNN alone takes a second or more."""
+    import re
+
+    r = run_cli("recognize", str(synth_train / "akane" / "00.png"), "--gallery", str(gallery_path), "--json")
+    assert r.returncode == 0, r.stderr
+    elapsed = re.findall(r"\| 1/1 \[(\d\d:\d\d)<", r.stderr)
+    assert elapsed and elapsed[-1] == "00:00", r.stderr[-500:]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from conftest import run_cli
 
-from charaid.jobs.discover import average_linkage, bcubed, clicks_to_name, cohort_link
+from charaid.jobs.discover import bcubed, clicks_to_name, neighbours_for, shared_neighbours, snn_clusters
 
 
 def test_bcubed_and_clicks_on_known_clusterings():
@@ -20,17 +20,31 @@ def test_bcubed_and_clicks_on_known_clusterings():
     assert clicks_to_name(truth, [1, 1, 1, 1, 1, 2], share=1.0) == 4  # name it "a", take out b, b; then c
 
 
-def test_average_linkage_cuts_at_the_link_and_numbers_biggest_first():
+def test_shared_neighbour_clusters_follow_the_groups_biggest_first():
     rng = np.random.default_rng(0)
-    centres = np.eye(8)[:3]
-    X = np.concatenate([c + 0.05 * rng.standard_normal((n, 8)) for c, n in zip(centres, (2, 5, 3))])
+    centres = np.eye(16)[:3]
+    X = np.concatenate([c + 0.05 * rng.standard_normal((n, 16)) for c, n in zip(centres, (48, 120, 80))])
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    ids = average_linkage(X, 0.8)
-    assert ids.tolist() == [2, 2, 0, 0, 0, 0, 0, 1, 1, 1]
-    assert len(set(average_linkage(X, 0.9999).tolist())) == 10 and set(average_linkage(X, -1.0).tolist()) == {0}
-    C = rng.standard_normal((500, 8))
-    C /= np.linalg.norm(C, axis=1, keepdims=True)
-    assert cohort_link(C, 0.99) > cohort_link(C, 0.5)
+    ids = snn_clusters(X, 8, 0.05)
+    truth = [0] * 48 + [1] * 120 + [2] * 80
+    p, _, f = bcubed(truth, ids)
+    assert p == 1.0 and f >= 0.8, "no cluster mixes two groups"  # a big uniform group may come in a few parts
+    sizes = np.bincount(ids)
+    assert (np.diff(sizes) <= 0).all(), "numbered biggest first"
+    assert bcubed(truth, snn_clusters(X, 8, 0.0))[1] == 1.0 and len(set(snn_clusters(X, 8, 0.99).tolist())) > 100
+    J = shared_neighbours(X, 8).toarray()
+    assert np.allclose(np.diag(J), 1.0) and J[0, 1] > 0 and J[0, 200] == 0
+    assert neighbours_for(18, 10) == 3 and neighbours_for(765, 10) == 10
+
+
+def test_above_the_dense_limit_clusters_are_connected_faces(monkeypatch):
+    import charaid.jobs.discover as d
+
+    rng = np.random.default_rng(1)
+    X = np.concatenate([c + 0.05 * rng.standard_normal((100, 16)) for c in np.eye(16)[:2]])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    monkeypatch.setattr(d, "DENSE_LIMIT", 10)
+    assert bcubed([0] * 100 + [1] * 100, d.snn_clusters(X, 8, 0.05))[:2] == (1.0, 1.0)  # connected faces: whole groups
 
 
 def test_discover_groups_drawn_characters_and_names_known_ones(gallery_path, synth_train):

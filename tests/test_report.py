@@ -1,5 +1,5 @@
-"""benchmarks/report.py: every section it reruns has its block in docs/benchmarks.md, and a rerun
-replaces that block alone."""
+"""benchmarks/report.py: every section it reruns has its block in docs/ (benchmarks.md, or
+experiments.md for the measurements that chose a setting), and a rerun replaces that block alone."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import report  # noqa: E402
 def test_every_section_has_its_block_with_its_command():
     doc = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for s in report.SECTIONS:
-        m = report.block(s.name).search(doc)
-        assert m, f"no block for {s.name}"
+        m = report.block(s.name).search((ROOT / "docs" / s.doc).read_text(encoding="utf-8"))
+        assert m, f"no block for {s.name} in docs/{s.doc}"
         assert f"`{s.command}`" in m.group(2), f"{s.name}: the block does not show `{s.command}`"
         assert (ROOT / s.args[0]).is_file()
     assert len(doc.splitlines()) < 300

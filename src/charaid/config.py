@@ -92,9 +92,11 @@ class Thresholds:
     #: (benchmarks/label_groups.py); 0.75 split the drawn look-alikes of tests/test_web.py into
     #: singletons, so 0.25 (the old link) stays until a better check exists.
     label_group_quantile: float = 0.25
-    #: ``charaid discover`` cuts its clusters at the cosine that only this share of the impostor
-    #: cohort's different-character pairs fall below (charaid.jobs.discover.cohort_link).
-    discover_cohort_quantile: float = 0.999
+    #: ``charaid discover``: nearest faces compared (at most a 20th of the faces: they must fit
+    #: inside a character) and the share of them two clusters must have in common to merge, both
+    #: chosen on moeimouto10's training half by BCubed F (benchmarks/discover.py, 2026-12-05).
+    discover_neighbours: int = 20
+    discover_link: float = 0.05
     #: Weight of the colour histogram block relative to the CNN block (both L2-normalised):
     #: 0.5 measured best on moeimouto10, tla and danbooru6 (docs/benchmarks.md@aef98b0).
     colour_weight: float = 0.5

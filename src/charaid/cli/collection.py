@@ -116,7 +116,6 @@ def cmd_export(args) -> int:
 
 def cmd_discover(args) -> int:
     from charaid.jobs.discover import discover
-    from charaid.models.cohort import load_cohort
     from charaid.models.embedders import default_embedder
     from charaid.pipeline.faces import FacePipeline
     from charaid.pipeline.images import iter_image_paths
@@ -132,10 +131,9 @@ def cmd_discover(args) -> int:
         rec = _open_recognizer(args, g) if g is not None else None
         pipeline = rec.pipeline if rec is not None else FacePipeline(_detector_spec(args), default_embedder())
         pipeline.load()
-        cohort = load_cohort(pipeline.embedder.model_id)
         bar = _progress(len(paths), "discover", args.quiet)
         opts = _run_options(args, len(paths))
-        faces = discover(_ticking(paths, bar), pipeline, rec, opts, args.link, cohort)
+        faces = discover(_ticking(paths, bar), pipeline, rec, opts, args.link)
         bar.close()
     if args.json:
         for f in faces:

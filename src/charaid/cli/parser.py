@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per face on stdout: path, box, cluster, character")
-    sp.add_argument("--link", type=_score, help="cosine at which clusters stop merging (default: from the impostor cohort)")
+    sp.add_argument(
+        "--link", type=_score, help="share of nearest faces two clusters must have in common to merge (0 to 1; default 0.05)"
+    )
     sp.add_argument("--no-gallery", action="store_true", help="cluster every face, even those the gallery knows")
     sp.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
     sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)

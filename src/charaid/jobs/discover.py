@@ -4,11 +4,13 @@ Every face of the pictures goes through the one pipeline; faces a gallery alread
 one is given) are named as ``recognize`` names them, and the rest are clustered into proposed
 characters, biggest first, for the user to name a cluster at a time (``/label``).
 
-Clustering is agglomerative with average linkage on cosine distance, cut where two clusters'
-mean similarity falls below a link. The link comes from the impostor cohort of the embedder's
-space (charaid.models.cohort: thousands of faces of different characters): it is the
-similarity that only ``Thresholds.discover_cohort_quantile`` of different-character pairs
-reach, so it needs no labels, and a gallery's own characters do not move it.
+Clustering is agglomerative with average linkage on shared nearest neighbours: two faces are
+as close as the share of their ``discover_neighbours`` nearest faces they have in common (the
+Jaccard index of the two lists), and clusters stop merging below ``discover_link``. Shared
+neighbours adapt to how tight a series' faces are, where one cosine threshold cannot: on the
+development sets a cosine cut set from the impostor cohort joined whole series or split every
+character (BCubed F 0.04-0.66, benchmarks/discover.py). Above ``DENSE_LIMIT`` faces the
+clusters are the connected faces at that link (single linkage, in sparse memory).
 """
 
 from __future__ import annotations
@@ -40,34 +42,60 @@ class DiscoveredFace:
         return json_line(self.to_dict())
 
 
-def cohort_link(cohort: np.ndarray | None, quantile: float, sample: int = 3000, seed: int = 0) -> float:
-    """The cosine that only ``1 - quantile`` of different-character pairs of the cohort exceed
-    (0.8 without a cohort)."""
-    if cohort is None or len(cohort) < 2:
-        return 0.8
-    rng = np.random.default_rng(seed)
-    C = np.asarray(cohort, np.float32)
-    C = C[rng.permutation(len(C))[:sample]]
-    S = C @ C.T
-    return float(np.quantile(S[np.triu_indices(len(C), 1)], quantile))
+#: Faces clustered with average linkage over a dense matrix (N^2 floats); above, single linkage.
+DENSE_LIMIT = 8000
 
 
-def average_linkage(X: np.ndarray, link: float) -> np.ndarray:
-    """Cluster ids (0.., biggest first) of ``X``'s unit rows: average linkage, cut at cosine ``link``."""
+def shared_neighbours(X: np.ndarray, k: int):
+    """The sparse matrix of Jaccard indices of the ``k``-nearest-neighbour lists of ``X``'s unit
+    rows (a face counts among its own neighbours)."""
+    from scipy import sparse
+
     n = len(X)
-    if n == 0:
-        return np.zeros(0, int)
-    if n == 1:
-        return np.zeros(1, int)
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
+    k = max(1, min(k, n))
+    rows = []
+    for i in range(0, n, 2048):  # in blocks: memory stays n x 2048
+        S = X[i : i + 2048] @ X.T
+        rows.append(np.argpartition(-S, k - 1, axis=1)[:, :k])
+    nn = np.concatenate(rows)
+    M = sparse.csr_matrix((np.ones(n * k, np.float32), (np.repeat(np.arange(n), k), nn.ravel())), shape=(n, n))
+    inter = (M @ M.T).tocoo()
+    J = inter.data / (2 * k - inter.data)
+    return sparse.csr_matrix((J, (inter.row, inter.col)), shape=(n, n))
 
-    D = np.clip(1.0 - np.asarray(X, np.float64) @ np.asarray(X, np.float64).T, 0.0, 2.0)
-    np.fill_diagonal(D, 0.0)
-    tree = linkage(squareform((D + D.T) / 2, checks=False), method="average")
-    raw = fcluster(tree, t=1.0 - link, criterion="distance")
-    ids, counts = np.unique(raw, return_counts=True)
-    order = ids[np.lexsort((ids, -counts))]  # biggest first, ties by first appearance
+
+def neighbours_for(n: int, k: int) -> int:
+    """Neighbours compared among ``n`` faces: ``k``, but at most a 20th of them (at least 3), so
+    that a face's neighbours fit inside its character in a small pile."""
+    return max(1, min(k, max(3, n // 20), n - 1))
+
+
+def snn_clusters(X: np.ndarray, k: int, link: float) -> np.ndarray:
+    """Cluster ids (0.., biggest first) of ``X``'s unit rows, cut at shared-neighbour share ``link``."""
+    n = len(X)
+    if n < 2:
+        return np.zeros(n, int)
+    J = shared_neighbours(np.asarray(X, np.float32), neighbours_for(n, k))
+    if n <= DENSE_LIMIT:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        D = 1.0 - J.toarray().astype(np.float64)
+        D = (D + D.T) / 2
+        np.fill_diagonal(D, 0.0)
+        raw = fcluster(linkage(squareform(D, checks=False), method="average"), t=1.0 - link, criterion="distance")
+    else:
+        from scipy.sparse.csgraph import connected_components
+
+        J.data[J.data < link] = 0
+        J.eliminate_zeros()
+        raw = connected_components(J, directed=False)[1]
+    return _biggest_first(raw)
+
+
+def _biggest_first(raw: np.ndarray) -> np.ndarray:
+    ids, first, counts = np.unique(raw, return_index=True, return_counts=True)
+    order = ids[np.lexsort((first, -counts))]  # biggest first, ties by first appearance
     rank = {int(c): r for r, c in enumerate(order)}
     return np.array([rank[int(c)] for c in raw], int)
 
@@ -108,11 +136,10 @@ def discover(
     recognizer=None,
     options: RunOptions | None = None,
     link: float | None = None,
-    cohort: np.ndarray | None = None,
     thresholds: Thresholds | None = None,
 ) -> list[DiscoveredFace]:
     """Every face of ``paths``: named by ``recognizer`` (a charaid.recognition.Recognizer) when
-    it knows it, else in a proposed cluster. ``link``: the cosine to cut at (default: from the cohort)."""
+    it knows it, else in a proposed cluster. ``link``: the shared-neighbour share to cut at."""
     t = thresholds or Thresholds()
     opts = options or RunOptions()
     faces: list[DiscoveredFace] = []
@@ -123,8 +150,7 @@ def discover(
             _collect(e, None if named is None else named[k], faces, vectors)
     free = [i for i, f in enumerate(faces) if f.character is None]
     if free:
-        cut = link if link is not None else cohort_link(cohort, t.discover_cohort_quantile)
-        ids = average_linkage(np.stack([vectors[i] for i in free]), cut)
+        ids = snn_clusters(np.stack([vectors[i] for i in free]), t.discover_neighbours, t.discover_link if link is None else link)
         for i, cid in zip(free, ids):
             faces[i].cluster = int(cid) + 1
     return faces
