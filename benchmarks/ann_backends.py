@@ -107,10 +107,7 @@ class HnswIndex(VectorIndex):
             faiss.downcast_index(self._ix.index).hnsw.efSearch = ef
 
     def add(self, ids: np.ndarray, X: np.ndarray) -> None:
-        ids = np.asarray(ids, np.int64)
-        X = np.ascontiguousarray(X, np.float32)
-        if X.ndim != 2 or X.shape[1] != self.dim:
-            raise ValueError(f"vectors of shape {X.shape} for an index of dim {self.dim}")
+        ids, X = self._checked(ids, X)
         if not len(ids):
             return
         if self.backend == "usearch":

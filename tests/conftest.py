@@ -73,3 +73,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "charaid.cli", *args], capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def load_script(path: Path, name: str):
+    """A script outside the package (benchmarks/, experiments/) imported as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod

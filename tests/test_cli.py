@@ -161,9 +161,9 @@ def test_detect_json(synth_scene, tmp_path):
 def test_enroll_twice_is_a_no_op_and_gallery_commands(synth_train, tmp_path):
     g = tmp_path / "g.sqlite"
     r = run_cli("enroll", str(synth_train), "--gallery", str(g), "-q")
-    assert r.returncode == 0 and "enrolled 18 faces of 3 characters" in r.stderr, r.stderr
+    assert r.returncode == 0 and "enrolled 18 faces of 3 characters" in r.stdout, r.stdout + r.stderr
     r = run_cli("enroll", str(synth_train), "-q", env={"CHARAID_GALLERY": str(g)})  # default from the environment
-    assert r.returncode == 0 and "enrolled 0 faces" in r.stderr and "18 already there" in r.stderr
+    assert r.returncode == 0 and "enrolled 0 faces" in r.stdout and "18 already there" in r.stdout
     r = run_cli("gallery", "list", "--json", "--gallery", str(g))
     assert [json.loads(l) for l in r.stdout.splitlines()] == [{"character": n, "samples": 6} for n in ["akane", "hikari", "sora"]]
     assert json.loads(run_cli("gallery", "threshold", "--gallery", str(g)).stdout)["source"] == "calibrated"

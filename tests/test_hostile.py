@@ -29,7 +29,9 @@ def check_streams(p: subprocess.CompletedProcess, peak_mb: float) -> tuple[list[
     assert "Traceback" not in err, err[-3000:]
     assert p.returncode in (0, 2), (p.returncode, err[-2000:])
     assert peak_mb <= PEAK_LIMIT_MB, f"peak memory {peak_mb:.0f} MB"
-    records = [json.loads(line.decode("utf-8")) for line in p.stdout.splitlines()]
+    # with --json stdout holds JSON lines only; without, the results and the summary, in UTF-8
+    out = p.stdout.decode("utf-8").splitlines()
+    records = [json.loads(line) for line in out] if "--json" in p.args else []
     lines = err.splitlines()
     print(
         f"{p.args[p.args.index('charaid.cli') + 1]}: exit {p.returncode}, {len(records)} JSON lines, {len(lines)} stderr lines, peak {peak_mb:.0f} MB"

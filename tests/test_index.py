@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import load_script, run_cli
 from PIL import Image
 
 from charaid.config import default_settings
@@ -29,21 +29,7 @@ def clustered(n, dim=64, centres=40, seed=0, spread=0.35):
     return who, (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _bench_backends():
-    """benchmarks/ann_backends.py: the HNSW libraries the product's index was compared with."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ann_backends.py"
-    spec = importlib.util.spec_from_file_location("ann_backends", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ann_backends"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ANN = _bench_backends()
+ANN = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "ann_backends.py", "ann_backends")
 
 
 def test_the_product_keeps_exact_and_ivf_only():

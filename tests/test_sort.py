@@ -316,4 +316,4 @@ def test_a_group_picture_in_two_folders_gives_each_its_own_face(gallery_path, sy
     assert faces["akane"][0] + faces["akane"][2] <= faces["sora"][0]  # akane's face lies left of sora's
     assert pictures == 0  # a picture of several characters is no character's look
     r = run_cli("enroll", str(dst), "--gallery", str(gallery_path), "-q")
-    assert r.returncode == 0 and "enrolled 0 faces" in r.stderr, r.stderr
+    assert r.returncode == 0 and "enrolled 0 faces" in r.stdout, r.stdout + r.stderr

@@ -9,23 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 SELFSUP = Path(__file__).resolve().parents[1] / "experiments" / "selfsup.py"
 
 
-def _selfsup():
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("selfsup", SELFSUP)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["selfsup"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_ss = _selfsup()
+_ss = load_script(SELFSUP, "selfsup")
 EmbedderTrainConfig, load_embedder, load_faces, nt_xent, train_embedder = (
     _ss.EmbedderTrainConfig,
     _ss.load_embedder,

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
             )
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    def recognizer_defaults(sp):
+        """What a command that recognises without saying so still needs (recognize's defaults)."""
+        sp.set_defaults(no_detect=False, threshold=None, top_k=5)
+
     def engine(sp):
         sp.add_argument(
             "--engine",
@@ -131,9 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--link", type=_score, help="share of nearest faces two clusters must have in common to merge (0 to 1; default 0.05)"
     )
     sp.add_argument("--no-gallery", action="store_true", help="cluster every face, even those the gallery knows")
-    sp.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
-    sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)
-    sp.add_argument("--top-k", type=int, default=5, help=argparse.SUPPRESS)
+    recognizer_defaults(sp)
     common(sp)
     engine(sp)
     sp.set_defaults(func=cmd_discover)
@@ -145,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--unknown", action="store_true", help="also write unknown faces, as regions without a name")
     sp.add_argument("--json", action="store_true", help="one JSON object per picture on stdout")
     sp.add_argument("--undo", type=int, metavar="RUN", help="put back the sidecars of tag run RUN as they were")
-    sp.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
-    sp.add_argument("--threshold", type=_score, help=argparse.SUPPRESS)
-    sp.add_argument("--top-k", type=int, default=5, help=argparse.SUPPRESS)
+    recognizer_defaults(sp)
     common(sp)
     engine(sp)
     sp.set_defaults(func=cmd_tag)

@@ -119,11 +119,15 @@ class VectorIndex:
         if self.backend == "ivf" and self._ix is not None:
             self._ix.nprobe = nprobe
 
-    def add(self, ids: np.ndarray, X: np.ndarray) -> None:
-        ids = np.asarray(ids, np.int64)
+    def _checked(self, ids: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``ids`` and ``X`` as the backends take them; a ValueError for vectors of another size."""
         X = np.ascontiguousarray(X, np.float32)
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise ValueError(f"vectors of shape {X.shape} for an index of dim {self.dim}")
+        return np.asarray(ids, np.int64), X
+
+    def add(self, ids: np.ndarray, X: np.ndarray) -> None:
+        ids, X = self._checked(ids, X)
         if not len(ids):
             return
         if self.backend == "exact":
