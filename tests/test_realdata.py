@@ -21,7 +21,9 @@ def test_enrol_face_crops_then_name_full_illustrations(shared, tmp_path):
     g = tmp_path / "g.sqlite"
     r = run_cli("enroll", str(train), "--no-detect", "--gallery", str(g), "-q")
     # takimoto_hifumi 3.jpg and 11.jpg are the same file: enrolled once, reported as a duplicate
-    assert r.returncode == 0 and "enrolled 44 faces of 3 characters" in r.stdout and "1 duplicates" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "enrolled 44 faces of 3 characters" in r.stdout and "1 duplicates" in r.stdout, (
+        r.stdout + r.stderr
+    )
     tests = [p for c in CHARS for p in sorted((shared / "tla" / "raw" / c).glob("3[3-4].*"))]
     r = run_cli("recognize", *map(str, tests), "--gallery", str(g), "--json", "-q")
     assert r.returncode == 0, r.stderr
