@@ -125,7 +125,7 @@ def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):
             (todo / c / f.name).write_bytes(f.read_bytes())
     gal = tmp_path / "g.sqlite"
     r = run_cli("enroll", str(enrol), "--gallery", str(gal), "-q")
-    assert r.returncode == 0 and "32 whole pictures" in r.stderr, r.stderr
+    assert r.returncode == 0 and "32 whole pictures" in r.stdout, r.stdout + r.stderr
     out = run_cli("sort", str(todo), str(tmp_path / "dst"), "--gallery", str(gal), "--json", "-q")
     rows = [json.loads(x) for x in out.stdout.splitlines() if '"path"' in x]
     assert len(rows) == 24

@@ -98,7 +98,7 @@ GALLERY_MIGRATIONS: list[str] = [
     # 6: the files enrol has read (storage.files): an unchanged file is skipped by its size and
     # modification time before it is hashed or decoded, its outcome (a face, none) remembered
     """
-    CREATE TABLE enrol_files (
+    CREATE TABLE IF NOT EXISTS enrol_files (
         path BLOB NOT NULL, character TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
         content_hash TEXT NOT NULL, outcome TEXT NOT NULL, detector TEXT, at REAL NOT NULL,
         PRIMARY KEY (path, character)
