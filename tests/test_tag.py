@@ -58,6 +58,11 @@ def test_tag_writes_undoes_and_dry_runs_on_drawn_pictures(gallery_path, synth_sc
     run = int(r.stdout.rsplit("--undo ", 1)[1].split()[0])
     u = run_cli("tag", "--undo", str(run), env=env)
     assert u.returncode == 0 and not side.exists(), u.stdout + u.stderr
+    r = run_cli("tag", str(pic), "-q", env=env)
+    side.write_text(side.read_text().replace("</rdf:RDF>", "<!-- the user's edit --></rdf:RDF>"))
+    run = int(r.stdout.rsplit("--undo ", 1)[1].split()[0])
+    u = run_cli("tag", "--undo", str(run), env=env)
+    assert u.returncode == 2 and "changed since charaid wrote it" in u.stderr and side.exists(), "an edited sidecar is left alone"
 
 
 @pytest.mark.slow
@@ -108,3 +113,37 @@ def test_exiftool_reads_back_names_and_regions_on_real_pictures(shared, tmp_path
     assert named >= 2, rows
     kept = _exiftool(pics / "a.jpg.xmp")[0]
     assert kept.get("Rating") == 4 and "holiday" in kept["Subject"], "the user's own fields survive"
+
+
+@pytest.mark.slow
+def test_in_file_writes_the_xmp_inside_keeps_pixels_and_undoes(gallery_path, synth_scene, tmp_path):
+    """``--in-file``: the names go inside the JPEG, PNG and WebP (exiftool reads them back), the
+    decoded pixels stay identical, the file's own XMP fields survive, and the run is undone."""
+    import numpy as np
+
+    _exiftool(synth_scene)  # skips without exiftool
+    scene = Image.open(synth_scene).convert("RGB")
+    pics = {}
+    for ext, kw in ((".jpg", {"quality": 92}), (".png", {}), (".webp", {"lossless": True})):
+        p = tmp_path / f"scene{ext}"
+        scene.save(p, **kw)
+        pics[ext] = p
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-xmp:Rating=3", str(pics[".jpg"])], check=True)
+    pixels = {ext: np.asarray(Image.open(p).convert("RGB")) for ext, p in pics.items()}
+    env = {"CHARAID_GALLERY": str(gallery_path)}
+    r = run_cli("tag", *map(str, pics.values()), "--in-file", "-q", env=env)
+    assert r.returncode == 0 and "changed 3 pictures' own XMP" in r.stdout, r.stdout + r.stderr
+    assert not list(tmp_path.glob("*.xmp")), "no sidecar with --in-file"
+    for ext, p in pics.items():
+        meta = _exiftool(p)[0]
+        names = sorted(x["Name"] for x in meta["RegionInfo"]["RegionList"])
+        assert names == ["akane", "sora"], (ext, meta)
+        assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), pixels[ext]), f"{ext}: pixels changed"
+    assert _exiftool(pics[".jpg"])[0].get("Rating") == 3, "the file's own XMP field survives"
+    run = int(r.stdout.rsplit("--undo ", 1)[1].split()[0])
+    u = run_cli("tag", "--undo", str(run), env=env)
+    assert u.returncode == 0 and "3 sidecars put back, 0 left" in u.stdout, u.stdout + u.stderr
+    for ext, p in pics.items():
+        meta = _exiftool(p)[0]
+        assert "RegionInfo" not in meta, ext
+    assert _exiftool(pics[".jpg"])[0].get("Rating") == 3

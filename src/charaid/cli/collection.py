@@ -51,7 +51,8 @@ def cmd_tag(args) -> int:
         rec = _open_recognizer(args, g)
         rec.pipeline.load()
         bar = _progress(len(paths), "tag", args.quiet)
-        for t in tag_paths(rec, paths, _run_options(args, len(paths)), args.probable, args.unknown, args.dry_run, journal):
+        opts = _run_options(args, len(paths))
+        for t in tag_paths(rec, paths, opts, args.probable, args.unknown, args.dry_run, journal, in_file=args.in_file):
             bar.update(1)
             if t.error:
                 failed += 1
@@ -62,9 +63,10 @@ def cmd_tag(args) -> int:
                 print(json_line(t.to_dict()), flush=True)
         bar.close()
     verb = "would change" if args.dry_run else "changed"
+    what = "pictures' own XMP" if args.in_file else "sidecars"
     run = f"; undo: charaid tag --undo {journal.run}" if journal is not None and written else ""
     print(
-        f"tag: {verb} {written} sidecars of {len(paths)} pictures ({failed} failed){run}",
+        f"tag: {verb} {written} {what} of {len(paths)} pictures ({failed} failed){run}",
         file=sys.stderr if args.json else sys.stdout,
     )
     return EXIT_INPUT if failed else EXIT_OK

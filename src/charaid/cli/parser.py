@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--unknown", action="store_true", help="also write unknown faces, as regions without a name")
     sp.add_argument("--json", action="store_true", help="one JSON object per picture on stdout")
     sp.add_argument("--undo", type=int, metavar="RUN", help="put back the sidecars of tag run RUN as they were")
+    sp.add_argument(
+        "--in-file",
+        action="store_true",
+        help="write inside the pictures (JPEG, PNG, WebP) instead of sidecars, through exiftool; the pixels are not re-encoded",
+    )
     recognizer_defaults(sp)
     common(sp)
     engine(sp)

@@ -200,3 +200,20 @@ def read_names(text: str) -> list[str]:
     """The MWG region names of a sidecar (charaid's and others')."""
     meta = _parse(text)
     return [el.text or "" for el in meta.iter(_q("mwg-rs:Name"))]
+
+
+def fingerprint(text: str) -> str:
+    """What charaid wrote into a packet, blind to how another tool re-serialises it (exiftool
+    rewrites a packet it puts in a PNG): its regions' names and areas, and its names."""
+    meta = _parse(text)
+    regions = []
+    for li in meta.iter(_q("rdf:li")):
+        if li.find(_q("charaid:Tagged")) is None or li.find(_q("mwg-rs:Area")) is None:
+            continue
+        area = li.find(_q("mwg-rs:Area"))
+        assert area is not None
+        name = li.find(_q("mwg-rs:Name"))
+        coords = tuple(round(float(area.get(_q(f"stArea:{k}"), "nan")), 5) for k in "xywh")
+        regions.append((name.text if name is not None else None, coords))
+    names = [li.text for bag in meta.iter(_q("charaid:Names")) for li in bag.iter(_q("rdf:li"))]
+    return repr((sorted(regions, key=repr), names))
