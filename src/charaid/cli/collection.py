@@ -15,16 +15,16 @@ from charaid.cli.common import (
     _open_recognizer,
     _progress,
     _run_options,
+    _settings,
     _store,
     _warn,
 )
-from charaid.config import default_settings
 from charaid.names import json_line
 
 
-def _tag_runs() -> Path:
+def _tag_runs(args) -> Path:
     """Where tag journals its runs (to undo them): tag-runs/ in charaid's data folder."""
-    return default_settings().gallery.parent / "tag-runs"
+    return _settings(args).gallery.parent / "tag-runs"
 
 
 def cmd_tag(args) -> int:
@@ -33,7 +33,7 @@ def cmd_tag(args) -> int:
     from charaid.storage.gallery import Gallery
 
     if args.undo is not None:
-        restored, left = undo(_tag_runs(), args.undo, on_error=lambda p, r: _warn(f"{p}: {r}"))
+        restored, left = undo(_tag_runs(args), args.undo, on_error=lambda p, r: _warn(f"{p}: {r}"))
         print(f"tag run {args.undo} undone: {restored} sidecars put back, {left} left as they are")
         return EXIT_INPUT if left else EXIT_OK
     if not args.paths:
@@ -45,7 +45,7 @@ def cmd_tag(args) -> int:
     gp = _gallery_path(args)
     if not gp.exists():
         raise FileNotFoundError(f"{gp}: no gallery here; enrol characters first")
-    journal = None if args.dry_run else TagJournal(_tag_runs())
+    journal = None if args.dry_run else TagJournal(_tag_runs(args))
     failed = written = 0
     with Gallery(gp) as g:
         rec = _open_recognizer(args, g)
@@ -131,7 +131,7 @@ def cmd_discover(args) -> int:
     use_gallery = gp.exists() and not args.no_gallery
     with Gallery(gp) if use_gallery else contextlib.nullcontext() as g:
         rec = _open_recognizer(args, g) if g is not None else None
-        pipeline = rec.pipeline if rec is not None else FacePipeline(_detector_spec(args), default_embedder())
+        pipeline = rec.pipeline if rec is not None else FacePipeline(_detector_spec(args), default_embedder(), _settings(args))
         pipeline.load()
         bar = _progress(len(paths), "discover", args.quiet)
         opts = _run_options(args, len(paths))

@@ -24,8 +24,17 @@ def _warn(msg: str) -> None:
     tqdm.write(f"charaid: {one_line(msg)}", file=sys.stderr)
 
 
+def _settings(args):
+    """The command's settings: read from the environment once, when the command starts
+    (charaid.config.default_settings), and passed to every job it runs."""
+    s = getattr(args, "settings", None)
+    if s is None:
+        s = args.settings = default_settings()
+    return s
+
+
 def _gallery_path(args) -> Path:
-    return Path(args.gallery).expanduser() if args.gallery else default_settings().gallery
+    return Path(args.gallery).expanduser() if args.gallery else _settings(args).gallery
 
 
 def _detector_spec(args, gallery=None):
@@ -33,10 +42,12 @@ def _detector_spec(args, gallery=None):
     from charaid.models.detectors import DEFAULT_DETECTOR
     from charaid.pipeline.prepare import DetectorSpec
 
-    s = default_settings()
+    s = _settings(args)
     recorded = gallery.detector if gallery is not None else None
     name = args.detector or ("cascade" if args.cascade and recorded not in ("cascade", "union") else recorded) or DEFAULT_DETECTOR
-    spec = DetectorSpec(name, str(args.cascade) if args.cascade else None, s.max_detect_side, s.thresholds)
+    spec = DetectorSpec(
+        name, str(args.cascade) if args.cascade else None, s.max_detect_side, s.thresholds, crop_side=s.stored_crop_side
+    )
     spec.build()  # fail now, once, with a clear message (bad cascade path, Pillow too new...)
     return spec
 
@@ -57,9 +68,9 @@ def _run_options(args, n: int = 10**9, **kw):
     return RunOptions(workers=workers, engine=engine, ray_address=getattr(args, "ray_address", None), **kw)
 
 
-def _sync_index(g) -> None:
+def _sync_index(g, args=None) -> None:
     """Big galleries: bring the ANN index up to date now rather than at the next recognition."""
-    limit = default_settings().exact_search_limit
+    limit = (_settings(args) if args is not None else default_settings()).exact_search_limit
     if len(g) >= limit:
         from charaid.storage.index import GalleryIndex
 
@@ -70,7 +81,14 @@ def _open_recognizer(args, gallery):
     from charaid.recognition.recognize import Recognizer
 
     spec = None if args.no_detect else _detector_spec(args, gallery)
-    return Recognizer(gallery, detector=spec, threshold=args.threshold, top_k=args.top_k, closed=getattr(args, "closed", False))
+    return Recognizer(
+        gallery,
+        detector=spec,
+        threshold=args.threshold,
+        top_k=args.top_k,
+        settings=_settings(args),
+        closed=getattr(args, "closed", False),
+    )
 
 
 def _store(args, must_exist: bool = False):
@@ -79,7 +97,7 @@ def _store(args, must_exist: bool = False):
     from charaid.models.embedders import imagenet_embedder
     from charaid.storage.store import FaceStore
 
-    path = Path(args.store).expanduser() if args.store else default_settings().store
+    path = Path(args.store).expanduser() if args.store else _settings(args).store
     if must_exist and not path.is_file():
         raise FileNotFoundError(f"{path}: no face store here; fill one first: charaid index PATH... --store {path}")
     emb = imagenet_embedder()

@@ -15,11 +15,11 @@ from charaid.cli.common import (
     _open_recognizer,
     _progress,
     _run_options,
+    _settings,
     _sync_index,
     _warn,
     _workers,
 )
-from charaid.config import default_settings
 from charaid.names import json_line, shown
 
 
@@ -27,7 +27,7 @@ def cmd_demo(args) -> int:
     from charaid.jobs.demo import run_demo
 
     # not the current folder: run from a checkout, the demo must not leave files for git to show
-    out = Path(args.out).expanduser() if args.out else default_settings().gallery.parent / "demo"
+    out = Path(args.out).expanduser() if args.out else _settings(args).gallery.parent / "demo"
     t0 = time.time()
     print(f"Drawing 3 characters x 8 portraits and a group picture into {out}/ ...", file=sys.stderr)
     r = run_demo(out)
@@ -62,11 +62,12 @@ def cmd_enroll(args) -> int:
             on_progress=bar.update,
             on_error=lambda p, r: _warn(f"{p}: {r}"),
             options=_run_options(args, len(items)),
+            settings=_settings(args),
         )
         bar.close()
         for src, other in s.conflicts:
             _warn(f"{src}: already enrolled as {other!r}; skipped")
-        _sync_index(g)
+        _sync_index(g, args)
         print(
             f"enrolled {s.added} faces of {len(s.characters)} characters and {s.pictures} whole pictures into {g.path} "
             f"({s.unchanged} already there, {s.duplicates} duplicates, {len(s.no_face)} without a face, "
@@ -263,7 +264,7 @@ def cmd_gallery(args) -> int:
                 print(f"{len(chars)} characters, {len(g)} faces, model {g.model_id}", file=sys.stderr)
         elif args.action == "remove":
             n = g.remove_character(args.name)
-            _sync_index(g)
+            _sync_index(g, args)
             print(f"removed {args.name!r} and its {n} faces", file=sys.stderr)
         elif args.action == "rename":
             g.rename_character(args.old, args.new, merge=args.merge)
@@ -273,7 +274,7 @@ def cmd_gallery(args) -> int:
                 g.set_json(GALLERY_THRESHOLD_KEY, None)
             elif args.value is not None:
                 g.set_json(GALLERY_THRESHOLD_KEY, {"threshold": float(args.value)})
-            rec = Recognizer(g)
+            rec = Recognizer(g, settings=_settings(args))
             cal = rec.calibration
             src = "override" if g.get_json(GALLERY_THRESHOLD_KEY) else "calibrated" if cal.n_known else "default"
             if src == "default":
@@ -291,7 +292,7 @@ def cmd_gallery(args) -> int:
                 spec = _detector_spec(args)
                 with _progress(len(g), "detect again", args.quiet) as bar:
                     r = move_detector(g, spec, _workers(args, len(g)), on_progress=bar.update)
-                _sync_index(g)
+                _sync_index(g, args)
                 for sid, why in r.kept:
                     _warn(f"sample {sid}: kept its old crop ({why})")
                 print(f"{g.path}: {r.recut} faces cut again by {r.detector}, {len(r.kept)} kept as they were", file=sys.stderr)
@@ -301,7 +302,7 @@ def cmd_gallery(args) -> int:
 
             if args.model:
                 emb = switch_model(g, args.model)
-                _sync_index(g)
+                _sync_index(g, args)
                 print(f"{g.path} now compares with {emb.model_id}", file=sys.stderr)
             for mid, n in gallery_models(g):
                 print(json.dumps({"model_id": mid, "samples": n, "active": mid == g.model_id}))

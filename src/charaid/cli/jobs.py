@@ -17,6 +17,7 @@ from charaid.cli.common import (
     _gallery_path,
     _progress,
     _run_options,
+    _settings,
     _store,
     _warn,
     _workers,
@@ -93,7 +94,9 @@ def cmd_sort(args) -> int:
                 print(f"{shown(str(d.src))}  ->  {', '.join(d.folders) if d.folders else 'stays (' + str(d.error) + ')'}")
 
     with Gallery(gp) as g:
-        rec = Recognizer(g, detector=_detector_spec(args, g), threshold=args.threshold, closed=args.closed)
+        rec = Recognizer(
+            g, detector=_detector_spec(args, g), threshold=args.threshold, settings=_settings(args), closed=args.closed
+        )
         rec.pipeline.load()  # before the progress bar: it times pictures, not start-up
         if args.resume:
             workers = _workers(args, 100)
@@ -252,7 +255,7 @@ def cmd_index(args) -> int:
     from charaid.storage.store import pending_paths
 
     store, emb = _store(args)
-    pipeline = FacePipeline(_detector_spec(args), emb).load()  # before the progress bar
+    pipeline = FacePipeline(_detector_spec(args), emb, _settings(args)).load()  # before the progress bar
     failed = done = faces = 0
     t0 = time.time()
     with store, _progress(None, "index", args.quiet) as bar:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charaid.config import default_settings
+from charaid.config import Settings, default_settings
 from charaid.errors import ImageError
 from charaid.models.detectors import canonical_detector
 from charaid.models.embedders import Embedder
@@ -106,13 +106,15 @@ def enroll_items(
     on_progress: Callable[[int], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
     options: RunOptions | None = None,
+    settings: Settings | None = None,
 ) -> EnrollSummary:
     """Enrol (character, image path) pairs; bad files are reported through ``on_error`` and skipped.
     ``options`` (charaid.pipeline.faces.RunOptions) chooses the engine (``workers`` otherwise)."""
     embedder = embedder or embedder_for(gallery)
-    batch_size = batch_size or default_settings().batch_size
+    settings = settings or default_settings()
+    batch_size = batch_size or settings.batch_size
     gallery.check_space(embedder.model_id, embedder.dim)
-    spec = spec or DetectorSpec.for_gallery(gallery)
+    spec = spec or DetectorSpec.for_gallery(gallery, settings)
     if detect:
         check_detector(gallery, spec.name)
     summary = EnrollSummary(images=len(items))
@@ -161,7 +163,7 @@ def enroll_items(
     samples: list[NewSample] = []
     pictures: list[NewPicture] = []
     pic_embedder = picture_embedder(embedder) if detect else None
-    pipeline = FacePipeline(spec, embedder, picture_embedder=pic_embedder)
+    pipeline = FacePipeline(spec, embedder, settings, picture_embedder=pic_embedder)
 
     def flush() -> None:
         if samples:
