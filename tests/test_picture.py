@@ -135,3 +135,23 @@ def test_sort_puts_faceless_web_pictures_by_their_look(shared, tmp_path):
     assert right >= 0.7 * len(by_pic), by_pic
     faces_only = run_cli("sort", str(todo), str(tmp_path / "dst2"), "--gallery", str(gal), "--json", "-q", "--faces-only")
     assert not any(json.loads(x).get("by_picture") for x in faces_only.stdout.splitlines() if '"path"' in x)
+
+
+def test_no_picture_is_embedded_where_none_is_enrolled(synth_train, tmp_path, monkeypatch):
+    """A gallery of face crops (--no-detect) has no enrolled pictures: the fallback must not pay
+    a CNN pass for a picture it cannot compare with anything."""
+    from charaid.jobs.enroll import enroll_items, labelled_images
+    from charaid.recognition.recognize import Recognizer
+    from charaid.storage.gallery import Gallery
+
+    with Gallery(tmp_path / "crops.sqlite") as g:
+        enroll_items(g, labelled_images(synth_train), detect=False)
+        rec = Recognizer(g)
+        assert not rec.pictures.ready
+
+        def refuse(_):
+            raise AssertionError("a picture was embedded with no enrolled picture to compare it with")
+
+        monkeypatch.setattr(rec.pictures.embedder, "embed_batch", refuse)
+        res = rec.recognize_image(Image.new("RGB", (320, 240), (120, 130, 140)), pictures=True)
+        assert res.faces == [] and res.picture is None

@@ -135,7 +135,7 @@ def cmd_discover(args) -> int:
         pipeline.load()
         bar = _progress(len(paths), "discover", args.quiet)
         opts = _run_options(args, len(paths))
-        faces = discover(_ticking(paths, bar), pipeline, rec, opts, args.link)
+        faces = discover(paths, pipeline, rec, opts, args.link, on_progress=bar.update)
         bar.close()
     if args.json:
         for f in faces:
@@ -162,9 +162,3 @@ def cmd_discover(args) -> int:
         file=sys.stderr if args.json else sys.stdout,
     )
     return EXIT_OK
-
-
-def _ticking(paths, bar):
-    for p in paths:
-        yield p
-        bar.update(1)

@@ -15,7 +15,7 @@ clusters are the connected faces at that link (single linkage, in sparse memory)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,7 @@ def discover(
     options: RunOptions | None = None,
     link: float | None = None,
     thresholds: Thresholds | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[DiscoveredFace]:
     """Every face of ``paths``: named by ``recognizer`` (a charaid.recognition.Recognizer) when
     it knows it, else in a proposed cluster. ``link``: the shared-neighbour share to cut at."""
@@ -148,6 +149,8 @@ def discover(
         named = recognizer.name_faces(batch) if recognizer is not None else None
         for k, e in enumerate(batch):
             _collect(e, None if named is None else named[k], faces, vectors)
+        if on_progress:
+            on_progress(len(batch))
     free = [i for i, f in enumerate(faces) if f.character is None]
     if free:
         ids = snn_clusters(np.stack([vectors[i] for i in free]), t.discover_neighbours, t.discover_link if link is None else link)

@@ -235,7 +235,7 @@ def _enrol_shared(
 
     for h, group in shared.items():
         path = group[0][1]
-        prep = pipeline.prepare(path)
+        prep = next(iter(pipeline.prepared([path], workers=0)))  # a native detector runs watched
         for _ in group:
             _tick(on_progress)
         if prep.error:

@@ -19,7 +19,7 @@ from charaid.names import character_name, shown
 from charaid.pipeline.images import iter_image_paths, load_image_bytes, sha256_bytes
 from charaid.pipeline.match import Candidate
 from charaid.recognition.recognize import Recognizer
-from charaid.storage.gallery import Gallery, NewSample
+from charaid.storage.gallery import Gallery, NewSample, decode_crop
 from charaid.storage.labels import LabelStore, QueuedFace
 
 
@@ -153,7 +153,7 @@ class LabelSession:
         stale = [i for i in ids if rows[i][0] != mid]
         fresh: dict[int, np.ndarray] = {}
         if stale:
-            vecs = self.rec.embedder.embed_batch([self.store.crop_image(rows[i][2]) for i in stale])
+            vecs = self.rec.embedder.embed_batch([decode_crop(rows[i][2]) for i in stale])
             fresh = dict(zip(stale, vecs))
             self.store.set_vectors(mid, fresh)
         return np.stack([fresh[i] if i in fresh else rows[i][1] for i in ids])
@@ -241,7 +241,7 @@ class LabelSession:
             rows = self._pending(face_ids)
             X = self._vectors([r.id for r in rows])
             samples = [
-                NewSample(character, r.content_hash, v, f"label:{r.source}", _box(r.box), self.store.crop_image(r.crop))
+                NewSample(character, r.content_hash, v, f"label:{r.source}", _box(r.box), decode_crop(r.crop))
                 for r, v in zip(rows, X)
             ]
             self.g.add(samples, self.rec.embedder.model_id, self.rec.embedder.dim)

@@ -220,9 +220,9 @@ class Sorter:
                     yield Decision(Path(prep.path), prep.content_hash, [], error=prep.error)
                     continue
                 chars = sorted(((c, round(v, 4)) for c, v in named_faces(res, min_score).items()), key=lambda x: -x[1])
-                whole = res.picture
-                pic = not chars and whole is not None and whole.character is not None
-                if pic and whole is not None and whole.character is not None:
+                whole = res.picture if not chars else None
+                pic = whole is not None and whole.character is not None
+                if whole is not None and whole.character is not None:
                     chars = [(whole.character, round(whole.score, 4))]
                 yield Decision(
                     Path(prep.path),

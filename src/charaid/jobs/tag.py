@@ -164,7 +164,10 @@ def tag_paths(
         t = Tagged(res.path, error=res.error)
         if res.error is None:
             regions = regions_of(res, probable, unknown)
-            full = displayed_size(res.path) or res.size
+            # the boxes are in the decoded picture's pixels; only one reduced at decoding
+            # (max_work_side) needs its full size read again from the header
+            reduced = res.size is not None and max(res.size) >= rec.settings.max_work_side
+            full = (displayed_size(res.path) or res.size) if reduced else res.size
             if regions and full and res.size:
                 regions = _scaled(regions, res.size, full)
                 sidecar = Path(res.path) if in_file else sidecar_path(res.path)

@@ -1,8 +1,8 @@
 """The face record: one face, cut out of its picture, with what was learnt about it on the way.
 
 A :class:`FaceCrop` is a record, made once where the face is cut (``charaid.pipeline.prepare``),
-and every stage after reads it: the embedders its image and its colours, storage its box and
-image, the decisions its detector's score and size. Nothing rides on the PIL image itself.
+and every stage after reads it: the embedders its image and its colours, storage its image.
+Nothing rides on the PIL image itself.
 
 Its colours (charaid.models.colours) are sampled in the picture the face was detected in, at
 the detector's landmarks: cheap and exact. A crop that comes without them (a folder of crops
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from charaid.models import colours as cues
-from charaid.models.detectors import Box, Face
+from charaid.models.detectors import Face
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,12 +42,3 @@ class FaceCrop:
     def with_colours(self) -> FaceCrop:
         """This crop with its colours looked for (searched inside the crop when not known)."""
         return self if self.searched else replace(self, colours=cues.search_colours(self.image), searched=True)
-
-    @property
-    def box(self) -> Box | None:
-        return None if self.face is None else self.face.box
-
-    @property
-    def score(self) -> float:
-        """The detector's score (1 for a crop made elsewhere: the whole image is the face)."""
-        return 1.0 if self.face is None else self.face.score

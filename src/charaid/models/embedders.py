@@ -68,7 +68,7 @@ class Embedder(ABC):
 
     def embed_batch(self, faces: Sequence[FaceCrop | Image.Image]) -> np.ndarray:
         """An (n, dim) float32 array, one unit-length row per face crop."""
-        return self._embed([f if isinstance(f, FaceCrop) else FaceCrop(f) for f in faces])
+        return self._embed([FaceCrop.of(f) for f in faces])
 
     def embed(self, face: FaceCrop | Image.Image) -> np.ndarray:
         return self.embed_batch([face])[0]

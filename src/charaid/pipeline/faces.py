@@ -20,7 +20,6 @@ from typing import TypeVar
 import numpy as np
 
 from charaid.config import Settings, default_settings
-from charaid.models.crops import FaceCrop
 from charaid.models.embedders import Embedder
 from charaid.pipeline.prepare import DetectorSpec, PreparedImage, detector, prepare_image, prepare_many
 
@@ -52,9 +51,6 @@ class EmbeddedImage:
     @property
     def ok(self) -> bool:
         return self.prep.ok
-
-    def crops(self) -> list[FaceCrop]:
-        return [self.prep.crops[i] for i in self.chosen]
 
 
 @dataclass(frozen=True)
@@ -135,12 +131,10 @@ class FacePipeline:
                 Vk[[j for j, _ in rows]] = self.embedder.embed_batch([c for _, c in rows])
             blocks.append(Vk)
         V = np.stack(blocks)
-        pv = None
+        pv: dict[int, np.ndarray] | None = None
         if self.picture_embedder is not None:
-            with_pic = [j for j, p in enumerate(batch) if p.ok and p.picture is not None]
-            pics = [batch[j].picture for j in with_pic]
-            P = self.picture_embedder.embed_batch([p for p in pics if p is not None]) if with_pic else None
-            pv = dict(zip(with_pic, P)) if P is not None else {}
+            pics = {j: p.picture for j, p in enumerate(batch) if p.ok and p.picture is not None}
+            pv = dict(zip(pics, self.picture_embedder.embed_batch(list(pics.values())))) if pics else {}
         out, at = [], 0
         for j, (p, ix) in enumerate(zip(batch, chosen)):
             out.append(EmbeddedImage(p, ix, V[:, at : at + len(ix)], None if pv is None else pv.get(j)))

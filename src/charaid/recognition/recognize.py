@@ -130,9 +130,10 @@ class Recognizer:
         self.embedder = embedder or embedder_for(gallery)
         # Faces are cut the way the gallery's were, unless told otherwise.
         spec = detector or DetectorSpec.for_gallery(gallery, self.settings)
-        self.spec = replace(spec.for_embedder(self.embedder), framings=self.settings.thresholds.recognition_framings)
         #: file -> faces -> crops -> vectors, the one batch loop (charaid.pipeline.faces)
-        self.pipeline = FacePipeline(self.spec, self.embedder, self.settings)
+        self.pipeline = FacePipeline(
+            replace(spec, framings=self.settings.thresholds.recognition_framings), self.embedder, self.settings
+        )
         gallery.check_space(self.embedder.model_id, self.embedder.dim)
         stored = gallery.get_json(GALLERY_MATCHER_KEY) or {}
         t = self.settings.thresholds
@@ -150,6 +151,11 @@ class Recognizer:
         self._pictures = None
         self._view: GalleryView | None = None
         self._decision: DecisionModel | None | bool = False  # False: not looked at yet
+
+    @property
+    def spec(self) -> DetectorSpec:
+        """How faces are found and cut: the gallery's detector, as the pipeline runs it."""
+        return self.pipeline.spec
 
     # -- state that follows the gallery ---------------------------------------------------------
     def _refresh(self) -> None:
@@ -193,9 +199,8 @@ class Recognizer:
                 ):
                     labels, X, _ = self.gallery.vectors(self.embedder.model_id)
                     model = fit_decision(labels, X, self.method, self.cohort, self.embedder.model_id, self._revision)
-                    self.gallery.keep_json(
-                        GALLERY_DECISION_KEY, model.to_dict() if model else None
-                    )  # a read-only gallery: in memory only
+                    # a read-only gallery keeps it in memory only
+                    self.gallery.keep_json(GALLERY_DECISION_KEY, model.to_dict() if model else None)
             self._decision = model
         return self._decision if isinstance(self._decision, DecisionModel) else None
 
@@ -334,10 +339,11 @@ class Recognizer:
         if not ask:
             return
         pm = self.pictures
+        with match_guard or contextlib.nullcontext():
+            if not pm.ready:  # no enrolled pictures to compare with: no picture is embedded for nothing
+                return
         with embed_guard or contextlib.nullcontext():
-            todo = [e.prep.picture for _, e in ask if e.picture_vector is None]
-            fresh = iter(pm.embedder.embed_batch(todo)) if todo else iter(())
-            P = np.stack([e.picture_vector if e.picture_vector is not None else next(fresh) for _, e in ask])
+            P = pm.embedder.embed_batch([e.prep.picture for _, e in ask if e.prep.picture is not None])
         with match_guard or contextlib.nullcontext():
             matches = pm.match_vectors(P, top_k)
         for (r, _), m in zip(ask, matches):

@@ -55,6 +55,9 @@ class EnrolFiles:
         rows: Sequence[SeenFile] = list(files)
         if not rows:
             return
+        bad = [f.outcome for f in rows if f.outcome not in OUTCOMES]
+        if bad:
+            raise ValueError(f"unknown enrol outcome {bad[0]!r}; choose one of: {', '.join(OUTCOMES)}")
         now = time.time()
         with self.g.transaction():
             self.db.executemany(

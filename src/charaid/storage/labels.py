@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from charaid.storage.gallery import Gallery, decode_crop, encode_crop
+from charaid.storage.gallery import Gallery, encode_crop
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,6 @@ class LabelStore:
         if row is None:
             raise KeyError(f"no queued face {face_id}")
         return row[0]
-
-    def crop_image(self, crop: bytes) -> Image.Image:
-        return decode_crop(crop)
 
     def status(self, face_id: int) -> str:
         row = self.db.execute("SELECT status FROM label_faces WHERE id = ?", (face_id,)).fetchone()
