@@ -5,12 +5,16 @@ pictures get a face, and the time per picture, for each detector setting, in one
     python benchmarks/detection.py --settings facedet/640,facedet//0.3,retry@768
 
 Settings:
-  facedet[@V][/SIDE[/SCORE[/VETO]]]  charaid's own detector (charaid.models.facedet; the default),
+  facedet[@V][/SIDE[/SCORE[/VETO]]][+padFxG[~FILL][^SCORE]]  charaid's own detector (charaid.models.facedet; the default),
                version V (default: the default version, 1), seeing
                the picture at most SIDE px a side (default Thresholds.facedet_input_side), faces
                scoring at least SCORE (default Thresholds.facedet_min_score for version 1,
                facedet_roi_min_score for version 2), real faces vetoed
-               from a Haar score of VETO ("none": no veto; default Thresholds.photo_face_veto)
+               from a Haar score of VETO ("none": no veto; default Thresholds.photo_face_veto),
+               looked at again where it found nothing on canvases F, then G times the picture's
+               size (default Thresholds.facedet_pad_retry; "+pad" alone: no second look), filled
+               with the grey level FILL or the picture's edges ("edge"), keeping faces from SCORE
+               (default Thresholds.facedet_pad_min_score)
   plain        animeface-2009 at the picture's size only (charaid before the retry)
   retry        animeface-2009, then, when it finds nothing, reduced copies (Thresholds.detect_retry_scales)
   union-retry  retry + nagadomi's LBP cascade (../shared/data/models), merged
@@ -47,8 +51,16 @@ from charaid.pipeline.images import load_image  # noqa: E402
 def detector(setting: str):
     """A detector for a setting name (see the module's help)."""
     if setting.startswith("facedet"):
+        setting, second_look, pad = setting.partition("+pad")
         name, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
         t = Thresholds()
+        if pad:
+            pad, _, pad_score = pad.partition("^")
+            factors, _, fill = pad.partition("~")
+            t = replace(t, facedet_pad_retry=tuple(float(v) for v in factors.split("x") if v), facedet_pad_fill=fill or "128")
+            t = replace(t, facedet_pad_min_score=float(pad_score)) if pad_score else t
+        elif second_look:
+            t = replace(t, facedet_pad_retry=())
         v1 = name == "facedet@1"
         t = replace(
             t,

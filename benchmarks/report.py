@@ -49,8 +49,9 @@ class Section:
 SECTIONS = (
     Section("accuracy", ("benchmarks/accuracy.py", "--method", "hybrid"), True),
     Section("kshot", ("benchmarks/kshot.py",), True),
-    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet@2,retry"), True),
-    Section("detector_runtime", ("benchmarks/detector_runtime.py",), True),
+    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet+pad,facedet@2,retry"), True),
+    Section("closeups", ("benchmarks/closeups.py", "--settings", "facedet,facedet+pad,retry"), True),
+    Section("detector_runtime", ("benchmarks/detector_runtime.py",), True, doc="experiments.md"),
     Section("speed", ("benchmarks/speed.py",), True),
     Section("sort_web4", ("benchmarks/sort_web4.py",), True),
     Section("multi", ("benchmarks/multi.py",), True),
@@ -63,7 +64,7 @@ SECTIONS = (
     Section("enrol_crops", ("benchmarks/enrol_crops.py",), False),
     Section("train_time", ("benchmarks/train_time.py", "--per-character", "50"), False),
     Section("finetune", ("benchmarks/finetune.py", "--parts", "closed"), False, doc="experiments.md"),
-    Section("index_search", ("benchmarks/index_search.py",), False),
+    Section("index_search", ("benchmarks/index_search.py",), False, doc="experiments.md"),
     Section(
         "ann", ("benchmarks/ann.py", "--n", "1000000", "--backends", "ivf", "--nprobe", "1,4,16,64"), False, doc="experiments.md"
     ),

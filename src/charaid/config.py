@@ -52,6 +52,21 @@ class Thresholds:
     photo_face_veto: float | None = 4.5
     photo_veto_margins: tuple[float, ...] = (0.25, 0.1, 0.4)
     photo_veto_votes: int = 2
+    #: When charaid's own detector finds no face, it looks again in the picture set in the middle of
+    #: a grey canvas this many times its size, in turn, until one finds a face scoring at least
+    #: ``facedet_pad_min_score``: it was trained on faces up to about half the picture, so a face
+    #: that fills the frame or is cut by the border is missed at full size. () turns it off.
+    #: Version 1 only: version 2's scores are another scale (at 0.6 it gave 4 of 64 photos a face).
+    #: Close-ups of cartoonface300 (benchmarks/closeups.py) found 0.53 -> 0.69 at score 0.45; the
+    #: canvas filled with the picture's edges found 0.57, 1.5x alone 0.56 (docs/experiments.md, 2026-12-05).
+    facedet_pad_retry: tuple[float, ...] = (2.0, 3.0)
+    #: How the canvas around the picture is filled: "edge" (its border pixels repeated) or a grey level.
+    facedet_pad_fill: str = "128"
+    #: The score a face found on the canvas needs: the lowest at which neither half of the 64
+    #: development photos gains a face and the faces added on cartoonface300 stay as precise as
+    #: the detector's own (each half chose 0.6; tuned on one half, the other gained no photo,
+    #: web4 +9 / +10 pictures with a face, cartoonface300 +6 / +7 faces and no false one).
+    facedet_pad_min_score: float = 0.6
     #: charaid's own detector sees the picture reduced to at most this many pixels a side.
     facedet_input_side: int = 512
     #: Longest time, in seconds, that one picture's face detection (or any native call on one

@@ -157,8 +157,30 @@ class NetDetector(Detector):
         return False
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        faces = [f for f in self._faces(self.net.detect_arrays([image])[0]) if not self._real_face(image, f.box)]
+        faces = self._found(image, self.net.detect_arrays([image])[0], 0, 0)
+        for f in () if faces or self.net.version != 1 else self.thresholds.facedet_pad_retry:
+            canvas, dx, dy = _padded(image, f, self.thresholds.facedet_pad_fill)
+            found = self._found(image, self.net.detect_arrays([canvas])[0], dx, dy)
+            faces = [f for f in found if f.score >= self.thresholds.facedet_pad_min_score]
+            if faces:
+                break
         return nms(faces, self.thresholds.nms_iou)
+
+    def _found(self, image: Image.Image, raw, dx: int, dy: int) -> list[Face]:
+        """The network's faces, moved back from a canvas offset by (dx, dy) and cut to the picture,
+        with the faces of real people dropped."""
+        faces = []
+        for f in self._faces(raw):
+            if dx or dy:
+                b = f.box
+                x0, y0 = max(0, b.x - dx), max(0, b.y - dy)
+                x1, y1 = min(image.width, b.x + b.w - dx), min(image.height, b.y + b.h - dy)
+                if min(x1 - x0, y1 - y0) < 2:
+                    continue
+                f = self._faces([facedet.RawFace(x0, y0, x1 - x0, y1 - y0, f.score)])[0]
+            if not self._real_face(image, f.box):
+                faces.append(f)
+        return faces
 
     def _faces(self, raw) -> list[Face]:
         faces = []
@@ -387,6 +409,19 @@ def _downscale(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
         return image, 1.0
     s = max_side / max(w, h)
     return image.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0), s
+
+
+def _padded(image: Image.Image, factor: float, fill: str) -> tuple[Image.Image, int, int]:
+    """``image`` in the middle of a canvas ``factor`` times its size, and its offset there."""
+    W, H = round(image.width * factor), round(image.height * factor)
+    dx, dy = (W - image.width) // 2, (H - image.height) // 2
+    a = np.asarray(image.convert("RGB"))
+    pad = ((dy, H - image.height - dy), (dx, W - image.width - dx), (0, 0))
+    if fill == "edge":
+        out = np.pad(a, pad, mode="edge")
+    else:
+        out = np.pad(a, pad, mode="constant", constant_values=int(fill))
+    return Image.fromarray(out), dx, dy
 
 
 def _rescale(f: Face, s: float) -> Face:
