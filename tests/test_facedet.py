@@ -12,7 +12,7 @@ import pytest
 
 from charaid.jobs.synth import CAST, group_picture
 from charaid.models import facedet
-from charaid.models.detectors import DEFAULT_DETECTOR, make_detector
+from charaid.models.detectors import DEFAULT_DETECTOR, Box, make_detector
 from charaid.pipeline.images import load_image
 from charaid.training.augment import make_sample
 from charaid.training.detector import DetectorTrainConfig, load_frames, targets, train_detector
@@ -40,10 +40,29 @@ def test_augmented_samples_keep_boxes_on_the_picture(shared_train):
     assert n > 10, "most training pictures hold faces"
 
 
+def test_closeup_samples_fill_overflow_or_are_cut_by_the_frame(shared_train):
+    """``closeups`` (issue 27): one face zoomed in, from 40% of the picture's side to more than
+    the picture."""
+    from charaid.training.detector import load_faces
+
+    frames = load_frames(shared_train / "icartoonface")[:20]
+    faces = load_faces(shared_train / "faces64", limit=20)
+    rng = np.random.default_rng(0)
+    sides, cut = [], 0
+    for _ in range(40):
+        a, boxes = make_sample(frames, faces, rng, 128, closeups=1.0)
+        assert a.shape == (128, 128, 3) and len(boxes) >= 1
+        sides.append(float(np.max(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))))
+        cut += bool(((boxes[:, :2] <= 0.5) | (boxes[:, 2:] >= 127.5)).any())
+    assert np.median(sides) >= 0.5 * 128 and min(sides) >= 0.3 * 128, sides
+    assert cut >= 8, "some faces are cut by the border"
+
+
 @pytest.mark.slow
-def test_tiny_training_run_loss_falls_and_resumes(shared_train, tmp_path):
+@pytest.mark.parametrize("closeups", [0.0, 0.5])
+def test_tiny_training_run_loss_falls_and_resumes(shared_train, tmp_path, closeups):
     frames = load_frames(shared_train / "icartoonface")[:12]
-    cfg = DetectorTrainConfig(side=128, batch=4, steps=16, lr=4e-3, warmup=1, checkpoint_seconds=1e9)
+    cfg = DetectorTrainConfig(side=128, batch=4, steps=16, lr=4e-3, warmup=1, checkpoint_seconds=1e9, closeups=closeups)
     first = train_detector(shared_train, tmp_path, cfg, progress=False, faces_limit=50, frames=frames, stop_after=8)
     assert not first["done"] and first["step"] == 8 and (tmp_path / "checkpoint.pt").is_file()
     second = train_detector(shared_train, tmp_path, cfg, progress=False, faces_limit=50, frames=frames)
@@ -230,3 +249,29 @@ def test_photo_veto_drops_real_faces_and_keeps_drawn_ones(shared):
     assert sum(bool(bare.detect(im)) for im in photos) >= 8, "without the veto most photos get a 'face'"
     assert sum(bool(vetoed.detect(im)) for im in photos) <= 1
     assert sum(bool(vetoed.detect(im)) for im in drawn) == sum(bool(bare.detect(im)) for im in drawn) >= 5
+
+
+def test_a_face_that_fills_the_frame_is_found_on_a_wider_canvas(shared):
+    """A close-up: the picture is one illustration's face and nothing more. The network, trained
+    on faces up to about half the picture, finds nothing at full size; the second look, on a grey
+    canvas twice the picture's size, finds the face covering the frame."""
+    from charaid.config import Thresholds
+
+    whole = load_image(shared / "tla" / "raw" / "takimoto_hifumi" / "16.png")
+    face = make_detector("facedet").detect(whole)[0].box
+    closeup = whole.crop((face.x, face.y, face.x + face.w, face.y + face.h))
+    without = make_detector("facedet", thresholds=replace(Thresholds(), facedet_pad_retry=()))
+    assert without.detect(closeup) == [], "the test needs a close-up the network misses at full size"
+    found = make_detector("facedet").detect(closeup)
+    assert len(found) == 1
+    b = found[0].box
+    assert b.x >= 0 and b.y >= 0 and b.x + b.w <= closeup.width and b.y + b.h <= closeup.height, "cut to the picture"
+    assert b.iou(Box(0, 0, closeup.width, closeup.height)) >= 0.7
+    assert found[0].score >= Thresholds().facedet_pad_min_score
+
+
+def test_the_second_look_keeps_photos_of_people_faceless(shared):
+    """The canvas makes photos' faces look drawn at low scores: the second look keeps a face only
+    from ``facedet_pad_min_score`` (photos of people stay without a face, as before it)."""
+    photos = [load_image(p) for p in sorted((shared / "photos").glob("*.jpg"))]
+    assert sum(bool(make_detector("facedet").detect(im)) for im in photos) <= 1

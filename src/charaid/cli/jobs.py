@@ -349,6 +349,7 @@ def cmd_train_detector(args) -> int:
         ("lr", args.lr),
         ("warmup", args.warmup),
         ("init", str(Path(args.init).resolve()) if args.init else None),
+        ("closeups", args.closeups),
     )
     changes: dict[str, Any] = {k: v for k, v in given if v is not None}
     cfg = replace(cfg, **changes)

@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (default 2e-3)")
     sp.add_argument("--warmup", type=int, metavar="N", help="warm-up steps (default 100)")
     sp.add_argument("--init", metavar="PT", help="start from these weights (a .pt of an earlier run) to train them further")
+    sp.add_argument(
+        "--closeups",
+        type=float,
+        metavar="SHARE",
+        help="share of pictures that are one face zoomed in (default 0: version 1's recipe)",
+    )
     sp.add_argument("--minutes", type=float, metavar="N", help="stop after this long; running it again resumes")
     sp.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when there is one)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

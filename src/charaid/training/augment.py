@@ -9,6 +9,7 @@ resumed run draws the same pictures):
 - a mosaic of four frames (many small faces, and the edges between unrelated pictures);
 - a background: a part of a frame with no labelled face (hard negatives);
 - on any of them, anime faces of ``faces64`` pasted with a soft edge (illustration-style faces);
+- optionally (``closeups``), one face zoomed in to fill, overflow or be cut by the frame;
 - then rotation up to 90 degrees, mirror, colour jitter (colour is not identity here), grey,
   blur and JPEG noise.
 
@@ -57,10 +58,21 @@ def _place(canvas: Image.Image, frame: Frame, rng, region: tuple[int, int, int, 
     rx0, ry0, rx1, ry1 = region
     h, w = frame.image.shape[:2]
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    im = Image.fromarray(frame.image).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0 if scale < 0.5 else None)
     rw, rh = rx1 - rx0, ry1 - ry0
     ox = rx0 + (int(rng.integers(rw - sw, 1)) if sw > rw else int(rng.integers(0, rw - sw + 1)))
     oy = ry0 + (int(rng.integers(rh - sh, 1)) if sh > rh else int(rng.integers(0, rh - sh + 1)))
+    return _place_at(canvas, frame, region, scale, ox, oy)
+
+
+def _place_at(
+    canvas: Image.Image, frame: Frame, region: tuple[int, int, int, int], scale: float, ox: int, oy: int
+) -> list[np.ndarray]:
+    """Paste ``frame`` scaled by ``scale`` with its corner at (ox, oy), inside ``region`` only;
+    its boxes that stay at least 45% visible, cut to the region."""
+    rx0, ry0, rx1, ry1 = region
+    h, w = frame.image.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    im = Image.fromarray(frame.image).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0 if scale < 0.5 else None)
     # crop what falls outside the region before pasting
     cx0, cy0 = max(rx0, ox), max(ry0, oy)
     cx1, cy1 = min(rx1, ox + sw), min(ry1, oy + sh)
@@ -161,14 +173,47 @@ def _photometric(im: Image.Image, rng) -> Image.Image:
     return im
 
 
+def _closeup(canvas: Image.Image, frames: list[Frame], faces: list[np.ndarray], rng, side: int) -> list[np.ndarray]:
+    """One face zoomed in: its side 0.4-1.3 of the picture's, its centre anywhere in the middle
+    70%, so that it fills the frame, overflows it or is cut by the border (what users' close-ups
+    look like, and what the network missed: docs/experiments.md, 2026-12-06). Half of them are an
+    animation frame's labelled face, half a faces64 drawing."""
+    share = float(rng.uniform(0.4, 1.3))
+    cx, cy = (float(rng.uniform(0.15, 0.85)) * side for _ in range(2))
+    region = (0, 0, side, side)
+    if faces and rng.random() < 0.5:
+        crop = faces[int(rng.integers(len(faces)))]
+        h, w = crop.shape[:2]
+        face = np.array([FACE_IN_CROP[0] * w, FACE_IN_CROP[1] * h, FACE_IN_CROP[2] * w, FACE_IN_CROP[3] * h], np.float32)
+        frame = Frame(crop, face[None])
+    else:
+        for _ in range(8):
+            frame = frames[int(rng.integers(len(frames)))]
+            sides = np.minimum(frame.boxes[:, 2] - frame.boxes[:, 0], frame.boxes[:, 3] - frame.boxes[:, 1])
+            if len(sides) and sides.max() >= 16:
+                break
+        else:
+            return _place(canvas, frame, rng, region, side / max(frame.image.shape[:2]))
+        big = np.flatnonzero(sides >= 16)
+        face = frame.boxes[int(big[int(rng.integers(len(big)))])]
+    scale = share * side / max(face[2] - face[0], face[3] - face[1])
+    ox = round(cx - (face[0] + face[2]) / 2 * scale)
+    oy = round(cy - (face[1] + face[3]) / 2 * scale)
+    return _place_at(canvas, frame, region, scale, ox, oy)
+
+
 def make_sample(
-    frames: list[Frame], faces: list[np.ndarray], rng: np.random.Generator, side: int
+    frames: list[Frame], faces: list[np.ndarray], rng: np.random.Generator, side: int, closeups: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One training picture (side x side x 3 uint8) and its face boxes (n, 4)."""
+    """One training picture (side x side x 3 uint8) and its face boxes (n, 4). A share
+    ``closeups`` of them is one face zoomed in (:func:`_closeup`); at 0 the random draws are
+    those of version 1's training, which the shipped weights came from."""
     canvas = Image.new("RGB", (side, side), _rand_canvas_colour(rng))
     boxes: list[np.ndarray] = []
-    kind = rng.random()
-    if kind < 0.2:  # mosaic
+    kind = 1.0 if closeups and rng.random() < closeups else rng.random()
+    if kind == 1.0:
+        boxes += _closeup(canvas, frames, faces, rng, side)
+    elif kind < 0.2:  # mosaic
         mx, my = int(rng.uniform(0.3, 0.7) * side), int(rng.uniform(0.3, 0.7) * side)
         for region in ((0, 0, mx, my), (mx, 0, side, my), (0, my, mx, side), (mx, my, side, side)):
             f = frames[int(rng.integers(len(frames)))]
@@ -183,7 +228,7 @@ def make_sample(
         fit = side / max(f.image.shape[:2])
         lo = 0.45 if rng.random() < 0.25 else 0.9  # mostly filling the picture, as users' pictures do
         boxes += _place(canvas, f, rng, (0, 0, side, side), fit * float(np.exp(rng.uniform(np.log(lo), np.log(3.5)))))
-    if faces and rng.random() < (0.6 if kind >= 0.2 and kind < 0.3 else 0.35):
+    if faces and kind < 1.0 and rng.random() < (0.6 if kind >= 0.2 and kind < 0.3 else 0.35):
         _paste_faces(canvas, faces, rng, boxes, side)
     if rng.random() < 0.5:
         canvas = canvas.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

@@ -45,6 +45,9 @@ class DetectorTrainConfig:
     #: Start from these weights (a ``.pt`` written by an earlier run) instead of ImageNet's
     #: backbone and a new head: to train a later version further.
     init: str | None = None
+    #: The share of training pictures that are one face zoomed in (charaid.training.augment):
+    #: 0 for version 1's recipe.
+    closeups: float = 0.0
 
 
 def load_frames(root: Path) -> list[Frame]:
@@ -97,7 +100,7 @@ def make_batch(frames, faces, cfg: DetectorTrainConfig, step: int):
     rng = np.random.default_rng([cfg.seed, step])
     ims, tg = [], []
     for _ in range(cfg.batch):
-        a, boxes = make_sample(frames, faces, rng, cfg.side)
+        a, boxes = make_sample(frames, faces, rng, cfg.side, cfg.closeups)
         ims.append(a)
         tg.append(targets(boxes, cfg.side))
     x = (np.stack(ims).astype(np.float32) - facedet.MEAN) / facedet.STD
