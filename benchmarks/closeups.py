@@ -88,6 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default="facedet")
     ap.add_argument("--min-side", type=int, default=40, help="smallest labelled face used, px (default 40)")
+    ap.add_argument("--weights", metavar="PT_OR_ONNX", help="facedet settings use these weights instead of the shipped ones")
     args = ap.parse_args()
     datasets.require()
     cases = closeup_set(args.min_side)
@@ -113,7 +114,7 @@ def main() -> None:
     print(f"found in their whole pictures (facedet, IoU 0.5): {np.mean(in_whole):.3f}\n")
     rows = []
     for setting in args.settings.split(","):
-        det = detector(setting)
+        det = detector(setting, args.weights)
         t0 = time.perf_counter()
         hit5 = {"A": [], "B": []}
         hit3 = []

@@ -48,8 +48,15 @@ from charaid.models.detectors import Box, make_detector  # noqa: E402
 from charaid.pipeline.images import load_image  # noqa: E402
 
 
-def detector(setting: str):
-    """A detector for a setting name (see the module's help)."""
+def detector(setting: str, weights: str | None = None):
+    """A detector for a setting name (see the module's help); facedet settings run ``weights``
+    (a .pt or .onnx of `charaid train-detector`) instead of the shipped network when given."""
+    if setting.startswith("facedet") and weights:
+        from charaid.models.facedet import FaceDetectorNet
+
+        det = detector(setting)
+        det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=weights, version=det.net.version).load()
+        return det
     if setting.startswith("facedet"):
         setting, second_look, pad = setting.partition("+pad")
         name, inp, score, veto = (setting.split("/") + ["", "", ""])[:4]
@@ -110,11 +117,7 @@ def main() -> None:
     print(f"# face detection; {machine()}; {time.strftime('%Y-%m-%d')}\n")
     rows = []
     for setting in args.settings.split(","):
-        det = detector(setting)
-        if args.weights and setting.startswith("facedet"):
-            from charaid.models.facedet import FaceDetectorNet
-
-            det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=args.weights, version=det.net.version).load()
+        det = detector(setting, args.weights)
         det.detect(cf[0][0])  # warm up (weights, worker process)
         times: list[float] = []
 
