@@ -58,7 +58,7 @@ class Thresholds:
     #: that fills the frame or is cut by the border is missed at full size. () turns it off.
     #: Version 1 only: version 2's scores are another scale (at 0.6 it gave 4 of 64 photos a face).
     #: Close-ups of cartoonface300 (benchmarks/closeups.py) found 0.53 -> 0.69 at score 0.45; the
-    #: canvas filled with the picture's edges found 0.57, 1.5x alone 0.56 (docs/experiments.md, 2026-12-05).
+    #: canvas filled with the picture's edges found 0.57, 1.5x alone 0.56 (docs/experiments.md, 2026-12-06).
     facedet_pad_retry: tuple[float, ...] = (2.0, 3.0)
     #: How the canvas around the picture is filled: "edge" (its border pixels repeated) or a grey level.
     facedet_pad_fill: str = "128"

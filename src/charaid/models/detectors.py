@@ -157,30 +157,31 @@ class NetDetector(Detector):
         return False
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        faces = self._found(image, self.net.detect_arrays([image])[0], 0, 0)
-        for f in () if faces or self.net.version != 1 else self.thresholds.facedet_pad_retry:
-            canvas, dx, dy = _padded(image, f, self.thresholds.facedet_pad_fill)
-            found = self._found(image, self.net.detect_arrays([canvas])[0], dx, dy)
-            faces = [f for f in found if f.score >= self.thresholds.facedet_pad_min_score]
+        t = self.thresholds
+        faces = self._found(image, self.net.detect_arrays([image])[0])
+        for factor in () if faces or self.net.version != 1 else t.facedet_pad_retry:
+            canvas, dx, dy = _padded(image, factor, t.facedet_pad_fill)
+            faces = self._found(image, self.net.detect_arrays([canvas])[0], dx, dy, t.facedet_pad_min_score)
             if faces:
                 break
-        return nms(faces, self.thresholds.nms_iou)
+        return nms(faces, t.nms_iou)
 
-    def _found(self, image: Image.Image, raw, dx: int, dy: int) -> list[Face]:
-        """The network's faces, moved back from a canvas offset by (dx, dy) and cut to the picture,
-        with the faces of real people dropped."""
-        faces = []
-        for f in self._faces(raw):
-            if dx or dy:
-                b = f.box
-                x0, y0 = max(0, b.x - dx), max(0, b.y - dy)
-                x1, y1 = min(image.width, b.x + b.w - dx), min(image.height, b.y + b.h - dy)
+    def _found(self, image: Image.Image, raw, dx: int = 0, dy: int = 0, min_score: float = 0.0) -> list[Face]:
+        """The network's faces scoring at least ``min_score``, moved back from a canvas where the
+        picture lay at (dx, dy) and cut to the picture, with the faces of real people dropped
+        (the veto, the costly part, only looks at what is left)."""
+        kept = []
+        for r in raw:
+            if r.score < min_score:
+                continue
+            if dx or dy:  # boxes of the picture itself are kept as the network drew them
+                x0, y0 = max(0.0, r.x - dx), max(0.0, r.y - dy)
+                x1, y1 = min(image.width, r.x + r.w - dx), min(image.height, r.y + r.h - dy)
                 if min(x1 - x0, y1 - y0) < 2:
                     continue
-                f = self._faces([facedet.RawFace(x0, y0, x1 - x0, y1 - y0, f.score)])[0]
-            if not self._real_face(image, f.box):
-                faces.append(f)
-        return faces
+                r = facedet.RawFace(x0, y0, x1 - x0, y1 - y0, r.score)
+            kept.append(r)
+        return [f for f in self._faces(kept) if not self._real_face(image, f.box)]
 
     def _faces(self, raw) -> list[Face]:
         faces = []
