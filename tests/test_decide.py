@@ -153,3 +153,26 @@ def test_evaluate_closed_measures_without_unknowns(synth_train, tmp_path):
     r = run_cli("evaluate", str(synth_train), "--folds", "2", "--no-detect", "-q")
     assert r.returncode == 0, r.stderr
     assert "unknowns: AUROC" in r.stdout and "as recognize answers (decision model)" in r.stdout
+
+
+def test_a_face_its_usual_crop_names_keeps_that_answer_and_is_not_reframed(gallery_path):
+    """Recognition embeds the extra framings only for faces that the usual crop leaves unnamed
+    (``Recognizer.reframe``), so ``decide`` must answer from the usual crop wherever it names."""
+    from charaid.recognition.recognize import Recognizer
+    from charaid.storage.gallery import Gallery
+
+    with Gallery(gallery_path) as g:
+        labels, X, _ = g.vectors()
+        rec = Recognizer(g)
+        names = sorted(set(labels))
+        a = next(i for i, c in enumerate(labels) if c == names[0])
+        b = next(i for i, c in enumerate(labels) if c == names[1])
+        rng = np.random.default_rng(0)
+        noise = rng.normal(size=X.shape[1]).astype(np.float32)
+        noise /= np.linalg.norm(noise)
+        usual = np.stack([X[a], noise])  # face 0 is an enrolled face of names[0]; face 1 is nothing
+        other = np.stack([X[b], X[b]])  # the other framing shows names[1] for both
+        assert list(rec.reframe(usual)) == [False, True]
+        (m0, d0), (m1, d1) = rec.decide(np.stack([usual, other]))
+        assert d0.character == names[0], "the usual crop named it: the other framing is not asked"
+        assert d1.character == names[1], "the usual crop named nothing: the framing trusted most answers"

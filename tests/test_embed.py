@@ -99,3 +99,31 @@ def test_channels_last_layout_gives_the_plain_layouts_vectors(faces):
         fast = pooled_features(model, x).numpy()
         plain = pooled_features(model, x.contiguous()).numpy()
     assert np.allclose(fast, plain, atol=1e-4)
+
+
+def test_the_extra_framings_are_embedded_only_for_the_faces_asked(faces):
+    """``FacePipeline.embed(..., reframe=...)``: a face left out repeats its usual vector at the
+    other framing, and its crop there never reaches the embedder."""
+    from charaid.models.crops import FaceCrop
+    from charaid.pipeline.faces import FacePipeline
+    from charaid.pipeline.prepare import DetectorSpec, PreparedImage
+
+    emb = default_embedder()
+    seen: list[int] = []
+    real = emb.embed_batch
+
+    def counting(crops):
+        seen.append(len(crops))
+        return real(crops)
+
+    emb.embed_batch = counting  # type: ignore[method-assign]
+    usual = [FaceCrop(faces[0]), FaceCrop(faces[2])]
+    wider = [FaceCrop(faces[1]), FaceCrop(faces[3])]  # stand-ins for the wider cuts
+    prep = PreparedImage("pic.png", faces=[None, None], crops=usual, framings=[wider])
+    pipe = FacePipeline(DetectorSpec(), emb)
+    V = pipe.embed([prep], reframe=lambda V0: [False, True])[0].vectors
+    assert seen == [2, 1], "the second framing is embedded for the one face asked for"
+    assert np.array_equal(V[1, 0], V[0, 0]) and not np.allclose(V[1, 1], V[0, 1])
+    seen.clear()
+    V = pipe.embed([prep])[0].vectors
+    assert seen == [2, 2] and not np.allclose(V[1, 0], V[0, 0])

@@ -97,3 +97,44 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_warmed_pool_starts_its_children_before_the_jobs_and_answers_the_same(tmp_path):
+    """``TimedPool.warm``: the children start (and run the warm-up) at once; the jobs after
+    give the answers and errors an unwarmed pool gives, and a failing warm-up changes nothing."""
+    jobs = [1, 2, 3, 4]
+    with watchdog.TimedPool(2, 10.0) as cold:
+        want = [(j, r, type(e)) for j, r, e in cold.imap(_square, jobs)]
+    for warm_fn in (_square, _boom):
+        with watchdog.TimedPool(2, 10.0).warm(warm_fn, (5,)) as pool:
+            assert len(pool._children) == 2, "started at warm(), before any job"
+            got = [(j, r, type(e)) for j, r, e in pool.imap(_square, jobs)]
+        assert got == want
+
+
+def _square(x):
+    if x == 3:
+        raise ValueError("three")
+    return x * x
+
+
+def _boom(x):
+    raise RuntimeError("a warm-up that fails")
+
+
+def test_prepare_many_takes_the_pool_warmed_for_it(tmp_path):
+    from charaid.pipeline import prepare
+
+    paths = []
+    for k in range(3):
+        p = tmp_path / f"{k}.png"
+        Image.new("RGB", (64 + 8 * k, 64), (40 * k, 90, 200)).save(p)
+        paths.append(p)
+    (tmp_path / "bad.jpg").write_bytes(b"not a picture")
+    paths.append(tmp_path / "bad.jpg")
+    spec = DetectorSpec()
+    cold = [(r.path, r.size, r.error, len(r.faces)) for r in prepare_many(paths, True, spec, workers=2)]
+    prepare.warm_workers(spec, 2)
+    assert len(prepare._WARM) == 1
+    warm = [(r.path, r.size, r.error, len(r.faces)) for r in prepare_many(paths, True, spec, workers=2)]
+    assert warm == cold and cold[-1][2] and not prepare._WARM, "the warm pool was taken, and gave the same answers"

@@ -99,7 +99,8 @@ class Thresholds:
     #: ``facedet_crop_margin``, and keeps the framing its decision trusts most: galleries of crops
     #: cut by other tools (``--no-detect``) frame a face otherwise. tla end to end (the seed's
     #: LBP-cascade crops enrolled), named from p 0.5: 15 of 18 at 0.35 alone, 16 with 0.5 beside
-    #: it (at the shipped 0.55: 15 either way; docs/experiments.md, 2026-12-04).
+    #: it (at the shipped 0.55: 15 either way; docs/experiments.md, 2026-12-04). Only faces that the
+    #: usual crop leaves unnamed are embedded at these too (17 of tla/raw's 115): a named face keeps its answer.
     recognition_framings: tuple[float, ...] = (0.5,)
     #: /label offers unknown faces as one group when every pair of them is closer than this
     #: quantile of the gallery's same-character cosines (complete linkage). Purity on moeimouto10 /

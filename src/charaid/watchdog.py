@@ -154,6 +154,10 @@ def _exit_reason(code: int | None) -> str:
     return f"exit status {code}"
 
 
+#: The job of a child running :meth:`TimedPool.warm`'s call.
+_WARMING = ("warming", None)
+
+
 class TimedPool:
     """``workers`` child processes running ``fn(job)`` for many jobs, each within ``timeout``
     seconds. :meth:`imap` yields ``(job, result, error)`` in input order, ``error`` being the
@@ -176,6 +180,14 @@ class TimedPool:
             c.kill()
         self._children = []
 
+    def warm(self, fn: Callable, args: tuple = ()) -> TimedPool:
+        """Start every child now and have each run ``fn(*args)`` (load its models), so that
+        their start-up overlaps whatever this process does before :meth:`imap`; what it
+        answers, or how it fails, is left to the first real job. Returns self."""
+        while len(self._children) < self.workers:
+            self._spawn().send(fn, args, self.timeout, _WARMING)
+        return self
+
     def imap(self, fn: Callable, jobs: Iterable, window: int = 64) -> Iterator[tuple[Any, Any, BaseException | None]]:
         it = iter(jobs)
         order: list[int] = []  # job numbers in flight or done, oldest first
@@ -183,7 +195,7 @@ class TimedPool:
         waiting: list[tuple[int, Any]] = []
         n = 0
         exhausted = False
-        idle = [c for c in self._children]
+        idle = [c for c in self._children if c.job is None]
         while True:
             while not exhausted and len(order) < window:
                 try:
@@ -200,15 +212,18 @@ class TimedPool:
                 child.send(fn, (job,), self.timeout, (k, job))
             while order and order[0] in done:
                 yield done.pop(order.pop(0))
+            if exhausted and not waiting and not order:
+                return  # (a child still warming up stays so, for the next call)
             busy = [c for c in self._children if c.job is not None]
             if not busy:
-                if exhausted and not waiting and not order:
-                    return
                 continue
             now = time.monotonic()
             first = min(c.deadline for c in busy if c.deadline is not None)
             ready = wait([c.conn for c in busy], timeout=max(0.0, first - now))
             for c in busy:
+                if c.job is _WARMING:
+                    self._warmed(c, c.conn in ready, idle)
+                    continue
                 k, job = c.job
                 if c.conn in ready:
                     try:
@@ -224,6 +239,27 @@ class TimedPool:
                 elif c.deadline is not None and time.monotonic() >= c.deadline:
                     done[k] = (job, None, CallTimeout(f"took over {self.timeout:g} s (stopped)"))
                     self._replace(c)
+
+    def wait_warm(self) -> None:
+        """Block until every child has finished its warm-up (a benchmark's clock starts after it)."""
+        for c in list(self._children):
+            if c.job is _WARMING:
+                self._warmed(c, bool(c.conn.poll(self.timeout)), [])
+
+    def _warmed(self, c: _Child, ready: bool, idle: list[_Child]) -> None:
+        """A child's warm-up call is over (``ready``) or may have overrun: it joins ``idle``."""
+        if ready:
+            try:
+                c.receive()
+            except (CallTimeout, WorkerDied):
+                self._replace(c)
+                return
+            except Exception:  # noqa: BLE001, S110 - the first real job meets the same error, for its file
+                pass
+            c.job = None
+            idle.append(c)
+        elif c.deadline is not None and time.monotonic() >= c.deadline:
+            self._replace(c)
 
     def _spawn(self) -> _Child:
         c = _Child(self.threads)

@@ -101,13 +101,12 @@ def cmd_recognize(args) -> int:
         out = open(args.output, "a", encoding="utf-8")
     with Gallery(gp) as g:
         rec = _open_recognizer(args, g)
-        rec.pipeline.load()  # before the progress bar: it times pictures, not start-up
+        opts = _run_options(args, len(paths), detect=not args.no_detect)
+        rec.pipeline.load(opts)  # before the progress bar: it times pictures, not start-up
         if not g.names():
             _warn(f"{gp}: the gallery is empty, every face will be unknown")
         bar = _progress(len(paths), "recognise", args.quiet)
-        for res in rec.recognize_paths(
-            paths, detect=not args.no_detect, pictures=args.picture, options=_run_options(args, len(paths))
-        ):
+        for res in rec.recognize_paths(paths, detect=not args.no_detect, pictures=args.picture, options=opts):
             bar.update(1)
             if res.error:
                 failed += 1

@@ -111,6 +111,7 @@ def cmd_sort(args) -> int:
                 _warn(f"{src}: no pictures here (nothing to sort; no run recorded)")
                 return EXIT_INPUT
             run = _run_options(args, n)
+            rec.pipeline.load(run)  # its workers start while the folder is listed against the journal
             opts = srt.SortOptions(
                 args.move,
                 args.multi,

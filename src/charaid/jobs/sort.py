@@ -213,7 +213,7 @@ class Sorter:
             flush_every_s=self.rec.settings.journal_every_s,
             keep_crops=False,
         )
-        for batch in self.rec.pipeline.batches(paths, opts):
+        for batch in self.rec.batches(paths, opts):
             for e, res in zip(batch, self.rec.name_faces(batch, self.opt.pictures)):
                 prep = e.prep
                 if prep.error:

@@ -21,7 +21,7 @@ import numpy as np
 
 from charaid.config import Settings, default_settings
 from charaid.models.embedders import Embedder
-from charaid.pipeline.prepare import DetectorSpec, PreparedImage, detector, prepare_image, prepare_many
+from charaid.pipeline.prepare import DetectorSpec, PreparedImage, detector, prepare_image, prepare_many, warm_workers
 
 ENGINES = ("local", "ray")
 #: Which faces of a picture a job embeds: every one, or the largest only (enrolling a picture
@@ -29,6 +29,8 @@ ENGINES = ("local", "ray")
 SELECT = ("all", "largest")
 
 T = TypeVar("T")
+#: Given the usual crops' vectors (faces, dim), which faces the extra framings are embedded for.
+FramingFilter = Callable[[np.ndarray], "np.ndarray | Sequence[bool]"]
 
 
 @dataclass
@@ -93,9 +95,13 @@ class FacePipeline:
         self.settings = settings or default_settings()
         self.picture_embedder = picture_embedder
 
-    def load(self) -> FacePipeline:
+    def load(self, options: RunOptions | None = None) -> FacePipeline:
         """Load the detector and the embedder now (else on the first picture), so that a
-        progress bar started after this times pictures, not start-up; returns self."""
+        progress bar started after this times pictures, not start-up; with the ``options`` of
+        the coming run, its local worker processes start now too, loading theirs meanwhile.
+        Returns self."""
+        if options is not None and options.engine == "local" and options.detect:
+            warm_workers(self.spec, options.workers)
         detector(self.spec)
         self.embedder.load()
         return self
@@ -112,20 +118,26 @@ class FacePipeline:
         w = options.workers if workers is None else workers
         return prepare_many(paths, options.detect, self.spec, w, options.with_hash, with_picture=options.with_picture)
 
-    def embed(self, batch: Sequence[PreparedImage], select: str = "all") -> list[EmbeddedImage]:
+    def embed(
+        self, batch: Sequence[PreparedImage], select: str = "all", reframe: FramingFilter | None = None
+    ) -> list[EmbeddedImage]:
         """Embed the chosen faces of every picture of ``batch`` in one pass of the embedder (and
-        each extra framing in one more), and split the vectors back by picture."""
+        each extra framing in one more), and split the vectors back by picture. ``reframe``, given
+        the usual crops' vectors, says which faces the extra framings are worth embedding for;
+        the others repeat their usual vector there, as a face without a framing does."""
         chosen = [_choose(p, select) for p in batch]
         crops = [p.crops[i] for p, ix in zip(batch, chosen) for i in ix]
         dim = self.embedder.dim
         V0 = self.embedder.embed_batch(crops) if crops else np.zeros((0, dim), np.float32)
         blocks = [V0]
-        for k in range(max((len(p.framings) for p in batch), default=0)):
+        extra = max((len(p.framings) for p in batch), default=0)
+        wanted = np.asarray(reframe(V0), bool) if reframe is not None and extra and len(V0) else np.ones(len(V0), bool)
+        for k in range(extra):
             Vk = V0.copy()
             rows = [
                 (j, p.framings[k][i])
                 for j, (p, i) in enumerate((p, i) for p, ix in zip(batch, chosen) for i in ix)
-                if k < len(p.framings)
+                if k < len(p.framings) and wanted[j]
             ]
             if rows:
                 Vk[[j for j, _ in rows]] = self.embedder.embed_batch([c for _, c in rows])
@@ -142,9 +154,12 @@ class FacePipeline:
         return out
 
     # -- over many files --------------------------------------------------------------------------
-    def batches(self, paths: Iterable[str | Path], options: RunOptions = RunOptions()) -> Iterator[list[EmbeddedImage]]:
+    def batches(
+        self, paths: Iterable[str | Path], options: RunOptions = RunOptions(), reframe: FramingFilter | None = None
+    ) -> Iterator[list[EmbeddedImage]]:
         """Results in input order, a batch at a time (at most ``settings.batch_size`` pictures or
-        faces, or ``flush_every_s`` old); a bad file is a result whose ``prep.error`` says why."""
+        faces, or ``flush_every_s`` old); a bad file is a result whose ``prep.error`` says why.
+        ``reframe``: as in :meth:`embed` (on Ray every framing is embedded)."""
         size, every = self.settings.batch_size, options.flush_every_s
         if options.engine == "ray":
             from charaid.pipeline.ray_engine import run_ray
@@ -152,7 +167,7 @@ class FacePipeline:
             yield from group(run_ray(self, paths, options), lambda e: len(e.chosen), size, every)
             return
         for batch in group(self.prepared(paths, options), lambda p: len(p.crops), size, every):
-            yield self.embed(batch, options.select)
+            yield self.embed(batch, options.select, reframe)
 
     def run(self, paths: Iterable[str | Path], options: RunOptions = RunOptions()) -> Iterator[EmbeddedImage]:
         for batch in self.batches(paths, options):

@@ -218,6 +218,29 @@ def default_workers(n_inputs: int) -> int:
     return 0 if n_inputs < 8 or cpus < 2 else min(cpus, 8)
 
 
+#: Worker pools started ahead of their run (:func:`warm_workers`), each taken by the next
+#: :func:`prepare_many` with its number of workers, time limit and detector.
+_WARM: dict[tuple[int, float, DetectorSpec], watchdog.TimedPool] = {}
+
+
+def warm_workers(spec: DetectorSpec, workers: int, wait: bool = False) -> None:
+    """Start the worker processes of the next :func:`prepare_many` now, each loading ``spec``'s
+    detector, so that their start-up (about half a second each) overlaps the caller's own
+    (opening the gallery, loading the embedder) instead of delaying the first pictures; with
+    ``wait``, until they are ready."""
+    if workers <= 0:
+        return
+    key = (workers, spec.thresholds.detect_timeout_s, spec)
+    if key not in _WARM:
+        _WARM[key] = watchdog.TimedPool(workers, key[1]).warm(_load_detector, (spec,))
+    if wait:
+        _WARM[key].wait_warm()
+
+
+def _load_detector(spec: DetectorSpec) -> None:
+    detector(spec)
+
+
 def prepare_many(
     paths: Iterable[str | Path],
     detect: bool = True,
@@ -238,7 +261,8 @@ def prepare_many(
         return
     # In watched worker processes: one picture past the time limit is stopped and reported,
     # and holds only its own worker meanwhile.
-    with watchdog.TimedPool(max(1, workers), spec.thresholds.detect_timeout_s) as pool:
+    n, timeout = max(1, workers), spec.thresholds.detect_timeout_s
+    with _WARM.pop((n, timeout, spec), None) or watchdog.TimedPool(n, timeout) as pool:
         for job, result, error in pool.imap(_prepare_job, jobs, window):
             yield result if error is None else PreparedImage(str(job[0]), error=_job_error(error))
 

@@ -300,7 +300,19 @@ class Recognizer:
         """``batch`` with the vectors of every crop, at each framing (:meth:`FacePipeline.embed`).
         Reads nothing from the gallery, so a server may run it for several requests at once,
         outside the gallery's lock."""
-        return self.pipeline.embed(batch)
+        return self.pipeline.embed(batch, reframe=self.reframe)
+
+    def batches(self, paths: Iterable[str | Path], options: RunOptions) -> Iterator[list[EmbeddedImage]]:
+        """The pipeline's batches, each face embedded at the extra framings only where
+        :meth:`reframe` says that they can change its answer."""
+        return self.pipeline.batches(paths, options, reframe=self.reframe)
+
+    def reframe(self, usual: np.ndarray) -> np.ndarray:
+        """Which faces (rows of their usual crops' vectors) the extra framings are worth
+        embedding for: those that the usual crop does not name on its own. A named face keeps
+        its usual crop's answer (:meth:`decide`), so skipping the others changes no answer and
+        halves the embedder's work where most faces are named."""
+        return ~self._settled(usual, self.top_k)
 
     def name_faces(self, batch: Sequence[EmbeddedImage], pictures: bool = False, top_k: int | None = None) -> list[ImageResult]:
         """Name the faces of ``batch`` (:meth:`embed_faces`) against the gallery; with
@@ -352,21 +364,33 @@ class Recognizer:
 
     def decide(self, vectors: np.ndarray, top_k: int | None = None) -> list[tuple[Match, Decision]]:
         """Each face's ranked guesses and what is said of it: named, probably X, or unknown.
-        ``vectors``: (faces, dim), or (framings, faces, dim) from :meth:`embed_faces`, where each
-        face keeps the framing the decision trusts most (the highest probability; without a
-        model, the highest score): enrolled crops made by other tools frame faces otherwise.
+        ``vectors``: (faces, dim), or (framings, faces, dim) from :meth:`embed_faces`: a face that
+        its usual crop names keeps that answer, and any other keeps the framing the decision
+        trusts most (the highest probability; without a model, the highest score): enrolled
+        crops made by other tools frame faces otherwise.
 
         The decision model decides where the gallery has one; a threshold the user set decides
         the name instead (the model still says "probably X" below it); galleries without a model
         fall back to the calibrated threshold. ``closed`` names every first guess."""
         top_k = self.top_k if top_k is None else top_k
+        V = vectors if vectors.ndim == 3 else vectors[None]
+        per = [self._answers(Vk, top_k, self.closed) for Vk in V]
+        if len(V) == 1:
+            return per[0]
+        settled = self._settled(V[0], top_k) if self.closed else np.array([d.character is not None for _, d in per[0]], bool)
+        return [options[0] if s else max(options, key=_trust) for s, options in zip(settled, zip(*per))]
+
+    def _answers(self, vectors: np.ndarray, top_k: int, closed: bool) -> list[tuple[Match, Decision]]:
         model = self.decision_model
         override = self.threshold_override
         fallback = None if model is not None else (override if override is not None else self.calibration.threshold)
         t = self.settings.thresholds
-        V = vectors if vectors.ndim == 3 else vectors[None]
-        per = [decide_faces(self.matcher, self._view, model, Vk, top_k, t, self.closed, override, fallback) for Vk in V]
-        return [max(options, key=_trust) for options in zip(*per)]
+        return decide_faces(self.matcher, self._view, model, vectors, top_k, t, closed, override, fallback)
+
+    def _settled(self, usual: np.ndarray, top_k: int) -> np.ndarray:
+        """Faces that their usual crop names on its own (as an open-set answer, ``--closed`` or
+        not): the other framings are asked only for the rest."""
+        return np.array([d.character is not None for _, d in self._answers(usual, top_k, False)], bool)
 
     def recognize_paths(
         self,
@@ -379,7 +403,7 @@ class Recognizer:
         """Results in input order, streamed batch by batch; a bad file yields a result with
         ``error``. ``options`` (charaid.pipeline.faces.RunOptions) chooses the engine."""
         opts = replace(options or RunOptions(workers=workers), detect=detect, with_picture=pictures, keep_crops=False)
-        for batch in self.pipeline.batches(paths, opts):
+        for batch in self.batches(paths, opts):
             yield from self.name_faces(batch, pictures)
 
 
