@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from charaid.jobs.synth import CAST, group_picture
 from charaid.models import facedet
@@ -275,3 +276,14 @@ def test_the_second_look_keeps_photos_of_people_faceless(shared):
     from ``facedet_pad_min_score`` (photos of people stay without a face, as before it)."""
     photos = [load_image(p) for p in sorted((shared / "photos").glob("*.jpg"))]
     assert sum(bool(make_detector("facedet").detect(im)) for im in photos) <= 1
+
+
+def test_the_network_input_is_written_once_with_the_same_numbers():
+    """``letterbox_nchw`` (inference) is ``letterbox`` (training) laid out as (1, C, H, W), bit for bit."""
+    rng = np.random.default_rng(0)
+    for size in [(700, 333), (300, 200), (64, 97)]:
+        im = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        a, s = facedet.letterbox(im, 512)
+        x, s2 = facedet.letterbox_nchw(im, 512)
+        assert s == s2 and x.shape[2] % 32 == 0 and x.shape[3] % 32 == 0
+        assert np.array_equal(a.transpose(2, 0, 1)[None], x)

@@ -161,14 +161,35 @@ def decode(out: np.ndarray, scale: float, min_score: float, max_faces: int = 100
     return faces
 
 
-def letterbox(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
-    """The picture reduced (never enlarged) to at most ``side`` pixels a side, as float32 HWC,
-    normalised, padded at the right and bottom to a multiple of 32; and the scale applied."""
+def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
     w, h = image.size
     s = min(1.0, side / max(w, h))
     if s < 1.0:
         image = image.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    a = (np.asarray(image.convert("RGB"), np.float32) - MEAN) / STD
+    return image.convert("RGB"), s
+
+
+def letterbox_nchw(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    """:func:`letterbox`'s numbers (the same float32 arithmetic, bit for bit) laid out as the
+    network reads them, (1, C, H, W), and written once: no padded, transposed and contiguous
+    copies (a third of the letterbox's time at inference)."""
+    image, s = _reduced(image, side)
+    a = np.asarray(image)
+    H, W = a.shape[:2]
+    x = np.zeros((1, 3, H + (-H % 32), W + (-W % 32)), np.float32)
+    for c in range(3):
+        v = x[0, c, :H, :W]
+        v[...] = a[:, :, c]
+        v -= MEAN[c]
+        v /= STD[c]
+    return x, s
+
+
+def letterbox(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    """The picture reduced (never enlarged) to at most ``side`` pixels a side, as float32 HWC,
+    normalised, padded at the right and bottom to a multiple of 32; and the scale applied."""
+    image, s = _reduced(image, side)
+    a = (np.asarray(image, np.float32) - MEAN) / STD
     H, W = a.shape[:2]
     ph, pw = -H % 32, -W % 32
     if ph or pw:
@@ -289,8 +310,12 @@ class FaceDetectorNet:
         batch would change their answers at the edges."""
         out = []
         for im in images:
-            a, s = letterbox(im, self.input_side)
-            y, h = self._run(a[None])
+            if self.onnx:
+                x, s = letterbox_nchw(im, self.input_side)
+                y, h = onnx_session(self.path).run(["y", "h"], {"x": x})
+            else:
+                a, s = letterbox(im, self.input_side)
+                y, h = self._run(a[None])
             if self.version == 1:
                 out.append(decode(y[0], s, self.min_score))
             else:
