@@ -155,3 +155,23 @@ def test_spaces_without_the_colours_do_not_search_crops_for_them(tmp_path):
         assert rec.spec.thresholds.cue_colour_weight == 0
         prep = prepare_image("akane.png", False, rec.spec, with_hash=False, image=portrait(DESIGN["akane"], seed=1))
         assert not prep.crops[0].searched and prep.crops[0].colours is None
+
+
+def test_face_colours_read_from_the_face_s_window_equal_the_whole_picture_s():
+    """``face_colours`` reads only the part of the picture around the face: the same nine numbers
+    as from the whole picture, also for faces cut by the border."""
+    from charaid.models.colours import face_colours
+    from charaid.models.detectors import Box, Face
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    lm = {"left_eye": (30, 40), "right_eye": (60, 40), "nose": (45, 55), "mouth": (45, 70)}
+    for dx, dy in [(100, 100), (-25, -30), (280, 200), (0, -45)]:
+        face = Face(Box(10 + dx, 20 + dy, 70, 70), 1.0, "facedet@1", {k: (x + dx, y + dy) for k, (x, y) in lm.items()})
+        whole = face_colours(face, np.asarray(image))
+        window = face_colours(face, image)
+        assert (whole is None and window is None) or np.array_equal(whole, window), (dx, dy)
+        if (dx, dy) == (100, 100):
+            assert window is not None
+            pal = image.convert("P")
+            assert np.array_equal(face_colours(face, pal), face_colours(face, np.asarray(pal.convert("RGB")))), "any mode, as RGB"

@@ -40,22 +40,52 @@ def lab(rgb) -> np.ndarray:
     return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
-def _pixels(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray | None:
-    """The pixels of a rectangle clipped to the image, as (n, 3) floats; None if nothing is left."""
-    H, W = a.shape[:2]
-    x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(W, int(np.ceil(x1))), min(H, int(np.ceil(y1)))
-    return a[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) if x1 > x0 and y1 > y0 else None
+Rect = tuple[float, float, float, float]
 
 
-def _median(a: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray | None:
-    px = _pixels(a, x0, y0, x1, y1)
-    return None if px is None else np.median(px, axis=0)
+def _clip(r: Rect, W: int, H: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = r
+    return max(0, int(x0)), max(0, int(y0)), min(W, int(np.ceil(x1))), min(H, int(np.ceil(y1)))
 
 
-def _hair(a: np.ndarray, b, skin: np.ndarray) -> np.ndarray | None:
+class _Window:
+    """The part of a picture that a face's samples read, as an RGB array, with its place in the
+    picture: converting and copying the whole picture for every face cost more than the sampling."""
+
+    def __init__(self, image: Image.Image | np.ndarray, rects: list[Rect]):
+        if isinstance(image, np.ndarray):
+            self.a, self.x, self.y = image, 0, 0
+            self.W, self.H = image.shape[1], image.shape[0]
+            return
+        self.W, self.H = image.size
+        boxes = [c for c in (_clip(r, self.W, self.H) for r in rects) if c[2] > c[0] and c[3] > c[1]]
+        if not boxes:
+            self.a, self.x, self.y = np.zeros((0, 0, 3), np.uint8), 0, 0
+            return
+        self.x, self.y = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        part = image.crop((self.x, self.y, max(b[2] for b in boxes), max(b[3] for b in boxes)))
+        self.a = np.asarray(part if part.mode == "RGB" else part.convert("RGB"))
+
+    def pixels(self, r: Rect) -> np.ndarray | None:
+        """The pixels of a rectangle clipped to the picture, as (n, 3) floats; None if nothing is left."""
+        x0, y0, x1, y1 = _clip(r, self.W, self.H)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return self.a[y0 - self.y : y1 - self.y, x0 - self.x : x1 - self.x].reshape(-1, 3).astype(np.float64)
+
+    def median(self, r: Rect) -> np.ndarray | None:
+        px = self.pixels(r)
+        return None if px is None else np.median(px, axis=0)
+
+
+def _hair_rect(b) -> Rect:
+    return (b.x + 0.25 * b.w, b.y - 0.3 * b.h, b.x + 0.75 * b.w, b.y + 0.05 * b.h)
+
+
+def _hair(win: _Window, b, skin: np.ndarray) -> np.ndarray | None:
     """Median colour of the band just above the face box (and its top edge), leaving out pixels
     close to the skin colour: where a forehead shows, the band is partly skin, not hair."""
-    px = _pixels(a, b.x + 0.25 * b.w, b.y - 0.3 * b.h, b.x + 0.75 * b.w, b.y + 0.05 * b.h)
+    px = win.pixels(_hair_rect(b))
     if px is None:
         return None
     far = np.linalg.norm(px - skin, axis=1) > 40
@@ -74,17 +104,18 @@ def face_colours(face, image: Image.Image | np.ndarray) -> np.ndarray | None:
     lm = getattr(face, "landmarks", None) or {}
     if not all(k in lm for k in ("left_eye", "right_eye", "nose", "mouth")):
         return None
-    a = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     b = face.box
     r = max(1.0, 0.05 * b.w)
-    eyes = [_median(a, x - r, y - r, x + r, y + r) for x, y in (lm["left_eye"], lm["right_eye"])]
+    eye_rects: list[Rect] = [(x - r, y - r, x + r, y + r) for x, y in (lm["left_eye"], lm["right_eye"])]
     nx, ny = lm["nose"]
     my = lm["mouth"][1]
-    skin = _median(a, nx - 2 * r, ny, nx + 2 * r, max(ny + 1, (ny + my) / 2))
-    left, right = eyes
+    skin_rect: Rect = (nx - 2 * r, ny, nx + 2 * r, max(ny + 1, (ny + my) / 2))
+    win = _Window(image, [*eye_rects, skin_rect, _hair_rect(b)])
+    left, right = (win.median(e) for e in eye_rects)
+    skin = win.median(skin_rect)
     if left is None or right is None or skin is None:
         return None
-    hair = _hair(a, b, skin)
+    hair = _hair(win, b, skin)
     if hair is None:
         return None
     return np.concatenate([lab(hair), lab(skin), lab((left + right) / 2)]).astype(np.float32)

@@ -391,12 +391,11 @@ def crop_face(image: Image.Image, box: Box | Face, margin: float | None = None, 
     if left >= 0 and top >= 0 and left + side <= W and top + side <= H:
         out = image.crop((left, top, left + side, top + side))
     else:
-        a = np.asarray(image)
         x0, y0 = max(0, left), max(0, top)
         x1, y1 = min(W, left + side), min(H, top + side)
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"box {box.as_list()} lies outside the {W}x{H} image")
-        part = a[y0:y1, x0:x1]
+        part = np.asarray(image.crop((x0, y0, x1, y1)))  # not the whole picture as an array
         pad = ((y0 - top, top + side - y1), (x0 - left, left + side - x1), (0, 0))
         out = Image.fromarray(np.pad(part, pad, mode="edge"))
     if size is not None and out.size != (size, size):

@@ -22,6 +22,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from charaid.config import default_settings
 from charaid.errors import ImageError
 
+#: The EXIF tag that says how a picture is stored turned (1: upright; 2-8: mirrored or turned).
+_ORIENTATION = 0x0112
+
 #: File endings treated as images when a folder is walked.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".pjpeg", ".pjp"})
 
@@ -123,7 +126,9 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
         except (OSError, ValueError, MemoryError) as e:
             raise ImageError(name, f"cannot reduce {w}x{h} {im.mode} ({e})") from None
         try:
-            im = ImageOps.exif_transpose(im)
+            # only a picture stored turned: for any other, exif_transpose returns a copy of it
+            if im.getexif().get(_ORIENTATION, 1) in range(2, 9):
+                im = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block must not cost the picture; keep it unrotated
             pass
         try:
