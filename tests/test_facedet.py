@@ -287,3 +287,17 @@ def test_the_network_input_is_written_once_with_the_same_numbers():
         x, s2 = facedet.letterbox_nchw(im, 512)
         assert s == s2 and x.shape[2] % 32 == 0 and x.shape[3] % 32 == 0
         assert np.array_equal(a.transpose(2, 0, 1)[None], x)
+
+
+def test_a_big_picture_gives_the_faces_of_its_smaller_copy_in_its_own_pixels(shared):
+    """facedet reads a picture over ``max_detect_side`` whole (the network reduces it), and its
+    boxes are in that picture's pixels: a tla illustration enlarged 2.5x gives the same faces,
+    2.5x as large and as far from the corner."""
+    det = make_detector(DEFAULT_DETECTOR)
+    im = next(im for p in sorted((shared / "tla" / "raw" / "nishikino_maki").glob("*")) if max((im := load_image(p)).size) <= 800)
+    big = im.resize((round(im.width * 2.5), round(im.height * 2.5)), Image.Resampling.BICUBIC)
+    small, large = det.detect(im), det.detect(big)
+    assert small and len(large) == len(small)
+    for a, b in zip(small, large):
+        for u, v in zip(a.box.as_list(), b.box.as_list()):
+            assert abs(v - 2.5 * u) <= 0.06 * 2.5 * max(a.box.w, a.box.h), (a.box, b.box)

@@ -156,13 +156,25 @@ class NetDetector(Detector):
                 return False
         return False
 
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Faces in ``image``, most likely first. The network reduces the picture itself (to
+        ``facedet_input_side``), so unlike the other detectors it is not handed a copy reduced to
+        ``max_detect_side`` first: that copy cost more than the network's own reduction, and
+        boxes and the photo veto's crops now come from the picture's own pixels."""
+        faces = [f for f in self._detect(image) if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
+        return sorted(faces, key=lambda f: -f.score)
+
     def _detect(self, image: Image.Image) -> list[Face]:
         t = self.thresholds
         faces = self._found(image, self.net.detect_arrays([image])[0])
-        for factor in () if faces or self.net.version != 1 else t.facedet_pad_retry:
-            canvas, dx, dy = _padded(image, factor, t.facedet_pad_fill)
-            faces = self._found(image, self.net.detect_arrays([canvas])[0], dx, dy, t.facedet_pad_min_score)
+        retry = () if faces or self.net.version != 1 else t.facedet_pad_retry
+        if retry:  # the canvas is several times the picture: built from a reduced copy
+            small, scale = _downscale(image, self.max_side)
+        for factor in retry:
+            canvas, dx, dy = _padded(small, factor, t.facedet_pad_fill)
+            faces = self._found(small, self.net.detect_arrays([canvas])[0], dx, dy, t.facedet_pad_min_score)
             if faces:
+                faces = [_rescale(f, 1.0 / scale) for f in faces] if scale != 1.0 else faces
                 break
         return nms(faces, t.nms_iou)
 
