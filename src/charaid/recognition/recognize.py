@@ -299,8 +299,9 @@ class Recognizer:
     def embed_faces(self, batch: Sequence[PreparedImage]) -> list[EmbeddedImage]:
         """``batch`` with the vectors of every crop, at each framing (:meth:`FacePipeline.embed`).
         Reads nothing from the gallery, so a server may run it for several requests at once,
-        outside the gallery's lock."""
-        return self.pipeline.embed(batch, reframe=self.reframe)
+        outside the gallery's lock. So it embeds every framing: :meth:`reframe` would read the
+        gallery (the answers are the same either way, :meth:`decide`)."""
+        return self.pipeline.embed(batch)
 
     def batches(self, paths: Iterable[str | Path], options: RunOptions) -> Iterator[list[EmbeddedImage]]:
         """The pipeline's batches, each face embedded at the extra framings only where
