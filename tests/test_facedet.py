@@ -278,15 +278,24 @@ def test_the_second_look_keeps_photos_of_people_faceless(shared):
     assert sum(bool(make_detector("facedet").detect(im)) for im in photos) <= 1
 
 
-def test_the_network_input_is_written_once_with_the_same_numbers():
-    """``letterbox_nchw`` (inference) is ``letterbox`` (training) laid out as (1, C, H, W), bit for bit."""
+def test_the_network_input_holds_the_numbers_the_detector_was_trained_on():
+    """``letterbox_nchw`` (written once, for inference) gives, bit for bit, the numbers version 1
+    was trained and exported with: the picture reduced to 512 px (bilinear), minus the ImageNet
+    mean, over its deviation, in float32, then zeros to a multiple of 32; ``letterbox`` is the
+    same as HWC."""
     rng = np.random.default_rng(0)
     for size in [(700, 333), (300, 200), (64, 97)]:
         im = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-        a, s = facedet.letterbox(im, 512)
-        x, s2 = facedet.letterbox_nchw(im, 512)
-        assert s == s2 and x.shape[2] % 32 == 0 and x.shape[3] % 32 == 0
-        assert np.array_equal(a.transpose(2, 0, 1)[None], x)
+        x, s = facedet.letterbox_nchw(im, 512)
+        small = (
+            im if s == 1.0 else im.resize((round(size[0] * s), round(size[1] * s)), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        )
+        want = (np.asarray(small, np.float32) - facedet.MEAN) / facedet.STD
+        H, W = want.shape[:2]
+        assert s == min(1.0, 512 / max(size)) and x.shape == (1, 3, H + (-H % 32), W + (-W % 32))
+        assert np.array_equal(x[0, :, :H, :W], want.transpose(2, 0, 1)) and not x[0, :, H:, :].any() and not x[0, :, :, W:].any()
+        a, _ = facedet.letterbox(im, 512)
+        assert a.flags.c_contiguous and np.array_equal(a.transpose(2, 0, 1), x[0])
 
 
 def test_a_big_picture_gives_the_faces_of_its_smaller_copy_in_its_own_pixels(shared):

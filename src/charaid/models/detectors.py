@@ -105,10 +105,14 @@ class Detector(ABC):
 
     def detect(self, image: Image.Image) -> list[Face]:
         """Faces in ``image``, most likely first, boxes in the image's own pixels."""
-        small, scale = _downscale(image, self.max_side)
+        small, scale = self._work_copy(image)
         faces = [_rescale(f, 1.0 / scale) for f in self._detect(small)] if scale != 1.0 else self._detect(small)
         faces = [f for f in faces if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
         return sorted(faces, key=lambda f: -f.score)
+
+    def _work_copy(self, image: Image.Image) -> tuple[Image.Image, float]:
+        """The picture the detector searches, reduced to ``max_side``, and the scale applied."""
+        return _downscale(image, self.max_side)
 
     def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
         return [self.detect(im) for im in images]
@@ -156,13 +160,11 @@ class NetDetector(Detector):
                 return False
         return False
 
-    def detect(self, image: Image.Image) -> list[Face]:
-        """Faces in ``image``, most likely first. The network reduces the picture itself (to
-        ``facedet_input_side``), so unlike the other detectors it is not handed a copy reduced to
-        ``max_detect_side`` first: that copy cost more than the network's own reduction, and
-        boxes and the photo veto's crops now come from the picture's own pixels."""
-        faces = [f for f in self._detect(image) if min(f.box.w, f.box.h) >= self.thresholds.min_face_side]
-        return sorted(faces, key=lambda f: -f.score)
+    def _work_copy(self, image: Image.Image) -> tuple[Image.Image, float]:
+        """The picture itself: the network reduces it (to ``facedet_input_side``), so a copy
+        reduced to ``max_side`` first cost more than it saved, and boxes and the photo veto's
+        crops come from the picture's own pixels (the second look reduces its canvas)."""
+        return image, 1.0
 
     def _detect(self, image: Image.Image) -> list[Face]:
         t = self.thresholds

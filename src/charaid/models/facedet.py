@@ -161,20 +161,15 @@ def decode(out: np.ndarray, scale: float, min_score: float, max_faces: int = 100
     return faces
 
 
-def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
+def letterbox_nchw(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    """The picture reduced (never enlarged) to at most ``side`` pixels a side, normalised, padded
+    (zeros) at the right and bottom to a multiple of 32, as float32 (1, C, H, W), the layout the
+    network reads, written once; and the scale applied."""
     w, h = image.size
     s = min(1.0, side / max(w, h))
     if s < 1.0:
         image = image.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return image.convert("RGB"), s
-
-
-def letterbox_nchw(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
-    """:func:`letterbox`'s numbers (the same float32 arithmetic, bit for bit) laid out as the
-    network reads them, (1, C, H, W), and written once: no padded, transposed and contiguous
-    copies (a third of the letterbox's time at inference)."""
-    image, s = _reduced(image, side)
-    a = np.asarray(image)
+    a = np.asarray(image.convert("RGB"))
     H, W = a.shape[:2]
     x = np.zeros((1, 3, H + (-H % 32), W + (-W % 32)), np.float32)
     for c in range(3):
@@ -186,15 +181,10 @@ def letterbox_nchw(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
 
 
 def letterbox(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
-    """The picture reduced (never enlarged) to at most ``side`` pixels a side, as float32 HWC,
-    normalised, padded at the right and bottom to a multiple of 32; and the scale applied."""
-    image, s = _reduced(image, side)
-    a = (np.asarray(image, np.float32) - MEAN) / STD
-    H, W = a.shape[:2]
-    ph, pw = -H % 32, -W % 32
-    if ph or pw:
-        a = np.pad(a, ((0, ph), (0, pw), (0, 0)))
-    return a, s
+    """:func:`letterbox_nchw` as float32 HWC (contiguous: PyTorch then runs channels-last, for
+    training and the PyTorch path)."""
+    x, s = letterbox_nchw(image, side)
+    return np.ascontiguousarray(x[0].transpose(1, 2, 0)), s
 
 
 def weights_path() -> str:

@@ -312,7 +312,7 @@ class Recognizer:
         """Which faces (rows of their usual crops' vectors) the extra framings are worth
         embedding for: those that the usual crop does not name on its own. A named face keeps
         its usual crop's answer (:meth:`decide`), so skipping the others changes no answer and
-        halves the embedder's work where most faces are named."""
+        nearly halves the embedder's work where most faces are named (tla/raw: 17 of 115 reframed)."""
         return ~self._settled(usual, self.top_k)
 
     def name_faces(self, batch: Sequence[EmbeddedImage], pictures: bool = False, top_k: int | None = None) -> list[ImageResult]:
