@@ -40,7 +40,7 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
         t = spec.thresholds
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]
         key.append([weights, t.facedet_input_side, t.facedet_min_score, t.photo_face_veto, t.facedet_crop_margin])
-        key.append([list(t.photo_veto_margins), t.photo_veto_votes])
+        key.append([list(t.photo_veto_margins), t.photo_veto_votes, t.photo_veto_min_window])
         if spec.name != "facedet@1":
             roi = hashlib.sha1(Path(facedet_roi.roi_path()).read_bytes()).hexdigest()[:12]
             key.append([roi, t.facedet_candidate_score, t.facedet_roi_min_score])

@@ -93,7 +93,7 @@ def run_set(tr, te, cohort, method, t: Thresholds, seed=0, **fit):
     return m
 
 
-def sizes_table(sets, cohort, method, t: Thresholds, sizes=(3, 8, 20), draws=4, seed=0) -> list[list]:
+def sizes_table(sets, cohort, method, t: Thresholds, sizes=(3, 8, 20), draws=10, seed=0) -> list[list]:
     """Calibration across gallery sizes: galleries of ``n`` characters drawn from every set's
     characters pooled (27); 80% of each character's faces enrolled, the other 20% asked, and as
     many faces of characters outside the gallery. Among the confident names: the mean

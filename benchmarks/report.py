@@ -53,6 +53,7 @@ SECTIONS = (
     Section("closeups", ("benchmarks/closeups.py", "--settings", "facedet,facedet+pad,retry"), True),
     Section("detector_runtime", ("benchmarks/detector_runtime.py",), True, doc="experiments.md"),
     Section("speed", ("benchmarks/speed.py",), True),
+    Section("speed_pairs", ("benchmarks/speed.py", "--pairs", "5"), False),
     Section("sort_web4", ("benchmarks/sort_web4.py",), True),
     Section("multi", ("benchmarks/multi.py",), True),
     Section("decisions", ("benchmarks/decisions.py", "--sizes"), True),

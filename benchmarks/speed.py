@@ -1,6 +1,12 @@
 """Speed on this machine, charaid beside the seed's pipeline, in the same run.
 
     python benchmarks/speed.py [--images N]
+    python benchmarks/speed.py --pairs 5   # only end to end: the seed, then charaid, 5 times
+
+With ``--pairs N``, the seed's pipeline and charaid's (2 worker processes started while the
+models load) run in turn, each in a fresh Python process, N times; it prints each pair's ratio
+and their median (the machine's speed drifts by 10% and more within minutes, so one pair is not
+enough to say whether 10x holds).
 
 - end to end on full illustrations (tla/raw): decode, detect, crop, embed, match;
   charaid with 0 and 2 worker processes (these started in the clock, and started before it with
@@ -110,13 +116,43 @@ def first_answer(tmp: Path, tr: list, picture: Path, runs: int = 5) -> str:
     )
 
 
+def pairs(n: int, raw: list[Path], tmp: Path) -> None:
+    """``n`` alternated runs of the seed's pipeline and charaid's, each in a fresh process."""
+    gal = tmp / "tla.sqlite"
+    with Gallery(gal) as g:
+        enroll_items(g, datasets.tla_author_split()[0], detect=False)
+    me = [sys.executable, str(Path(__file__).resolve()), "--images", str(len(raw)), "--gallery", str(gal), "--one"]
+    runs, ratios = [], []
+    for _ in range(n):
+        seed, ours = (
+            float(subprocess.run(me + [w], check=True, capture_output=True, text=True).stdout) for w in ("seed", "charaid")
+        )
+        ratios.append(seed / ours)
+        runs.append(f"{seed:.1f} / {ours:.2f} s = {seed / ours:.2f}x")
+    print(f"Seed / charaid (2 workers, started while models load), in turn: {'; '.join(runs)}.")
+    print(f"Median of {n}: {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=0, help="use only the first N illustrations (default: all)")
+    ap.add_argument("--pairs", type=int, default=0, help="only end to end: N alternated pairs, each run in its own process")
+    ap.add_argument("--one", choices=["seed", "charaid"], help=argparse.SUPPRESS)  # one run of a pair; prints its seconds
+    ap.add_argument("--gallery", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     raw = [p for _, p in datasets.tla_raw()]
     if args.images:
         raw = raw[: args.images]
+    if args.one:
+        secs = seed_pipeline(raw)[0] if args.one == "seed" else charaid_pipeline(raw, args.gallery, 2, warm=True)[0]
+        print(secs)
+        return
+    if args.pairs:
+        print(
+            f"# speed, {args.pairs} pairs: {machine()}; {time.strftime('%Y-%m-%d')}; {len(raw)} full illustrations of tla/raw\n"
+        )
+        pairs(args.pairs, raw, Path(tempfile.mkdtemp()))
+        return
     print(f"# speed: {machine()}; {time.strftime('%Y-%m-%d')}; {len(raw)} full illustrations of tla/raw\n")
     tmp = Path(tempfile.mkdtemp())
     emb = default_embedder().load()

@@ -252,6 +252,24 @@ def test_photo_veto_drops_real_faces_and_keeps_drawn_ones(shared):
     assert sum(bool(vetoed.detect(im)) for im in drawn) == sum(bool(bare.detect(im)) for im in drawn) >= 5
 
 
+def test_the_veto_skips_windows_much_smaller_than_the_face(shared):
+    """The veto's cascade looks only at windows of at least ``photo_veto_min_window`` of the
+    face's side (the small ones are most of its cost): the same faces as a search down to the
+    cascade's floor, on photos and drawings; with windows larger than the face, it sees no real
+    face, so the floor is what the veto searches."""
+    from charaid.config import Thresholds
+
+    pictures = [load_image(p) for p in sorted((shared / "photos").glob("*.jpg"))[:10]]
+    pictures += [load_image(p) for p in sorted((shared / "tla" / "raw" / "nishikino_maki").iterdir())[:6]]
+    t = Thresholds()
+    assert 0 < t.photo_veto_min_window < 0.85, "a real face's counting window is at least 0.85 of its box"
+    floor = make_detector("facedet", thresholds=replace(t, photo_veto_min_window=0.0))
+    shipped = make_detector("facedet")
+    assert [len(shipped.detect(im)) for im in pictures] == [len(floor.detect(im)) for im in pictures]
+    too_big = make_detector("facedet", thresholds=replace(t, photo_veto_min_window=1.3))
+    assert sum(bool(too_big.detect(im)) for im in pictures[:10]) >= 5, "windows larger than the face miss most real faces"
+
+
 def test_a_face_that_fills_the_frame_is_found_on_a_wider_canvas(shared):
     """A close-up: the picture is one illustration's face and nothing more. The network, trained
     on faces up to about half the picture, finds nothing at full size; the second look, on a grey

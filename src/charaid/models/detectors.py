@@ -147,11 +147,12 @@ class NetDetector(Detector):
             return False
         import cv2
 
-        margins, hits = t.photo_veto_margins, 0
+        margins, hits, side = t.photo_veto_margins, 0, 160
         for i, m in enumerate(margins):
-            gray = cv2.equalizeHist(np.asarray(crop_face(image, box, m, 160).convert("L")))
+            gray = cv2.equalizeHist(np.asarray(crop_face(image, box, m, side).convert("L")))
+            least = max(40, round(t.photo_veto_min_window * side / (1 + 2 * m)))  # the face's side in the crop
             _, _, weights = _photo_cascade().detectMultiScale3(
-                gray, scaleFactor=1.1, minNeighbors=3, minSize=(40, 40), outputRejectLevels=True
+                gray, scaleFactor=1.1, minNeighbors=3, minSize=(least, least), outputRejectLevels=True
             )
             hits += any(float(w) >= t.photo_face_veto for w in np.asarray(weights).reshape(-1))
             if hits >= t.photo_veto_votes:
