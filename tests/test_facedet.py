@@ -255,8 +255,8 @@ def test_photo_veto_drops_real_faces_and_keeps_drawn_ones(shared):
 def test_the_veto_skips_windows_much_smaller_than_the_face(shared):
     """The veto's cascade looks only at windows of at least ``photo_veto_min_window`` of the
     face's side (the small ones are most of its cost): the same faces as a search down to the
-    cascade's floor, on photos and drawings; with windows larger than the face, it sees no real
-    face, so the floor is what the veto searches."""
+    cascade's floor, on photos and drawings; with windows larger than the face, it misses most
+    real faces, so the floor is what the veto searches."""
     from charaid.config import Thresholds
 
     pictures = [load_image(p) for p in sorted((shared / "photos").glob("*.jpg"))[:10]]
