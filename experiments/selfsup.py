@@ -1,6 +1,7 @@
-"""Self-supervised identity features from unlabelled anime faces: an experiment, measured and
-not shipped, so it lives here and not in the charaid package (which holds what charaid runs
-and the commands that build what it ships). Run it from the repository root:
+"""Identity features from unlabelled anime faces (self-supervised), and from the few labelled
+characters of ../shared/train/identities (supervised): an experiment, measured and not shipped,
+so it lives here and not in the charaid package (which holds what charaid runs and the commands
+that build what it ships). Run it from the repository root:
 
     python experiments/selfsup.py --method simclr --out artifacts/embedder-simclr [--minutes N]
 
@@ -15,7 +16,11 @@ cut from iCartoonFace's boxes (with a margin, so a view keeps the hair).
 Two method families, chosen with ``method``:
 - ``simclr``: contrastive instance discrimination (NT-Xent over the batch's two views);
 - ``byol``: self-distillation, an online network predicting an exponential moving average of
-  itself, with no negatives.
+  itself, with no negatives;
+- ``supcon``: supervised contrastive learning on the labelled crops of
+  ``../shared/train/identities`` (101 characters): every view of the same character is a
+  positive; a step draws ``classes_per_batch`` characters and ``batch // classes_per_batch``
+  views of each.
 
 Like ``charaid train`` (charaid.training.finetune), only the top of EfficientNet-Lite0 trains (blocks
 ``freeze_upto+1``..15 and the head convolution, from ImageNet's weights); the frozen trunk's
@@ -48,7 +53,7 @@ from charaid.models.tuned import TrainConfig, TunedEmbedder, make_top, to_tensor
 from charaid.training.augment import yolo_boxes
 from charaid.training.finetune import augment
 
-METHODS = ("simclr", "byol")
+METHODS = ("simclr", "byol", "supcon")
 WEIGHTS_FILE = "embedder.pt"
 
 
@@ -77,6 +82,10 @@ class EmbedderTrainConfig:
     #: iCartoonFace faces smaller than this (pixels) are left out: upscaled, they are mush.
     min_face: int = 40
     seed: int = 0
+    #: supcon: characters a step draws (each with batch // classes_per_batch views).
+    classes_per_batch: int = 32
+    #: simclr: weight of a supcon term on identities/ added to each step (0: none).
+    supcon_weight: float = 0.0
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -110,6 +119,49 @@ def load_faces(root: str | Path, cfg: EmbedderTrainConfig, limit: int | None = N
             if limit and len(faces) >= limit:
                 return faces
     return faces
+
+
+def load_identities(root: str | Path) -> tuple[list[Image.Image], list[str]]:
+    """The labelled crops of ``root/identities/<source>__<character>/*.jpg`` and their characters."""
+    faces, labels = [], []
+    for d in sorted(p for p in (Path(root) / "identities").iterdir() if p.is_dir()):
+        for f in sorted(d.glob("*.jpg")):
+            with Image.open(f) as im:
+                faces.append(im.convert("RGB"))
+            labels.append(d.name)
+    return faces, labels
+
+
+def supcon_loss(z, labels, temperature: float):
+    """Supervised contrastive loss (Khosla et al. 2020): each view must pick out every other
+    view of its character from the batch."""
+    import torch
+    import torch.nn.functional as F
+
+    z = F.normalize(z, dim=1)
+    sim = z @ z.T / temperature
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    logp = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    has = pos.any(dim=1)
+    return -(logp.masked_fill(~pos, 0).sum(dim=1)[has] / pos.sum(dim=1)[has]).mean()
+
+
+def _views(path: Path, faces: list[Image.Image], cfg: EmbedderTrainConfig, dev, progress: bool):
+    """The cached views of ``faces`` kept at ``path``, made once (a later call reads them)."""
+    import torch
+
+    key = _data_key(faces, cfg)
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if saved.get("key") == key:
+            return saved["views"]
+    views = cache_views(faces, cfg, dev, progress)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"key": key, "views": views}, tmp)
+    tmp.replace(path)
+    return views
 
 
 def view(im: Image.Image, rng: random.Random, size: int) -> Image.Image:
@@ -214,7 +266,9 @@ class _Nets:
         for m in self.modules().values():
             m.train()
 
-    def loss(self, h1, h2):
+    def loss(self, h1, h2, labels=None):
+        if self.cfg.method == "supcon":
+            return supcon_loss(self.proj(self.top(h1)), labels, self.cfg.temperature)
         z1, z2 = self.proj(self.top(h1)), self.proj(self.top(h2))
         if self.cfg.method == "simclr":
             return nt_xent(z1, z2, self.cfg.temperature)
@@ -250,10 +304,12 @@ def train_embedder(
     progress: bool = True,
     limit: int | None = None,
     faces: list[Image.Image] | None = None,
+    named: tuple[list[Image.Image], list[str]] | None = None,
     model_id: str = "charaid-ssl-lite0",
     version: int = 1,
 ) -> dict:
-    """Train (or resume) into ``out_dir``; returns a summary. Stops after ``cfg.epochs`` epochs,
+    """Train (or resume) into ``out_dir``; returns a summary. ``faces`` (unlabelled) and ``named``
+    (crops and their characters, for supcon) replace what ``data_root`` holds. Stops after ``cfg.epochs`` epochs,
     or after the epoch that crosses ``minutes`` of this call (``summary["done"]`` says which).
     The finished weights are ``out_dir/embedder.pt`` (float16; :func:`load_embedder` opens them)."""
     import torch
@@ -266,10 +322,18 @@ def train_embedder(
     ckpt_path, views_path = out / "checkpoint.pt", out / "views.pt"
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.seed)
+    labels: list[str] | None = None
+    if cfg.method == "supcon":
+        faces, labels = named or load_identities(data_root)
+        named = None
+    elif cfg.supcon_weight > 0:
+        named = named or load_identities(data_root)
+    else:
+        named = None
     faces = faces if faces is not None else load_faces(data_root, cfg, limit)
     if len(faces) < 4:
         raise ValueError(f"{data_root}: {len(faces)} faces found; self-supervised training needs more (faces64/, icartoonface/)")
-    key = _data_key(faces, cfg)
+    key = _data_key(faces, cfg) + ("" if named is None else _data_key(named[0], cfg))
     nets = _Nets(cfg, dev)
     heads = list(nets.proj.parameters()) + (list(nets.pred.parameters()) if nets.pred is not None else [])
     opt = torch.optim.AdamW(
@@ -310,18 +374,13 @@ def train_embedder(
     steps_per_epoch = max(1, n // batch)
     total = cfg.epochs * steps_per_epoch
     if epoch < cfg.epochs:
-        cached = None
-        if views_path.is_file():
-            saved_views = torch.load(views_path, map_location="cpu", weights_only=False)
-            if saved_views.get("key") == key:
-                cached = saved_views["views"]
-        if cached is None:
-            t0 = time.time()
-            cached = cache_views(faces, cfg, dev, progress)
-            elapsed += time.time() - t0
-            tmp = views_path.with_suffix(".tmp")
-            torch.save({"key": key, "views": cached}, tmp)
-            tmp.replace(views_path)
+        t0 = time.time()
+        cached = _views(views_path, faces, cfg, dev, progress)
+        named_views = None
+        if named is not None:
+            named_views = _views(out / "views-identities.pt", named[0], cfg, dev, progress)
+            labels = named[1]
+        elapsed += time.time() - t0
         t_call = time.time()
         bar = tqdm(
             total=total, initial=epoch * steps_per_epoch, desc=f"selfsup ({cfg.method})", unit="step", disable=not progress
@@ -335,15 +394,31 @@ def train_embedder(
             first = torch.randint(cfg.views, (n,), generator=g)
             second = (first + torch.randint(1, max(2, cfg.views), (n,), generator=g)) % cfg.views
             losses = []
+            if labels is not None:  # supcon: characters drawn, then views of each
+                names = sorted(set(labels))
+                lab = torch.tensor([names.index(x) for x in labels])
+                members = [torch.nonzero(lab == c).flatten() for c in range(len(names))]
+                per = max(2, batch // cfg.classes_per_batch)
             for k in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + k
                 idx = perm[k * batch : (k + 1) * batch]
                 lr_f = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / total))
                 for grp in opt.param_groups:
                     grp["lr"] = cfg.lr * lr_f * grp["lr_scale"]
-                h1 = cached[idx, first[idx]].float().to(dev)
-                h2 = cached[idx, second[idx]].float().to(dev)
-                loss = nets.loss(h1, h2)
+                if labels is not None:  # characters drawn, then views of each
+                    cls = torch.randperm(len(members), generator=g)[: cfg.classes_per_batch]
+                    pick = torch.cat([members[c][torch.randint(len(members[c]), (per,), generator=g)] for c in cls])
+                    vw = torch.randint(cfg.views, (len(pick),), generator=g)
+                    source = cached if named_views is None else named_views
+                    sup = supcon_loss(nets.proj(nets.top(source[pick, vw].float().to(dev))), lab[pick].to(dev), cfg.temperature)
+                if named_views is None and labels is not None:
+                    loss = sup
+                else:
+                    h1 = cached[idx, first[idx]].float().to(dev)
+                    h2 = cached[idx, second[idx]].float().to(dev)
+                    loss = nets.loss(h1, h2)
+                    if labels is not None:
+                        loss = loss + cfg.supcon_weight * sup
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -425,11 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="checkpoint, cached views and weights (default artifacts/embedder)",
     )
-    ap.add_argument("--method", choices=METHODS, help="contrastive (simclr, the default) or self-distillation (byol)")
+    ap.add_argument(
+        "--method",
+        choices=METHODS,
+        help="contrastive (simclr, the default), self-distillation (byol) or supervised on identities/ (supcon)",
+    )
     ap.add_argument("--epochs", type=int, metavar="N", help="epochs (default 24)")
     ap.add_argument("--size", type=int, metavar="PX", help="input side of the face crops (default 112)")
     ap.add_argument("--lr", type=float, metavar="LR", help="peak learning rate of the new heads (default 1e-3; the top: 0.3x)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--supcon-weight", type=float, metavar="W", help="simclr: add supcon on identities/ at this weight")
     ap.add_argument("--minutes", type=float, metavar="N", help="stop after the epoch that crosses this; running it again resumes")
     ap.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda when there is one)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -442,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     given = (("method", args.method), ("epochs", args.epochs), ("input_size", args.size), ("seed", args.seed), ("lr", args.lr))
+    given += (("supcon_weight", args.supcon_weight),)
     cfg = replace(EmbedderTrainConfig(), **{k: v for k, v in given if v is not None})
     r = train_embedder(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
     print(json.dumps(r))

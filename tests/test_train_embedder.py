@@ -1,5 +1,4 @@
-"""The self-supervised embedder experiment (``experiments/selfsup.py``, not shipped): the loss
-falls, an interrupted run resumes to the same weights, and the result embeds a real face crop."""
+"""The embedder experiment (``experiments/selfsup.py``, not shipped): each method's loss falls, an interrupted run resumes to the same weights, and the result embeds a real face crop."""
 
 from __future__ import annotations
 
@@ -15,11 +14,12 @@ SELFSUP = Path(__file__).resolve().parents[1] / "experiments" / "selfsup.py"
 
 
 _ss = load_script(SELFSUP, "selfsup")
-EmbedderTrainConfig, load_embedder, load_faces, nt_xent, train_embedder = (
+EmbedderTrainConfig, load_embedder, load_faces, nt_xent, supcon_loss, train_embedder = (
     _ss.EmbedderTrainConfig,
     _ss.load_embedder,
     _ss.load_faces,
     _ss.nt_xent,
+    _ss.supcon_loss,
     _ss.train_embedder,
 )
 
@@ -40,9 +40,22 @@ def test_nt_xent_is_low_for_matching_views_and_high_for_shuffled_ones():
     assert same < 0.5 < other
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_supcon_is_low_when_each_character_s_views_agree():
+    labels = torch.arange(8).repeat_interleave(4)
+    centres = torch.randn(8, 32)
+    same = supcon_loss(centres[labels] + 0.01 * torch.randn(32, 32), labels, 0.2)
+    other = supcon_loss(torch.randn(32, 32), labels, 0.2)
+    assert same < other - 1
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "supcon", "simclr+supcon"])
 def test_a_few_steps_make_the_loss_fall(faces, tmp_path, method):
-    r = train_embedder(None, tmp_path, replace(TINY, method=method), progress=False, faces=faces)
+    """supcon learns from named crops: here the 32 faces as 8 'characters' of 4 faces each."""
+    named = (faces, [f"c{i // 4}" for i in range(len(faces))])
+    cfg = replace(TINY, method="simclr", supcon_weight=1.0) if method == "simclr+supcon" else replace(TINY, method=method)
+    if method == "supcon":
+        cfg = replace(cfg, batch=32, classes_per_batch=8)
+    r = train_embedder(None, tmp_path, cfg, progress=False, faces=faces, named=named)
     assert r["done"] and r["epoch"] == 6
     assert r["history"][-1] < r["history"][0], r["history"]
 
