@@ -524,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     given = (("method", args.method), ("epochs", args.epochs), ("input_size", args.size), ("seed", args.seed), ("lr", args.lr))
     given += (("supcon_weight", args.supcon_weight),)
     cfg = replace(EmbedderTrainConfig(), **{k: v for k, v in given if v is not None})
+    if (cfg.method == "supcon" or cfg.supcon_weight > 0) and not any((data / "identities").glob("*/*.jpg")):
+        print(
+            f"selfsup: error: {data / 'identities'}: no labelled crops (<character>/*.jpg) here, which supcon learns from",
+            file=sys.stderr,
+        )
+        return 1
     r = train_embedder(data, args.out, cfg, minutes=args.minutes, device=args.device, progress=not args.quiet)
     print(json.dumps(r))
     if not r["done"]:

@@ -95,3 +95,17 @@ def test_cli_names_a_folder_without_training_faces(tmp_path):
     )
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and str(tmp_path) in r.stderr and "faces64" in r.stderr
+
+
+def test_cli_names_the_missing_identities_folder_for_supcon(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "faces64").mkdir()
+    r = subprocess.run(
+        [sys.executable, str(SELFSUP), "--data", str(tmp_path), "--method", "supcon", "--out", str(tmp_path / "o"), "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and str(tmp_path / "identities") in r.stderr
