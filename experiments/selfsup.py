@@ -266,9 +266,7 @@ class _Nets:
         for m in self.modules().values():
             m.train()
 
-    def loss(self, h1, h2, labels=None):
-        if self.cfg.method == "supcon":
-            return supcon_loss(self.proj(self.top(h1)), labels, self.cfg.temperature)
+    def loss(self, h1, h2):
         z1, z2 = self.proj(self.top(h1)), self.proj(self.top(h2))
         if self.cfg.method == "simclr":
             return nt_xent(z1, z2, self.cfg.temperature)
@@ -322,18 +320,18 @@ def train_embedder(
     ckpt_path, views_path = out / "checkpoint.pt", out / "views.pt"
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.seed)
-    labels: list[str] | None = None
+    # supcon learns from named crops alone; simclr adds it at supcon_weight when that is above 0
+    sup_weight = 1.0 if cfg.method == "supcon" else cfg.supcon_weight
+    named = (named or load_identities(data_root)) if sup_weight > 0 else None
     if cfg.method == "supcon":
-        faces, labels = named or load_identities(data_root)
-        named = None
-    elif cfg.supcon_weight > 0:
-        named = named or load_identities(data_root)
-    else:
-        named = None
+        faces = []  # no unlabelled faces: the named crops are the data
     faces = faces if faces is not None else load_faces(data_root, cfg, limit)
-    if len(faces) < 4:
-        raise ValueError(f"{data_root}: {len(faces)} faces found; self-supervised training needs more (faces64/, icartoonface/)")
-    key = _data_key(faces, cfg) + ("" if named is None else _data_key(named[0], cfg))
+    n_data = len(named[0]) if cfg.method == "supcon" and named is not None else len(faces)
+    if n_data < 4:
+        raise ValueError(f"{data_root}: {n_data} faces found; training needs more (faces64/, icartoonface/, identities/)")
+    key = _data_key(faces, cfg)
+    if named is not None:
+        key += _data_key(named[0], cfg) + hashlib.sha256("\n".join(named[1]).encode()).hexdigest()[:8]
     nets = _Nets(cfg, dev)
     heads = list(nets.proj.parameters()) + (list(nets.pred.parameters()) if nets.pred is not None else [])
     opt = torch.optim.AdamW(
@@ -369,17 +367,19 @@ def train_embedder(
         )
         tmp.replace(ckpt_path)  # atomic: a kill leaves the old checkpoint or the new one
 
-    n = len(faces)
+    n = n_data
     batch = min(cfg.batch, n)
     steps_per_epoch = max(1, n // batch)
     total = cfg.epochs * steps_per_epoch
     if epoch < cfg.epochs:
         t0 = time.time()
-        cached = _views(views_path, faces, cfg, dev, progress)
+        cached = _views(views_path, faces, cfg, dev, progress) if faces else None
         named_views = None
-        if named is not None:
+        if named is not None:  # supcon's draws: characters, then views of each
             named_views = _views(out / "views-identities.pt", named[0], cfg, dev, progress)
-            labels = named[1]
+            lab = torch.from_numpy(np.unique(named[1], return_inverse=True)[1].reshape(-1))
+            members = [torch.nonzero(lab == c).flatten() for c in range(int(lab.max()) + 1)]
+            per = max(2, batch // cfg.classes_per_batch)
         elapsed += time.time() - t0
         t_call = time.time()
         bar = tqdm(
@@ -394,31 +394,20 @@ def train_embedder(
             first = torch.randint(cfg.views, (n,), generator=g)
             second = (first + torch.randint(1, max(2, cfg.views), (n,), generator=g)) % cfg.views
             losses = []
-            if labels is not None:  # supcon: characters drawn, then views of each
-                names = sorted(set(labels))
-                lab = torch.tensor([names.index(x) for x in labels])
-                members = [torch.nonzero(lab == c).flatten() for c in range(len(names))]
-                per = max(2, batch // cfg.classes_per_batch)
             for k in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + k
                 idx = perm[k * batch : (k + 1) * batch]
                 lr_f = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / total))
                 for grp in opt.param_groups:
                     grp["lr"] = cfg.lr * lr_f * grp["lr_scale"]
-                if labels is not None:  # characters drawn, then views of each
+                loss = torch.zeros((), device=dev)
+                if cached is not None:
+                    loss = nets.loss(cached[idx, first[idx]].float().to(dev), cached[idx, second[idx]].float().to(dev))
+                if named_views is not None:
                     cls = torch.randperm(len(members), generator=g)[: cfg.classes_per_batch]
                     pick = torch.cat([members[c][torch.randint(len(members[c]), (per,), generator=g)] for c in cls])
-                    vw = torch.randint(cfg.views, (len(pick),), generator=g)
-                    source = cached if named_views is None else named_views
-                    sup = supcon_loss(nets.proj(nets.top(source[pick, vw].float().to(dev))), lab[pick].to(dev), cfg.temperature)
-                if named_views is None and labels is not None:
-                    loss = sup
-                else:
-                    h1 = cached[idx, first[idx]].float().to(dev)
-                    h2 = cached[idx, second[idx]].float().to(dev)
-                    loss = nets.loss(h1, h2)
-                    if labels is not None:
-                        loss = loss + cfg.supcon_weight * sup
+                    h = named_views[pick, torch.randint(cfg.views, (len(pick),), generator=g)].float().to(dev)
+                    loss = loss + sup_weight * supcon_loss(nets.proj(nets.top(h)), lab[pick].to(dev), cfg.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

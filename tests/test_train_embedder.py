@@ -1,4 +1,5 @@
-"""The embedder experiment (``experiments/selfsup.py``, not shipped): each method's loss falls, an interrupted run resumes to the same weights, and the result embeds a real face crop."""
+"""The embedder experiment (``experiments/selfsup.py``, not shipped): each method's loss falls,
+an interrupted run resumes to the same weights, and the result embeds a real face crop."""
 
 from __future__ import annotations
 

@@ -57,8 +57,8 @@ class Thresholds:
     #: one, its window is at least 0.85 of the box's side), and the small windows are most of the
     #: cost. 0.6 instead of the cascade's floor of 40 px kept every veto of 1,459 faces (tla/raw,
     #: web4, photos, cartoonface300, danbooru6, moeimouto10's test), let through 2 drawn faces of
-    #: newgame8's 539 that the full search dropped, and cut the veto from 15 to 6 ms a face
-    #: (docs/experiments.md, 2026-12-06).
+    #: newgame8's 539 that the full search dropped, and cut the veto's time in one detection worker
+    #: on tla/raw's 107 pictures from 2.2 to 0.9 s (docs/experiments.md, 2026-12-06).
     photo_veto_min_window: float = 0.6
     #: When charaid's own detector finds no face, it looks again in the picture set in the middle of
     #: a grey canvas this many times its size, in turn, until one finds a face scoring at least
