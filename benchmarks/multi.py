@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
-        choices=["facedet", "facedet@2", "animeface"],
+        choices=["facedet", "facedet@1", "facedet@2", "facedet@3", "animeface"],
         help=f"face detector (default {DEFAULT_DETECTOR})",
     )
     args = ap.parse_args()

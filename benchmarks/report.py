@@ -49,8 +49,8 @@ class Section:
 SECTIONS = (
     Section("accuracy", ("benchmarks/accuracy.py", "--method", "hybrid"), True),
     Section("kshot", ("benchmarks/kshot.py",), True),
-    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet+pad,facedet@2,retry"), True),
-    Section("closeups", ("benchmarks/closeups.py", "--settings", "facedet,facedet+pad,retry"), True),
+    Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet@1,facedet@2,retry"), True),
+    Section("closeups", ("benchmarks/closeups.py", "--settings", "facedet,facedet@1,retry"), True),
     Section("detector_runtime", ("benchmarks/detector_runtime.py",), True, doc="experiments.md"),
     Section("speed", ("benchmarks/speed.py",), True),
     Section("speed_pairs", ("benchmarks/speed.py", "--pairs", "5"), False),

@@ -38,7 +38,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--detector",
-        choices=["facedet", "facedet@2", "animeface"],
+        choices=["facedet", "facedet@1", "facedet@2", "facedet@3", "animeface"],
         help="detector of enrol and sort (default: charaid's default, facedet)",
     )
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")

@@ -178,8 +178,8 @@ def test_new_gallery_records_facedet_and_moves_between_detectors(tmp_path, synth
     assert r.returncode == 0 and '"detector": "animeface"' in r.stdout
     r = run_cli("gallery", "detector", "facedet", "--gallery", str(gp), "-q")
     assert r.returncode == 0, r.stderr
-    assert "18 faces cut again by facedet@1, 0 kept" in r.stderr, r.stderr
-    assert '"detector": "facedet@1"' in r.stdout
+    assert "18 faces cut again by facedet@3, 0 kept" in r.stderr, r.stderr
+    assert '"detector": "facedet@3"' in r.stdout, "plain facedet is its default version, 3"
     r = run_cli("recognize", str(synth_scene), "--gallery", str(gp), "--json")
     assert r.returncode == 0, r.stderr
     import json
@@ -232,7 +232,7 @@ def test_version_1_outputs_are_unchanged_by_the_second_output():
     a = facedet.FaceDetectorNet(version=1).detect_arrays([im])[0]
     b = facedet.FaceDetectorNet(version=1, path=facedet.weights_path()).detect_arrays([im])[0]
     assert len(a) == len(b) == 2 and all(abs(x.score - y.score) < 1e-3 for x, y in zip(a, b))
-    with pytest.raises(ValueError, match="unknown facedet version 7; choose one of: 1, 2"):
+    with pytest.raises(ValueError, match="unknown facedet version 7; choose one of: 1, 2, 3"):
         facedet.FaceDetectorNet(version=7)
     with pytest.raises(ValueError, match="facedet@2"):
         make_detector("facedet@7")
@@ -273,15 +273,16 @@ def test_the_veto_skips_windows_much_smaller_than_the_face(shared):
 def test_a_face_that_fills_the_frame_is_found_on_a_wider_canvas(shared):
     """A close-up: the picture is one illustration's face and nothing more. The network, trained
     on faces up to about half the picture, finds nothing at full size; the second look, on a grey
-    canvas twice the picture's size, finds the face covering the frame."""
+    canvas twice the picture's size, finds the face covering the frame (version 1 and so version 3,
+    whose check runs only where the second look finds nothing)."""
     from charaid.config import Thresholds
 
     whole = load_image(shared / "tla" / "raw" / "takimoto_hifumi" / "16.png")
     face = make_detector("facedet").detect(whole)[0].box
     closeup = whole.crop((face.x, face.y, face.x + face.w, face.y + face.h))
-    without = make_detector("facedet", thresholds=replace(Thresholds(), facedet_pad_retry=()))
+    without = make_detector("facedet@1", thresholds=replace(Thresholds(), facedet_pad_retry=()))
     assert without.detect(closeup) == [], "the test needs a close-up the network misses at full size"
-    found = make_detector("facedet").detect(closeup)
+    found = make_detector("facedet@1").detect(closeup)
     assert len(found) == 1
     b = found[0].box
     assert b.x >= 0 and b.y >= 0 and b.x + b.w <= closeup.width and b.y + b.h <= closeup.height, "cut to the picture"

@@ -59,7 +59,7 @@ def test_shipped_second_stage_finds_the_faces_version_1_finds(shared):
     (the second stage rescores; it does not move boxes, so crops stay version 1's)."""
     paths = sorted((shared / "tla" / "raw" / "takimoto_hifumi").iterdir())[:6]
     ims = [load_image(p) for p in paths]
-    v1, v2 = make_detector("facedet"), make_detector("facedet@2")
+    v1, v2 = make_detector("facedet@1"), make_detector("facedet@2")
     assert Path(facedet_roi.roi_path()).stat().st_size < 25e6
     for im in ims:
         a, b = v1.detect(im), v2.detect(im)

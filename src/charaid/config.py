@@ -75,6 +75,13 @@ class Thresholds:
     #: the detector's own (each half chose 0.6; tuned on one half, the other gained no photo,
     #: web4 +9 / +10 pictures with a face, cartoonface300 +6 / +7 faces and no false one).
     facedet_pad_min_score: float = 0.6
+    #: facedet version 3 (charaid.models.facedet_closeup): where the picture and the second look
+    #: find no face, the peaks of all three passes from this score are candidates; the
+    #: ``facedet_closeup_candidates`` best are checked, and the most probable one from
+    #: ``facedet_closeup_min_p`` is the picture's face.
+    facedet_closeup_candidate_score: float = 0.1
+    facedet_closeup_candidates: int = 6
+    facedet_closeup_min_p: float = 0.5
     #: charaid's own detector sees the picture reduced to at most this many pixels a side.
     facedet_input_side: int = 512
     #: Longest time, in seconds, that one picture's face detection (or any native call on one

@@ -363,21 +363,40 @@ def cmd_train_detector(args) -> int:
     return EXIT_OK
 
 
-def cmd_train_detector_roi(args) -> int:
-    from dataclasses import replace
-
+def _training_frames(args):
+    """iCartoonFace's frames of ``--data`` and the first stage's ``--weights`` (None: the shipped network)."""
     from charaid.training.detector import load_frames
-    from charaid.training.roi import RoiTrainConfig, train_roi
 
     data = Path(args.data) / "icartoonface"
     if not (data / "images").is_dir():
         raise FileNotFoundError(f"{args.data}: no icartoonface/images here (the training data of ../shared/train)")
-    cfg = replace(RoiTrainConfig(seed=args.seed), **({"epochs": args.epochs} if args.epochs else {}))
-    weights = str(Path(args.weights).resolve()) if args.weights else None
-    r = train_roi(load_frames(data), args.out, cfg, weights=weights, progress=not args.quiet)
+    return load_frames(data), str(Path(args.weights).resolve()) if args.weights else None
+
+
+def _trained(r: dict) -> int:
     print(json.dumps(r))
     _warn(f"weights written to {r['weights']}; copy them to src/charaid/weights/ to ship them")
     return EXIT_OK
+
+
+def cmd_train_detector_roi(args) -> int:
+    from dataclasses import replace
+
+    from charaid.training.roi import RoiTrainConfig, train_roi
+
+    frames, weights = _training_frames(args)
+    cfg = replace(RoiTrainConfig(seed=args.seed), **({"epochs": args.epochs} if args.epochs else {}))
+    return _trained(train_roi(frames, args.out, cfg, weights=weights, progress=not args.quiet))
+
+
+def cmd_train_detector_closeup(args) -> int:
+    from dataclasses import replace
+
+    from charaid.training.closeup import CloseupTrainConfig, train_closeup
+
+    frames, weights = _training_frames(args)
+    cfg = replace(CloseupTrainConfig(seed=args.seed), **({"views": args.views} if args.views else {}))
+    return _trained(train_closeup(frames, args.out, cfg, weights=weights, progress=not args.quiet))
 
 
 def _tuned_cohort(g, data: str) -> None:

@@ -133,7 +133,7 @@ class NetDetector(Detector):
         super().__init__(thresholds, max_side)
         t = self.thresholds
         self.name = f"facedet@{version}"
-        score = t.facedet_min_score if version == 1 else t.facedet_roi_min_score
+        score = t.facedet_roi_min_score if version == 2 else t.facedet_min_score
         # loaded now, so that missing weights fail here, once
         self.net = facedet.FaceDetectorNet(input_side=t.facedet_input_side, min_score=score, version=version).load()
 
@@ -168,18 +168,60 @@ class NetDetector(Detector):
         return image, 1.0
 
     def _detect(self, image: Image.Image) -> list[Face]:
-        t = self.thresholds
-        faces = self._found(image, self.net.detect_arrays([image])[0])
-        retry = () if faces or self.net.version != 1 else t.facedet_pad_retry
+        faces, below = self.search(image, keep_below=self.net.version == 3)
+        if not faces and below:
+            faces = self._closeup(image, below)
+        return nms(faces, self.thresholds.nms_iou)
+
+    def search(self, image: Image.Image, keep_below: bool = False) -> tuple[list[Face], list[tuple[facedet.RawFace, float]]]:
+        """The faces of the picture, else those of the second look (versions 1 and 3); with
+        ``keep_below``, where both find none, also the peaks under their thresholds from
+        ``facedet_closeup_candidate_score``, in the picture's pixels, each with the pass that found
+        it (1: the picture, else the canvas's size): the close-up check's candidates."""
+        t, version = self.thresholds, self.net.version
+        least = t.facedet_closeup_candidate_score if keep_below else None
+        raw = self.net.detect_arrays([image], least)[0]
+        faces = self._found(image, raw, min_score=self.net.min_score)
+        below = [(r, 1.0) for r in raw if r.score < self.net.min_score] if keep_below else []
+        retry = () if faces or version == 2 else t.facedet_pad_retry
         if retry:  # the canvas is several times the picture: built from a reduced copy
             small, scale = _downscale(image, self.max_side)
         for factor in retry:
             canvas, dx, dy = _padded(small, factor, t.facedet_pad_fill)
-            faces = self._found(small, self.net.detect_arrays([canvas])[0], dx, dy, t.facedet_pad_min_score)
+            raw = self.net.detect_arrays([canvas], least)[0]
+            faces = self._found(small, raw, dx, dy, t.facedet_pad_min_score)
             if faces:
                 faces = [_rescale(f, 1.0 / scale) for f in faces] if scale != 1.0 else faces
                 break
-        return nms(faces, t.nms_iou)
+            if keep_below:
+                moved = (_moved(r, dx, dy, small.width, small.height) for r in raw if r.score < t.facedet_pad_min_score)
+                below += [(_scaled_raw(r, 1.0 / scale), factor) for r in moved if r is not None]
+        return faces, [] if faces else below
+
+    def _closeup(self, image: Image.Image, candidates: list[tuple[facedet.RawFace, float]]) -> list[Face]:
+        """Version 3, where the picture and its canvases gave no face: the candidates with the
+        best peaks, each cut as recognition cuts a face, go through the close-up check
+        (charaid.models.facedet_closeup); the most probable face it passes, if a real person's
+        is not, is the picture's face. One face: a picture that a face fills holds one."""
+        from charaid.models import facedet_closeup as fc
+
+        t = self.thresholds
+        top = sorted(candidates, key=lambda c: -c[0].score)[: t.facedet_closeup_candidates]
+        faces = self._faces([r for r, _ in top])
+        area = float(image.width * image.height)
+        inputs = fc.candidate_inputs(
+            fc.lite0_features([crop_face(image, f.box, t.facedet_crop_margin, fc.SIDE) for f in faces]),
+            [r.score for r, _ in top],
+            [f.box.area / area for f in faces],
+            [p for _, p in top],
+        )
+        prob = fc.load_check().probabilities(inputs)
+        for i in np.argsort(-prob, kind="stable"):
+            if prob[i] < t.facedet_closeup_min_p:
+                break
+            if not self._real_face(image, faces[i].box):
+                return [faces[i]]
+        return []
 
     def _found(self, image: Image.Image, raw, dx: int = 0, dy: int = 0, min_score: float = 0.0) -> list[Face]:
         """The network's faces scoring at least ``min_score``, moved back from a canvas where the
@@ -190,11 +232,9 @@ class NetDetector(Detector):
             if r.score < min_score:
                 continue
             if dx or dy:  # boxes of the picture itself are kept as the network drew them
-                x0, y0 = max(0.0, r.x - dx), max(0.0, r.y - dy)
-                x1, y1 = min(image.width, r.x + r.w - dx), min(image.height, r.y + r.h - dy)
-                if min(x1 - x0, y1 - y0) < 2:
+                r = _moved(r, dx, dy, image.width, image.height)
+                if r is None:
                     continue
-                r = facedet.RawFace(x0, y0, x1 - x0, y1 - y0, r.score)
             kept.append(r)
         return [f for f in self._faces(kept) if not self._real_face(image, f.box)]
 
@@ -437,6 +477,20 @@ def _padded(image: Image.Image, factor: float, fill: str) -> tuple[Image.Image, 
     else:
         out = np.pad(a, pad, mode="constant", constant_values=int(fill))
     return Image.fromarray(out), dx, dy
+
+
+def _moved(r: facedet.RawFace, dx: int, dy: int, width: int, height: int) -> facedet.RawFace | None:
+    """A face found on a canvas where the picture lay at (dx, dy), in the picture's pixels and
+    cut to it; None where little of it is left inside."""
+    x0, y0 = max(0.0, r.x - dx), max(0.0, r.y - dy)
+    x1, y1 = min(width, r.x + r.w - dx), min(height, r.y + r.h - dy)
+    if min(x1 - x0, y1 - y0) < 2:
+        return None
+    return facedet.RawFace(x0, y0, x1 - x0, y1 - y0, r.score)
+
+
+def _scaled_raw(r: facedet.RawFace, s: float) -> facedet.RawFace:
+    return r if s == 1.0 else facedet.RawFace(r.x * s, r.y * s, r.w * s, r.h * s, r.score)
 
 
 def _rescale(f: Face, s: float) -> Face:

@@ -19,20 +19,16 @@ import io
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from charaid.config import Thresholds, default_settings
 from charaid.models.crops import FaceCrop
-from charaid.models.runtime import WEIGHTS_DIR, onnx_session
+from charaid.models.runtime import IMAGENET_MEAN, IMAGENET_STD, lite0_onnx_path, normalised_pixels, onnx_session
 
-#: The ONNX export of Lite0's features with the mirror summed in (charaid.training.export).
-LITE0_ONNX = "efficientnet-lite0-imagenet-flip.onnx"
+#: How Lite0 runs: ONNX Runtime on its shipped export (charaid.models.runtime.LITE0_ONNX), or PyTorch.
 RUNTIMES = ("onnx", "torch")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -84,17 +80,7 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def normalised_batch(faces: Sequence[Image.Image], info: EmbedderInfo) -> np.ndarray:
     """Crops resized (when needed), scaled to [0, 1] and normalised: an (N, H, W, C) float32 array."""
-    s = info.input_size
-    arr = np.stack(
-        [
-            np.asarray(
-                f.convert("RGB").resize((s, s), Image.Resampling.BICUBIC) if f.size != (s, s) else f.convert("RGB"),
-                dtype=np.float32,
-            )
-            for f in faces
-        ]
-    )
-    return ((arr / 255.0 - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)).astype(np.float32)
+    return normalised_pixels(faces, info.input_size, info.mean, info.std)
 
 
 def to_tensor_batch(faces: Sequence[Image.Image], info: EmbedderInfo):
@@ -138,11 +124,6 @@ def open_efficientnet_torch(variant: str):
 def pooled_features(model, x):
     """Global-average-pooled output of EfficientNet's head convolution (1280 values)."""
     return model.extract_features(x).mean(dim=(2, 3))
-
-
-def lite0_onnx_path() -> Path:
-    """Where the ONNX export of the Lite0 feature extractor (with mirror) ships."""
-    return WEIGHTS_DIR / LITE0_ONNX
 
 
 class EfficientNetLiteEmbedder(Embedder):

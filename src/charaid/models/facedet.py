@@ -25,20 +25,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from charaid.models.runtime import onnx_session
+from charaid.models.runtime import lite0_onnx_path, onnx_session
 
 #: The shipped detector: id, version of its network and file under charaid/weights/.
 MODEL_ID = "charaid-facedet-lite0"
 MODEL_VERSION = 1
 WEIGHTS_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.pt"
 #: Versions of the detector as a whole: 1 is the network alone; 2 adds the second stage
-#: (charaid.models.facedet_roi) on the same network. Galleries record which one cut their faces.
-VERSIONS = (1, 2)
-#: The version plain "facedet" means. Version 2 finds more faces (cartoonface300 recall at IoU 0.5
+#: (charaid.models.facedet_roi) on the same network; 3 is version 1 with the close-up check
+#: (charaid.models.facedet_closeup) where it finds nothing. Galleries record which one cut their faces.
+VERSIONS = (1, 2, 3)
+#: The version plain "facedet" means (new galleries record it; older ones keep theirs). Version 3
+#: answers as version 1 wherever version 1 finds a face, and finds close-ups it misses:
+#: cartoonface300 close-ups 0.574 -> 0.816, web4 pictures with a face 251 -> 256 of 286, the same
+#: photos (1 of 64), sort, groups and recognition; cartoonface300 0.554 / 0.856 -> 0.561 / 0.848
+#: (docs/experiments.md, 2026-12-07). Version 2 finds more faces (cartoonface300 recall at IoU 0.5
 #: 0.526 -> 0.556 at the same precision, web4 232 -> 236 pictures) but enrols other faces of some
 #: pictures, which costs recognition downstream (web4 sort 0.801 -> 0.748, newgame8 groups'
-#: precision 0.773 -> 0.754; docs/experiments.md, 2026-11-29): so it is there to choose, not the default.
-DEFAULT_VERSION = 1
+#: precision 0.773 -> 0.754; docs/experiments.md, 2026-11-29): so it is there to choose.
+DEFAULT_VERSION = 3
 #: The same network exported for ONNX Runtime (2.7x faster than PyTorch on 2 cores, outputs
 #: equal to 4e-5; benchmarks/detector_runtime.py), which charaid runs when it is there.
 ONNX_FILE = f"{MODEL_ID}-v{MODEL_VERSION}.onnx"
@@ -260,7 +265,7 @@ class FaceDetectorNet:
         t = Thresholds()
         self.version = version
         self.input_side = t.facedet_input_side if input_side is None else input_side
-        default_score = t.facedet_min_score if version == 1 else t.facedet_roi_min_score
+        default_score = t.facedet_roi_min_score if version == 2 else t.facedet_min_score
         self.min_score = default_score if min_score is None else min_score
         self.candidate_score = t.facedet_candidate_score
         self.path = path
@@ -277,10 +282,15 @@ class FaceDetectorNet:
             onnx_session(self.path)
         else:
             load_network(self.path)
-        if self.version >= 2:
+        if self.version == 2:
             from charaid.models.facedet_roi import load_roi_head
 
             load_roi_head(self.roi_path)
+        if self.version == 3:
+            from charaid.models.facedet_closeup import load_check
+
+            load_check()
+            onnx_session(str(lite0_onnx_path()))
         return self
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,11 +303,12 @@ class FaceDetectorNet:
             y, h = load_network(self.path)(torch.from_numpy(batch).permute(0, 3, 1, 2), features=True)
             return y.float().numpy(), h.float().numpy()
 
-    def detect_arrays(self, images: Sequence[Image.Image]) -> list[list[RawFace]]:
-        """Faces of each picture, in its own pixels. The pictures go through the network one at
-        a time: on 2 cores a batch of 4 costs as much per picture (ONNX Runtime) or more
-        (PyTorch) (benchmarks/detector_runtime.py), and padding pictures of other sizes to one
-        batch would change their answers at the edges."""
+    def detect_arrays(self, images: Sequence[Image.Image], min_score: float | None = None) -> list[list[RawFace]]:
+        """Faces of each picture, in its own pixels, from ``min_score`` (default: the detector's).
+        The pictures go through the network one at a time: on 2 cores a batch of 4 costs as much
+        per picture (ONNX Runtime) or more (PyTorch) (benchmarks/detector_runtime.py), and padding
+        pictures of other sizes to one batch would change their answers at the edges."""
+        least = self.min_score if min_score is None else min_score
         out = []
         for im in images:
             if self.onnx:
@@ -306,13 +317,13 @@ class FaceDetectorNet:
             else:
                 a, s = letterbox(im, self.input_side)
                 y, h = self._run(a[None])
-            if self.version == 1:
-                out.append(decode(y[0], s, self.min_score))
+            if self.version != 2:
+                out.append(decode(y[0], s, least))
             else:
-                out.append(self._second_stage(decode(y[0], s, self.candidate_score), h[0], s))
+                out.append(self._second_stage(decode(y[0], s, self.candidate_score), h[0], s, least))
         return out
 
-    def _second_stage(self, raw: list[RawFace], fmap: np.ndarray, scale: float) -> list[RawFace]:
+    def _second_stage(self, raw: list[RawFace], fmap: np.ndarray, scale: float, least: float) -> list[RawFace]:
         """Version 2: every candidate rescored by the second stage; boxes stay the network's.
         The stage also learnt a box correction, which is not applied: the moved boxes cut crops
         that sorted web4 and recognised newgame8 worse (0.801 -> 0.743, top-1 0.848 -> 0.833) and
@@ -328,4 +339,4 @@ class FaceDetectorNet:
         )
         score = np.sqrt(prob * peak)
         # overlapping faces are left to the detector's own NMS (charaid.models.detectors.nms), as in version 1
-        return [RawFace(r.x, r.y, r.w, r.h, float(v)) for r, v in zip(raw, score) if v >= self.min_score]
+        return [RawFace(r.x, r.y, r.w, r.h, float(v)) for r, v in zip(raw, score) if v >= least]

@@ -9,9 +9,39 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: The ONNX export of ImageNet EfficientNet-Lite0's pooled features, averaged with the mirrored
+#: input's (``charaid export-embedder``): the default embedder's CNN and facedet version 3's close-up check.
+LITE0_ONNX = "efficientnet-lite0-imagenet-flip.onnx"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def lite0_onnx_path() -> Path:
+    """Where the ONNX export of the Lite0 feature extractor (with mirror) ships."""
+    return WEIGHTS_DIR / LITE0_ONNX
+
+
+def normalised_pixels(
+    images: Sequence[Image.Image], side: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> np.ndarray:
+    """Pictures resized to ``side`` (when needed), scaled to [0, 1] and normalised: an (N, H, W, C) float32 array."""
+    arr = np.stack(
+        [
+            np.asarray(
+                f.convert("RGB").resize((side, side), Image.Resampling.BICUBIC) if f.size != (side, side) else f.convert("RGB"),
+                dtype=np.float32,
+            )
+            for f in images
+        ]
+    )
+    return ((arr / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)

