@@ -100,3 +100,15 @@ def test_version_3_finds_faces_that_fill_the_picture(shared):
         found1 += any(f.box.iou(face) >= 0.5 for f in a)
         found3 += any(f.box.iou(face) >= 0.5 for f in b)
     assert found3 > found1, (found1, found3)
+
+
+def test_training_commands_name_a_missing_data_folder(tmp_path):
+    """Both stage commands, given a folder without ../shared/train's frames, exit 1 with one line naming it."""
+    from conftest import run_cli
+
+    for cmd in ("train-detector-closeup", "train-detector-roi"):
+        r = run_cli(cmd, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+        assert r.returncode == 1, (cmd, r.stderr)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "nowhere: no icartoonface/images here" in lines[0], (cmd, r.stderr)
+    assert not (tmp_path / "out").exists(), "nothing is written"

@@ -284,42 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train_detector)
 
-    sp = sub.add_parser(
-        "train-detector-roi",
-        help="train the second stage of charaid's face detector (version 2) on ../shared/train (about 3 minutes)",
+    sp = _detector_stage_parser(
+        sub, "train-detector-roi", "the second stage of charaid's face detector (version 2)", "roi", "features cache"
     )
-    sp.add_argument(
-        "--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface (default ../shared/train)"
-    )
-    sp.add_argument(
-        "--out",
-        default="artifacts/detector-roi",
-        metavar="DIR",
-        help="features cache and weights (default artifacts/detector-roi)",
-    )
-    sp.add_argument("--weights", metavar="PT", help="the first stage's weights (default: the shipped network)")
-    sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--epochs", type=int, metavar="N", help="epochs of the MLP (default 8)")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train_detector_roi)
 
-    sp = sub.add_parser(
-        "train-detector-closeup",
-        help="train the close-up check of charaid's face detector (version 3) on ../shared/train (about 10 minutes)",
+    sp = _detector_stage_parser(
+        sub, "train-detector-closeup", "the close-up check of charaid's face detector (version 3)", "closeup", "candidates cache"
     )
-    sp.add_argument(
-        "--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface (default ../shared/train)"
-    )
-    sp.add_argument(
-        "--out",
-        default="artifacts/detector-closeup",
-        metavar="DIR",
-        help="candidates cache and weights (default artifacts/detector-closeup)",
-    )
-    sp.add_argument("--weights", metavar="PT_OR_ONNX", help="the network's weights (default: the shipped network)")
-    sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--views", type=int, metavar="N", help="close-ups cut around each face (default 1)")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress")
     sp.set_defaults(func=cmd_train_detector_closeup)
 
     sp = sub.add_parser(
@@ -420,3 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--gallery", metavar="G", help="gallery file (default: $CHARAID_GALLERY)")
     sp.set_defaults(func=cmd_gallery)
     return p
+
+
+def _detector_stage_parser(sub, name: str, what: str, out: str, cache: str):
+    """A command that trains a stage on top of the detector's network: --data, --out, --weights, --seed, -q."""
+    sp = sub.add_parser(name, help=f"train {what} on ../shared/train (about 3 minutes)")
+    sp.add_argument(
+        "--data", default="../shared/train", metavar="DIR", help="training data: DIR/icartoonface (default ../shared/train)"
+    )
+    sp.add_argument(
+        "--out",
+        default=f"artifacts/detector-{out}",
+        metavar="DIR",
+        help=f"{cache} and weights (default artifacts/detector-{out})",
+    )
+    sp.add_argument("--weights", metavar="PT_OR_ONNX", help="the network's weights (default: the shipped network)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    return sp
