@@ -182,3 +182,42 @@ def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, g
     finally:
         page.close()
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_group_is_split_and_its_part_named(browser, gallery_path, tmp_path):
+    """/label's "Split the group": the group shown keeps the part that holds the face to label,
+    naming enrols that part alone, and the other part stays in the queue."""
+    from charaid.jobs.synth import CAST, portrait
+
+    label_dir = tmp_path / "unlabelled"
+    label_dir.mkdir()
+    base = portrait(CAST[3], 900, size=256)
+    for k, side in enumerate((256, 250, 244, 238)):
+        base.resize((side, side)).save(label_dir / f"m{k}.png")
+    base.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(label_dir / "m4.png")
+    server = Server(gallery_path, label_dir)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(server.url + "/label")
+        page.click("#scan")
+        page.wait_for_selector(".thumbs img", timeout=60_000)
+        n = page.locator(".thumbs img").count()
+        assert n >= 3, f"the drawn look-alikes make a group of {n}"
+        page.click("#split")
+        page.wait_for_function("document.querySelector('#msg').textContent.startsWith('Split')", timeout=30_000)
+        kept = [int(x) for x in page.locator(".thumbs img").evaluate_all("els => els.map(e => e.dataset.face)")]
+        if not kept:  # a part of one face is shown alone, without a group box
+            kept = [page.request.get(server.url + "/api/label/queue").json()["faces"][0]["id"]]
+        assert 1 <= len(kept) < n
+        assert f"{len(kept)} face(s) kept in this group, {n - len(kept)} back in the queue" in page.locator("#msg").text_content()
+        pending = len(page.request.get(server.url + "/api/label/queue?limit=50").json()["faces"])
+        page.fill("#newname", "midori")
+        page.press("#newname", "Enter")
+        page.wait_for_function("document.querySelector('#msg').textContent.includes('Enrolled')", timeout=30_000)
+        assert f"Enrolled {len(kept)} face(s) as midori" in page.locator("#msg").text_content()
+        queue = [f["id"] for f in page.request.get(server.url + "/api/label/queue?limit=50").json()["faces"]]
+        assert len(queue) == pending - len(kept) and not set(queue) & set(kept), "the other part is still to label"
+    finally:
+        page.close()
+        server.stop()

@@ -189,3 +189,28 @@ def test_label_upload(client, synth_train):
     )
     assert r.status_code == 200 and r.json()["total"] == 1 and len(r.json()["errors"]) == 1
     assert client.get("/api/label/queue").json()["faces"][0]["source"] == "upload:a.png"
+
+
+def test_a_group_that_mixes_two_characters_splits_into_them(client):
+    """/label's "split": faces of two characters asked as one group come back as two parts, each
+    of one character, the part holding the first face first; nothing is enrolled or changed."""
+    from charaid.jobs.synth import CAST, portrait
+
+    files = [
+        ("files", (f"{c.name}_{k}.png", png_bytes(portrait(c, 300 + k)), "image/png"))
+        for c in (CAST[3], CAST[2])
+        for k in range(3)
+    ]
+    assert client.post("/api/label/upload", files=files).json()["total"] == 6
+    faces = client.get("/api/label/queue?limit=50").json()["faces"]
+    who = {f["id"]: f["source"].split(":")[1].split("_")[0] for f in faces}
+    first = next(i for i, c in who.items() if c == "hikari")
+    ids = [first] + [i for i in who if i != first]
+    before = n_samples(client)
+    r = client.post("/api/label/split", json={"faces": ids})
+    assert r.status_code == 200, r.text
+    parts = r.json()["groups"]
+    assert sorted(len(p) for p in parts) == [3, 3] and first in parts[0]
+    assert [{who[i] for i in p} for p in parts] == [{"hikari"}, {"midori"}]
+    assert n_samples(client) == before and len(client.get("/api/label/queue?limit=50").json()["faces"]) == 6
+    assert client.post("/api/label/split", json={"faces": [999999]}).status_code == 404

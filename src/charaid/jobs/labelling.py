@@ -69,9 +69,10 @@ class Progress:
     errors: list[str] = field(default_factory=list)
 
 
-def complete_linkage_groups(X: np.ndarray, link: float) -> list[list[int]]:
+def complete_linkage_groups(X: np.ndarray, link: float | None = None, parts: int | None = None) -> list[list[int]]:
     """Indices of ``X``'s rows grouped so that every pair within a group has a cosine >= ``link``
-    (agglomerative, complete linkage); singletons included."""
+    (agglomerative, complete linkage), or cut into ``parts`` groups where the tree joined them
+    last; singletons included."""
     if len(X) < 2:
         return [[i] for i in range(len(X))]
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -80,7 +81,10 @@ def complete_linkage_groups(X: np.ndarray, link: float) -> list[list[int]]:
     D = np.clip(1.0 - np.asarray(X, np.float64) @ np.asarray(X, np.float64).T, 0.0, 2.0)
     np.fill_diagonal(D, 0.0)
     tree = linkage(squareform((D + D.T) / 2, checks=False), method="complete")
-    ids = fcluster(tree, t=1.0 - link, criterion="distance")
+    if parts is not None:
+        ids = fcluster(tree, t=parts, criterion="maxclust")
+    else:
+        ids = fcluster(tree, t=1.0 - (0.0 if link is None else link), criterion="distance")
     groups: dict[int, list[int]] = {}
     for i, g in enumerate(ids):
         groups.setdefault(int(g), []).append(i)
@@ -251,6 +255,18 @@ class LabelSession:
                     self.store.mark_done(r.id, character, sid)
                 self.store.push_action("confirm", {"faces": [r.id for r in rows], "samples": sample_ids})
         return len(rows)
+
+    def split(self, face_ids: list[int]) -> list[list[int]]:
+        """A group that mixes characters, in two: where complete linkage joined its faces last
+        (the two parts whose least alike pairs are least alike). The part that holds the first
+        face comes first. Nothing is stored: naming a part enrols it, and the faces left group
+        again in the next queue."""
+        ids = list(dict.fromkeys(face_ids))
+        with self.g.lock:
+            self._pending(ids)
+            X = self._vectors(ids)
+        parts = [[ids[i] for i in p] for p in complete_linkage_groups(X, parts=2)]
+        return sorted(parts, key=lambda p: ids[0] not in p)
 
     def reject(self, face_id: int, character: str) -> None:
         """Never suggest ``character`` for this face again."""

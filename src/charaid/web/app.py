@@ -334,6 +334,12 @@ def create_app(cfg: ServerConfig) -> FastAPI:
         n = label_call(lambda: labels.confirm(faces, character))
         return {"confirmed": n, "character": character, **api_label_status()}
 
+    @app.post(
+        "/api/label/split", dependencies=[Depends(need_token)], summary="Split a look-alike group that mixes characters in two"
+    )
+    def api_label_split(faces: list[BodyId] = Body(..., embed=True)):
+        return {"groups": label_call(lambda: labels.split(faces))}
+
     @app.post("/api/label/reject", dependencies=[Depends(need_token)], summary="Never suggest this character for this face again")
     def api_label_reject(face: EmbeddedId, character: str = Body(..., embed=True)):
         character = valid_name(character)
