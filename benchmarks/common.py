@@ -36,17 +36,19 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
         key.append(list(spec.thresholds.detect_retry_scales))
     if detect and spec.name.startswith("facedet"):  # which weights and settings found the faces
         from charaid.models import facedet, facedet_roi
+        from charaid.models.detectors import facedet_version
 
         t = spec.thresholds
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]
         key.append([weights, t.facedet_input_side, t.facedet_min_score, t.photo_face_veto, t.facedet_crop_margin])
         key.append([list(t.photo_veto_margins), t.photo_veto_votes, t.photo_veto_min_window])
-        if spec.name == "facedet@3" or (spec.name == "facedet" and facedet.DEFAULT_VERSION == 3):
+        version = facedet_version(spec.name)  # spec names are canonical: "facedet@N"
+        if version == 3:
             from charaid.models import facedet_closeup
 
             check = hashlib.sha1(Path(facedet_closeup.closeup_path()).read_bytes()).hexdigest()[:12]
             key.append([check, t.facedet_closeup_candidate_score, t.facedet_closeup_candidates, t.facedet_closeup_min_p])
-        elif spec.name != "facedet@1":
+        elif version == 2:
             roi = hashlib.sha1(Path(facedet_roi.roi_path()).read_bytes()).hexdigest()[:12]
             key.append([roi, t.facedet_candidate_score, t.facedet_roi_min_score])
     if "animeface-colours" in embedder.model_id:  # how the colours are sampled (same model id)

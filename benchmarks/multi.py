@@ -29,7 +29,7 @@ import datasets  # noqa: E402
 from common import machine, table  # noqa: E402
 
 from charaid.jobs.enroll import enroll_items  # noqa: E402
-from charaid.models.detectors import DEFAULT_DETECTOR  # noqa: E402
+from charaid.models.detectors import DEFAULT_DETECTOR, DETECTOR_NAMES  # noqa: E402
 from charaid.pipeline.prepare import (
     DetectorSpec,  # noqa: E402
     prepare_many,  # noqa: E402
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
-        choices=["facedet", "facedet@1", "facedet@2", "facedet@3", "animeface"],
+        choices=[n for n in DETECTOR_NAMES if n not in ("cascade", "union")],  # those need a cascade file
         help=f"face detector (default {DEFAULT_DETECTOR})",
     )
     args = ap.parse_args()

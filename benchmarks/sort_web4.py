@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 from common import cli, machine, table  # noqa: E402
 
+from charaid.models.detectors import DETECTOR_NAMES  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,7 +40,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--detector",
-        choices=["facedet", "facedet@1", "facedet@2", "facedet@3", "animeface"],
+        choices=[n for n in DETECTOR_NAMES if n not in ("cascade", "union")],  # those need a cascade file
         help="detector of enrol and sort (default: charaid's default, facedet)",
     )
     ap.add_argument("--faces-only", action="store_true", help="sort by faces alone (no whole-picture fallback)")

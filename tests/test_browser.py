@@ -143,21 +143,25 @@ def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
 
 
+def look_alikes(label_dir: Path) -> Path:
+    """A folder of one character the gallery has not seen, in five slightly different copies
+    (sizes, a mirror): /label groups them."""
+    from charaid.jobs.synth import CAST, portrait
+
+    label_dir.mkdir()
+    base = portrait(CAST[3], 900, size=256)
+    for k, side in enumerate((256, 250, 244, 238)):
+        base.resize((side, side)).save(label_dir / f"m{k}.png")
+    base.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(label_dir / "m4.png")
+    return label_dir
+
+
 @pytest.mark.slow
 def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, gallery_path, tmp_path):
     """/label shows look-alike unknown faces as a group; a click greys one out, naming the group
     enrols the rest in one action, and the one left out stays in the queue (issue 29: a cluster
     named at once, split where it mixes characters)."""
-    from charaid.jobs.synth import CAST, portrait
-
-    label_dir = tmp_path / "unlabelled"
-    label_dir.mkdir()
-    # a character the gallery has not seen, in five slightly different copies (sizes, a mirror)
-    base = portrait(CAST[3], 900, size=256)
-    for k, side in enumerate((256, 250, 244, 238)):
-        base.resize((side, side)).save(label_dir / f"m{k}.png")
-    base.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(label_dir / "m4.png")
-    server = Server(gallery_path, label_dir)
+    server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(server.url + "/label")
@@ -188,15 +192,7 @@ def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, g
 def test_a_group_is_split_and_its_part_named(browser, gallery_path, tmp_path):
     """/label's "Split the group": the group shown keeps the part that holds the face to label,
     naming enrols that part alone, and the other part stays in the queue."""
-    from charaid.jobs.synth import CAST, portrait
-
-    label_dir = tmp_path / "unlabelled"
-    label_dir.mkdir()
-    base = portrait(CAST[3], 900, size=256)
-    for k, side in enumerate((256, 250, 244, 238)):
-        base.resize((side, side)).save(label_dir / f"m{k}.png")
-    base.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(label_dir / "m4.png")
-    server = Server(gallery_path, label_dir)
+    server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(server.url + "/label")

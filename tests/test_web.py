@@ -214,3 +214,20 @@ def test_a_group_that_mixes_two_characters_splits_into_them(client):
     assert [{who[i] for i in p} for p in parts] == [{"hikari"}, {"midori"}]
     assert n_samples(client) == before and len(client.get("/api/label/queue?limit=50").json()["faces"]) == 6
     assert client.post("/api/label/split", json={"faces": [999999]}).status_code == 404
+
+
+def test_complete_linkage_cuts_at_a_link_or_into_parts():
+    """The grouping /label uses: every pair in a group at least ``link`` alike, or the tree cut
+    into ``parts``; asking for both or neither is refused."""
+    import numpy as np
+
+    from charaid.jobs.labelling import complete_linkage_groups
+
+    X = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99], [0.7, 0.7]], np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    assert sorted(map(sorted, complete_linkage_groups(X, 0.95))) == [[0, 1], [2, 3], [4]]
+    halves = sorted(map(sorted, complete_linkage_groups(X, parts=2)))
+    assert len(halves) == 2 and [0, 1] in [h[:2] for h in halves] and sum(map(len, halves)) == 5
+    for bad in ({}, {"link": 0.5, "parts": 2}):
+        with pytest.raises(ValueError, match="a link or a number of parts"):
+            complete_linkage_groups(X, **bad)

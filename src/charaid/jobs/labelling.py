@@ -73,6 +73,8 @@ def complete_linkage_groups(X: np.ndarray, link: float | None = None, parts: int
     """Indices of ``X``'s rows grouped so that every pair within a group has a cosine >= ``link``
     (agglomerative, complete linkage), or cut into ``parts`` groups where the tree joined them
     last; singletons included."""
+    if (link is None) == (parts is None):
+        raise ValueError("give a link or a number of parts, not both or neither")
     if len(X) < 2:
         return [[i] for i in range(len(X))]
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -81,10 +83,10 @@ def complete_linkage_groups(X: np.ndarray, link: float | None = None, parts: int
     D = np.clip(1.0 - np.asarray(X, np.float64) @ np.asarray(X, np.float64).T, 0.0, 2.0)
     np.fill_diagonal(D, 0.0)
     tree = linkage(squareform((D + D.T) / 2, checks=False), method="complete")
-    if parts is not None:
+    if link is None:
         ids = fcluster(tree, t=parts, criterion="maxclust")
     else:
-        ids = fcluster(tree, t=1.0 - (0.0 if link is None else link), criterion="distance")
+        ids = fcluster(tree, t=1.0 - link, criterion="distance")
     groups: dict[int, list[int]] = {}
     for i, g in enumerate(ids):
         groups.setdefault(int(g), []).append(i)

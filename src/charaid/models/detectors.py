@@ -198,26 +198,38 @@ class NetDetector(Detector):
                 below += [(_scaled_raw(r, 1.0 / scale), factor) for r in moved if r is not None]
         return faces, [] if faces else below
 
-    def _closeup(self, image: Image.Image, candidates: list[tuple[facedet.RawFace, float]]) -> list[Face]:
-        """Version 3, where the picture and its canvases gave no face: the candidates with the
-        best peaks, each cut as recognition cuts a face, go through the close-up check
-        (charaid.models.facedet_closeup); the most probable face it passes, if a real person's
-        is not, is the picture's face. One face: a picture that a face fills holds one."""
+    def closeup_inputs(
+        self, image: Image.Image, candidates: list[tuple[facedet.RawFace, float]]
+    ) -> tuple[list[Face], np.ndarray]:
+        """The close-up check's candidates (those with the best peaks, as faces) and its inputs:
+        each cut as recognition cuts a face, through ImageNet Lite0, with the peak's score, the
+        box's share of the picture and the pass that found it. Training
+        (charaid.training.closeup) reads the same, so the check sees what it learnt from."""
         from charaid.models import facedet_closeup as fc
+        from charaid.models.runtime import lite0_onnx_features
 
         t = self.thresholds
         top = sorted(candidates, key=lambda c: -c[0].score)[: t.facedet_closeup_candidates]
         faces = self._faces([r for r, _ in top])
         area = float(image.width * image.height)
         inputs = fc.candidate_inputs(
-            fc.lite0_features([crop_face(image, f.box, t.facedet_crop_margin, fc.SIDE) for f in faces]),
+            lite0_onnx_features([crop_face(image, f.box, t.facedet_crop_margin, fc.SIDE) for f in faces], fc.SIDE),
             [r.score for r, _ in top],
             [f.box.area / area for f in faces],
             [p for _, p in top],
         )
+        return faces, inputs
+
+    def _closeup(self, image: Image.Image, candidates: list[tuple[facedet.RawFace, float]]) -> list[Face]:
+        """Version 3, where the picture and its canvases gave no face: the most probable candidate
+        that the close-up check (charaid.models.facedet_closeup) passes, if a real person's face
+        is not, is the picture's face. One face: a picture that a face fills holds one."""
+        from charaid.models import facedet_closeup as fc
+
+        faces, inputs = self.closeup_inputs(image, candidates)
         prob = fc.load_check().probabilities(inputs)
         for i in np.argsort(-prob, kind="stable"):
-            if prob[i] < t.facedet_closeup_min_p:
+            if prob[i] < self.thresholds.facedet_closeup_min_p:
                 break
             if not self._real_face(image, faces[i].box):
                 return [faces[i]]

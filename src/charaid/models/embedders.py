@@ -25,7 +25,14 @@ from PIL import Image
 
 from charaid.config import Thresholds, default_settings
 from charaid.models.crops import FaceCrop
-from charaid.models.runtime import IMAGENET_MEAN, IMAGENET_STD, lite0_onnx_path, normalised_pixels, onnx_session
+from charaid.models.runtime import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    lite0_onnx_features,
+    lite0_onnx_path,
+    normalised_pixels,
+    onnx_session,
+)
 
 #: How Lite0 runs: ONNX Runtime on its shipped export (charaid.models.runtime.LITE0_ONNX), or PyTorch.
 RUNTIMES = ("onnx", "torch")
@@ -159,12 +166,7 @@ class EfficientNetLiteEmbedder(Embedder):
             return np.zeros((0, self.dim), np.float32)
         faces = [c.image for c in crops]
         if self.runtime == "onnx":
-            sess = onnx_session(str(lite0_onnx_path()))
-            out = [
-                sess.run(["f"], {"x": normalised_batch(faces[i : i + self.batch_size], self.info)})[0]
-                for i in range(0, len(faces), self.batch_size)
-            ]
-            return l2_normalise(np.concatenate(out))
+            return lite0_onnx_features(faces, self.info.input_size, self.batch_size)
         import torch
 
         model = open_efficientnet_torch(self.variant)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from charaid.models.runtime import lite0_onnx_path, onnx_session
+from charaid.models.runtime import onnx_session
 
 #: The shipped detector: id, version of its network and file under charaid/weights/.
 MODEL_ID = "charaid-facedet-lite0"
@@ -246,8 +246,9 @@ class FaceDetectorNet:
     """Inference of the detector on RGB pictures: ONNX Runtime on the shipped ``.onnx`` file, or
     PyTorch on a ``.pt`` weights file given by ``path``. ``version`` 1 (the default) answers the
     network's heat-map peaks; 2 rescores them with the second stage
-    (charaid.models.facedet_roi, weights ``roi_path``). Input side and minimum score default to
-    ``Thresholds.facedet_input_side`` and ``facedet_min_score`` (version 1) or
+    (charaid.models.facedet_roi, weights ``roi_path``); 3 answers as 1 here (its close-up check
+    runs in charaid.models.detectors.NetDetector). Input side and minimum score default to
+    ``Thresholds.facedet_input_side`` and ``facedet_min_score`` (versions 1 and 3) or
     ``facedet_roi_min_score`` (version 2)."""
 
     def __init__(
@@ -289,8 +290,9 @@ class FaceDetectorNet:
         if self.version == 3:
             from charaid.models.facedet_closeup import load_check
 
+            # the check's weights now, so that missing ones fail here; its Lite0 session only where a
+            # picture needs the check (0.14 s and 60 MB of each detection worker that may never need it)
             load_check()
-            onnx_session(str(lite0_onnx_path()))
         return self
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,40 +15,30 @@ the default embedder's CNN), the peak's score, the box's share of the picture an
 found it, through a logistic model (AUROC 0.96 on the same candidates, out of fold). It runs
 only where nothing was found, so pictures with a face cost nothing more.
 
-Pure numpy besides ONNX Runtime: the weights are a small ``.npz`` that
+Pure numpy: the inputs are cut and run through Lite0 by ``NetDetector.closeup_inputs``
+(charaid.models.detectors), which training reads too; the weights are a small ``.npz`` that
 ``charaid train-detector-closeup`` (charaid.training.closeup) writes.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from PIL import Image
-
-from charaid.models.runtime import lite0_onnx_path, normalised_pixels, onnx_session
 
 #: The shipped check: version 3 of charaid-facedet-lite0 is version 1's network plus this.
 CLOSEUP_FILE = "charaid-facedet-lite0-v3-closeup.npz"
 #: Side of the crops the check looks at (Lite0's input).
 SIDE = 224
-#: The passes a candidate can come from: the picture itself (1) and its canvases (2, 3 times its size).
+#: The passes a candidate can come from: the picture itself (1) and its canvases (2, 3 times its
+#: size: ``Thresholds.facedet_pad_retry``, which the check was trained with).
 PASSES = (1.0, 2.0, 3.0)
 
 
 def closeup_path() -> str:
     return str(resources.files("charaid") / "weights" / CLOSEUP_FILE)
-
-
-def lite0_features(crops: Sequence[Image.Image]) -> np.ndarray:
-    """Unit-length ImageNet Lite0 features (mirror averaged) of ``crops``, (n, 1280) float32."""
-    if not crops:
-        return np.zeros((0, 1280), np.float32)
-    f = onnx_session(str(lite0_onnx_path())).run(["f"], {"x": normalised_pixels(crops, SIDE)})[0]
-    return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def candidate_inputs(vectors: np.ndarray, scores, shares, passes) -> np.ndarray:

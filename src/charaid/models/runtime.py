@@ -28,6 +28,21 @@ def lite0_onnx_path() -> Path:
     return WEIGHTS_DIR / LITE0_ONNX
 
 
+def lite0_onnx_features(images: Sequence[Image.Image], side: int = 224, batch_size: int = 8) -> np.ndarray:
+    """Unit-length ImageNet Lite0 pooled features (the crop's and its mirror's, summed in the
+    export) of ``images``, (n, 1280) float32, from the shipped ONNX export, ``batch_size`` at a time."""
+    if not images:
+        return np.zeros((0, 1280), np.float32)
+    sess = onnx_session(str(lite0_onnx_path()))
+    f = np.concatenate(
+        [
+            sess.run(["f"], {"x": normalised_pixels(images[i : i + batch_size], side)})[0]
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+    return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def normalised_pixels(
     images: Sequence[Image.Image], side: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> np.ndarray:

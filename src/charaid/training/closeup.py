@@ -28,7 +28,7 @@ from PIL import Image
 
 from charaid.config import Thresholds
 from charaid.models import facedet_closeup as fc
-from charaid.models.detectors import Box, NetDetector, crop_face
+from charaid.models.detectors import Box, NetDetector
 from charaid.pipeline.logistic import fit_logistic
 from charaid.training.augment import Frame
 
@@ -106,7 +106,6 @@ def collect(frames: list[Frame], cfg: CloseupTrainConfig, weights: str | None = 
         det.net = FaceDetectorNet(det.net.input_side, det.net.min_score, path=weights, version=1).load()
     inputs: list[np.ndarray] = []
     labels: list[bool] = []
-    view_ids: list[int] = []
     t0, views = time.time(), 0
     for k, (view, truth) in enumerate(closeup_views(frames, cfg)):
         views += 1
@@ -119,17 +118,12 @@ def collect(frames: list[Frame], cfg: CloseupTrainConfig, weights: str | None = 
         faces, below = det.search(view, keep_below=True)
         if faces or not below:
             continue
-        top = sorted(below, key=lambda c: -c[0].score)[: t.facedet_closeup_candidates]
-        boxes = [Box(round(r.x), round(r.y), max(1, round(r.w)), max(1, round(r.h))) for r, _ in top]
-        area = float(view.width * view.height)
-        vec = fc.lite0_features([crop_face(view, b, t.facedet_crop_margin, fc.SIDE) for b in boxes])
-        inputs.append(fc.candidate_inputs(vec, [r.score for r, _ in top], [b.area / area for b in boxes], [p for _, p in top]))
-        labels += [any(b.iou(f) >= 0.5 for f in truth) for b in boxes]
-        view_ids += [k] * len(boxes)
+        faces, x = det.closeup_inputs(view, below)
+        inputs.append(x)
+        labels += [any(f.box.iou(b) >= 0.5 for b in truth) for f in faces]
     return {
         "inputs": np.concatenate(inputs).astype(np.float32) if inputs else np.zeros((0, 1285), np.float32),
         "labels": np.asarray(labels, bool),
-        "views": np.asarray(view_ids, np.int64),
         "n_views": np.asarray(views),
     }
 
@@ -154,7 +148,7 @@ def train_closeup(
     if cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:
-                data = {k: z[k] for k in ("inputs", "labels", "views", "n_views")}
+                data = {k: z[k] for k in ("inputs", "labels", "n_views")}
     if data is None:
         data = collect(frames, cfg, weights, progress)
         tmp = out / "candidates.tmp.npz"
