@@ -160,7 +160,7 @@ def look_alikes(label_dir: Path) -> Path:
 def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, gallery_path, tmp_path):
     """/label shows look-alike unknown faces as a group; a click greys one out, naming the group
     enrols the rest in one action, and the one left out stays in the queue (issue 29: a cluster
-    named at once, split where it mixes characters)."""
+    named at once, its outliers dropped; the split is the next test's)."""
     server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
