@@ -42,6 +42,11 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
         weights = hashlib.sha1(Path(facedet.weights_path()).read_bytes()).hexdigest()[:12]
         key.append([weights, t.facedet_input_side, t.facedet_min_score, t.photo_face_veto, t.facedet_crop_margin])
         key.append([list(t.photo_veto_margins), t.photo_veto_votes, t.photo_veto_min_window])
+        if t.photo_picture_min_p is not None:  # the whole-picture photo check
+            from charaid.models import photo_check
+
+            check = hashlib.sha1(Path(photo_check.photo_check_path()).read_bytes()).hexdigest()[:12]
+            key.append([check, t.photo_picture_min_p])
         version = facedet_version(spec.name)  # spec names are canonical: "facedet@N"
         if version == 3:
             from charaid.models import facedet_closeup

@@ -51,6 +51,7 @@ SECTIONS = (
     Section("kshot", ("benchmarks/kshot.py",), True),
     Section("detection", ("benchmarks/detection.py", "--settings", "facedet,facedet@1,facedet@2,retry"), True),
     Section("closeups", ("benchmarks/closeups.py", "--settings", "facedet,facedet@1,retry"), True),
+    Section("photo_check", ("benchmarks/photo_check.py",), True),
     Section("detector_runtime", ("benchmarks/detector_runtime.py",), True, doc="experiments.md"),
     Section("speed", ("benchmarks/speed.py",), True),
     Section("speed_pairs", ("benchmarks/speed.py", "--pairs", "5"), False),
@@ -62,8 +63,8 @@ SECTIONS = (
     Section("discover", ("benchmarks/discover.py",), True),
     Section("search_character", ("benchmarks/search_character.py",), True),
     Section("serve_load", ("benchmarks/serve_load.py", "--clients", "8", "--seconds", "60", "--single-seconds", "30"), True),
-    Section("enrol_crops", ("benchmarks/enrol_crops.py",), False),
-    Section("train_time", ("benchmarks/train_time.py", "--per-character", "50"), False),
+    Section("enrol_crops", ("benchmarks/enrol_crops.py",), False, doc="experiments.md"),
+    Section("train_time", ("benchmarks/train_time.py", "--per-character", "50"), False, doc="experiments.md"),
     Section("finetune", ("benchmarks/finetune.py", "--parts", "closed"), False, doc="experiments.md"),
     Section("index_search", ("benchmarks/index_search.py",), False, doc="experiments.md"),
     Section(

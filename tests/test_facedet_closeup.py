@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from charaid.models import facedet_closeup as fc
+from charaid.models.checks import LogisticCheck
 from charaid.models.detectors import Box, make_detector
 from charaid.pipeline.images import load_image
 
@@ -25,7 +26,7 @@ def test_inputs_hold_the_features_the_score_the_share_and_the_pass():
 def test_check_probabilities_follow_its_weights(tmp_path):
     coef = np.zeros(1285, np.float32)
     coef[1280] = 10.0  # the peak's score alone
-    check = fc.CloseupCheck(coef, -3.0)
+    check = LogisticCheck(coef, -3.0)
     p = check.probabilities(fc.candidate_inputs(np.zeros((2, 1280), np.float32), [0.1, 0.5], [0.5, 0.5], [1.0, 1.0]))
     assert np.allclose(p, 1 / (1 + np.exp([2.0, -2.0])))
     path = tmp_path / "check.npz"
@@ -103,10 +104,11 @@ def test_version_3_finds_faces_that_fill_the_picture(shared):
 
 
 def test_training_commands_name_a_missing_data_folder(tmp_path):
-    """Both stage commands, given a folder without ../shared/train's frames, exit 1 with one line naming it."""
+    """The stage commands and the photo check's, given a folder without ../shared/train's frames,
+    exit 1 with one line naming it."""
     from conftest import run_cli
 
-    for cmd in ("train-detector-closeup", "train-detector-roi"):
+    for cmd in ("train-detector-closeup", "train-detector-roi", "train-photo-check"):
         r = run_cli(cmd, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
         assert r.returncode == 1, (cmd, r.stderr)
         lines = [line for line in r.stderr.splitlines() if line.strip()]

@@ -60,6 +60,14 @@ class Thresholds:
     #: newgame8's 539 that the full search dropped, and cut the veto's time in one detection worker
     #: on tla/raw's 107 pictures from 2.2 to 0.9 s (docs/experiments.md, 2026-12-06).
     photo_veto_min_window: float = 0.6
+    #: Where faces are left after that veto, the whole picture is checked too: from this probability
+    #: of the photo check (charaid.models.photo_check: ImageNet Lite0 features of its centre square),
+    #: the picture is a photo and keeps no face; None skips the check. 0.8 is the lowest of 0.5, 0.6,
+    #: ..., 0.9, 0.95, ... at which no drawing with a face (web4, tla/raw, cartoonface300,
+    #: newgame8/raw) lost it, chosen on each half of the development pictures in turn (even and odd,
+    #: and 3 random splits): on the other half no photo of 32 kept a face, and the check alone, as if
+    #: the cascade saw nothing, left 0-6 of 32 (docs/experiments.md, 2026-12-07).
+    photo_picture_min_p: float | None = 0.8
     #: When charaid's own detector finds no face, it looks again in the picture set in the middle of
     #: a grey canvas this many times its size, in turn, until one finds a face scoring at least
     #: ``facedet_pad_min_score``: it was trained on faces up to about half the picture, so a face

@@ -399,6 +399,13 @@ def cmd_train_detector_closeup(args) -> int:
     return _trained(train_closeup(frames, args.out, cfg, weights=weights, progress=not args.quiet))
 
 
+def cmd_train_photo_check(args) -> int:
+    from charaid.training.photo_check import PhotoCheckTrainConfig, train_photo_check
+
+    cfg = PhotoCheckTrainConfig(seed=args.seed)
+    return _trained(train_photo_check(args.data, args.out, cfg, photos=args.photos, progress=not args.quiet))
+
+
 def _tuned_cohort(g, data: str) -> None:
     """A tuned model's own cohort (its space differs from the shipped ones'), beside its weights."""
     from charaid.models.cohort import cohort_file_name, save_cohort

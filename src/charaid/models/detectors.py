@@ -136,6 +136,10 @@ class NetDetector(Detector):
         score = t.facedet_roi_min_score if version == 2 else t.facedet_min_score
         # loaded now, so that missing weights fail here, once
         self.net = facedet.FaceDetectorNet(input_side=t.facedet_input_side, min_score=score, version=version).load()
+        if t.photo_picture_min_p is not None:
+            from charaid.models.photo_check import load_photo_check
+
+            load_photo_check()
 
     def _real_face(self, image: Image.Image, box: Box) -> bool:
         """True when OpenCV's frontal-face Haar cascade for photos (shipped with OpenCV) sees a
@@ -171,7 +175,18 @@ class NetDetector(Detector):
         faces, below = self.search(image, keep_below=self.net.version == 3)
         if not faces and below:
             faces = self._closeup(image, below)
-        return nms(faces, self.thresholds.nms_iou)
+        faces = nms(faces, self.thresholds.nms_iou)
+        return [] if faces and self._photo(image) else faces
+
+    def _photo(self, image: Image.Image) -> bool:
+        """True when the whole picture is a photo (charaid.models.photo_check): its faces are real
+        people's, whatever the cascade of :meth:`_real_face` saw in them."""
+        least = self.thresholds.photo_picture_min_p
+        if least is None:
+            return False
+        from charaid.models.photo_check import photo_probability
+
+        return photo_probability(image) >= least
 
     def search(self, image: Image.Image, keep_below: bool = False) -> tuple[list[Face], list[tuple[facedet.RawFace, float]]]:
         """The faces of the picture, else those of the second look (versions 1 and 3); with

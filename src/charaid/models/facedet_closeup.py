@@ -23,10 +23,11 @@ Pure numpy: the inputs are cut and run through Lite0 by ``NetDetector.closeup_in
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
+
+from charaid.models.checks import LogisticCheck, load_logistic_check
 
 #: The shipped check: version 3 of charaid-facedet-lite0 is version 1's network plus this.
 CLOSEUP_FILE = "charaid-facedet-lite0-v3-closeup.npz"
@@ -49,28 +50,7 @@ def candidate_inputs(vectors: np.ndarray, scores, shares, passes) -> np.ndarray:
     return np.concatenate([vectors, scores[:, None], np.log(np.maximum(shares, 1e-4))[:, None], onehot], axis=1)
 
 
-@dataclass(frozen=True)
-class CloseupCheck:
-    """A logistic model: the probability that a candidate is a face (IoU >= 0.5 with one)."""
-
-    coef: np.ndarray  # (d,)
-    intercept: float
-
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        z = np.einsum("nd,d->n", np.asarray(inputs, np.float64), self.coef.astype(np.float64)) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
-
-    def save(self, path: str, **info) -> None:
-        np.savez(path, coef=self.coef.astype(np.float32), intercept=np.float32(self.intercept), info=np.asarray(repr(info)))
-
-
 @functools.lru_cache(maxsize=2)
-def load_check(path: str | None = None) -> CloseupCheck:
-    p = path or closeup_path()
-    try:
-        z = np.load(p)
-    except FileNotFoundError:
-        raise RuntimeError(
-            f"{p}: the detector's close-up check is missing (reinstall charaid, or train it: charaid train-detector-closeup)"
-        ) from None
-    return CloseupCheck(z["coef"], float(z["intercept"]))
+def load_check(path: str | None = None) -> LogisticCheck:
+    """The close-up check: the probability that a candidate is a face (IoU >= 0.5 with one)."""
+    return load_logistic_check(path or closeup_path(), "the detector's close-up check", "charaid train-detector-closeup")

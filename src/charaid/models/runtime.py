@@ -43,6 +43,15 @@ def lite0_onnx_features(images: Sequence[Image.Image], side: int = 224, batch_si
     return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def centre_square(image: Image.Image, side: int) -> Image.Image:
+    """The centre square of a picture, where its subject usually is, as a ``side`` px RGB image."""
+    im = image.convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    x0, y0 = (w - s) // 2, (h - s) // 2
+    return im.crop((x0, y0, x0 + s, y0 + s)).resize((side, side), Image.Resampling.BICUBIC)
+
+
 def normalised_pixels(
     images: Sequence[Image.Image], side: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> np.ndarray:

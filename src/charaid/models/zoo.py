@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from charaid.models import facedet, facedet_closeup, facedet_roi
+from charaid.models import facedet, facedet_closeup, facedet_roi, photo_check
 from charaid.models.detectors import DEFAULT_DETECTOR, DETECTORS, facedet_version
 from charaid.models.embedders import Embedder, default_embedder, imagenet_embedder
 
@@ -46,7 +46,9 @@ _DETECTOR_SOURCES = {
     "facedet": (
         f"charaid's own {facedet.MODEL_ID}, version {facedet.DEFAULT_VERSION}: the network of charaid train-detector "
         f"({facedet.ONNX_FILE}) and, where it finds no face, a check of its weaker peaks for a face that fills the "
-        f"picture (charaid train-detector-closeup, {facedet_closeup.CLOSEUP_FILE})"
+        f"picture (charaid train-detector-closeup, {facedet_closeup.CLOSEUP_FILE}); in every version, faces of "
+        f"photos are dropped by OpenCV's frontal-face cascade and a check of the whole picture "
+        f"(charaid train-photo-check, {photo_check.PHOTO_CHECK_FILE})"
     ),
     "facedet@1": f"{facedet.MODEL_ID} v1: the network alone (galleries cut before version 3 keep it)",
     "facedet@2": (

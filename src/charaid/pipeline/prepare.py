@@ -30,6 +30,7 @@ from charaid.models.detectors import (
     make_detector,
 )
 from charaid.models.embedders import uses_colours
+from charaid.models.runtime import centre_square
 from charaid.pipeline.images import load_image, sha256_file
 
 #: Side of the square a whole picture is reduced to for charaid.recognition.picture (the embedder resizes again).
@@ -123,11 +124,7 @@ def detector(spec: DetectorSpec) -> Detector:
 
 def picture_crop(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
     """The centre square of a picture, where its subject usually is, as a ``side`` px RGB image."""
-    im = image.convert("RGB")
-    w, h = im.size
-    s = min(w, h)
-    x0, y0 = (w - s) // 2, (h - s) // 2
-    return im.crop((x0, y0, x0 + s, y0 + s)).resize((side, side), Image.Resampling.BICUBIC)
+    return centre_square(image, side)
 
 
 def prepare_image(

@@ -28,6 +28,7 @@ from PIL import Image
 
 from charaid.config import Thresholds
 from charaid.models import facedet_closeup as fc
+from charaid.models.checks import LogisticCheck
 from charaid.models.detectors import Box, NetDetector
 from charaid.pipeline.logistic import fit_logistic
 from charaid.training.augment import Frame
@@ -159,7 +160,7 @@ def train_closeup(
     if len(set(y.tolist())) < 2:
         raise ValueError(f"{len(y)} candidates, all {'faces' if y.all() else 'background'}: too few frames to train the check")
     model = fit_logistic(data["inputs"], y, c=cfg.c, n_classes=2)
-    check = fc.CloseupCheck(model.coef[0].astype(np.float32), float(model.intercept[0]))
+    check = LogisticCheck(model.coef[0].astype(np.float32), float(model.intercept[0]))
     path = out / fc.CLOSEUP_FILE
     check.save(str(path), config=asdict(cfg), base=weights or "shipped network", train_seconds=round(time.time() - t0))
     p = check.probabilities(data["inputs"])
