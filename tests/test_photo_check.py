@@ -133,3 +133,29 @@ def test_training_runs_on_a_tiny_set_and_writes_a_check_that_separates_it(tmp_pa
 def test_the_shipped_check_is_small_package_data():
     assert Path(pc.photo_check_path()).stat().st_size < 25e6
     assert pc.load_photo_check().coef.shape == (1280,)
+
+
+def test_charaid_photos_keep_turns_both_photo_decisions_off():
+    from charaid.config import Settings
+
+    assert Settings.from_env({}).thresholds == Thresholds()
+    kept = Settings.from_env({"CHARAID_PHOTOS": "keep"}).thresholds
+    assert kept.photo_face_veto is None and kept.photo_picture_min_p is None
+    with pytest.raises(ValueError, match="CHARAID_PHOTOS='maybe': choose one of drop, keep"):
+        Settings.from_env({"CHARAID_PHOTOS": "maybe"})
+
+
+def test_a_photo_keeps_its_face_only_when_asked(shared):
+    """`charaid detect` on a photo of a person: no face by default; with CHARAID_PHOTOS=keep (figures,
+    cosplay), the face the network sees; a wrong value is one line naming the valid ones."""
+    import json
+
+    from conftest import run_cli
+
+    photo = str(shared / "photos" / "img1.jpg")
+    dropped = run_cli("detect", photo, "--json")
+    kept = run_cli("detect", photo, "--json", env={"CHARAID_PHOTOS": "keep"})
+    assert dropped.returncode == 0 and json.loads(dropped.stdout)["faces"] == []
+    assert kept.returncode == 0 and len(json.loads(kept.stdout)["faces"]) == 1
+    bad = run_cli("detect", photo, env={"CHARAID_PHOTOS": "maybe"})
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith("choose one of drop, keep")

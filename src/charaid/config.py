@@ -179,6 +179,10 @@ class Thresholds:
     train_advised_faces: int = 30
 
 
+#: The values of ``CHARAID_PHOTOS`` (``Settings.photos``).
+PHOTO_CHOICES = ("drop", "keep")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Run-time settings, from the environment (``CHARAID_*``) with defaults."""
@@ -219,6 +223,11 @@ class Settings:
     #: approximate nearest-neighbour index (faiss inverted lists) instead of exactly. Exact search
     #: costs ~0.2 ms per 1,000 vectors a query on 2 cores (19.5 ms at 100,000; docs/benchmarks.md@aef98b0, "Nearest-neighbour index").
     exact_search_limit: int = 20_000
+    #: What charaid's detector does with photos: "drop" (the default) gives photos of real people
+    #: no anime face (the cascade's veto on each face, then the whole-picture photo check);
+    #: "keep" turns both off, for collections of photos of figures, cosplay or 3D renders, whose
+    #: faces are then found as in drawings (and so are real people's).
+    photos: str = "drop"
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod
@@ -238,6 +247,11 @@ class Settings:
                 changes[f.name] = Path(raw).expanduser() if isinstance(current, Path) else type(current)(raw)
             except ValueError:
                 raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(current).__name__}") from None
+        photos = changes.get("photos", base.photos)
+        if photos not in PHOTO_CHOICES:
+            raise ValueError(f"{ENV_PREFIX}PHOTOS={photos!r}: choose one of {', '.join(PHOTO_CHOICES)}")
+        if photos == "keep":
+            changes["thresholds"] = replace(base.thresholds, photo_face_veto=None, photo_picture_min_p=None)
         return replace(base, **changes)
 
 
