@@ -66,7 +66,7 @@ class Thresholds:
     #: ..., 0.9, 0.95, ... at which no drawing with a face (web4, tla/raw, cartoonface300,
     #: newgame8/raw) lost it, chosen on each half of the development pictures in turn (even and odd,
     #: and 3 random splits): on the other half no photo of 32 kept a face, and the check alone, as if
-    #: the cascade saw nothing, left 0-6 of 32 (docs/experiments.md, 2026-12-07).
+    #: the cascade saw nothing, left 0-4 of 32 (docs/experiments.md, 2026-12-07).
     photo_picture_min_p: float | None = 0.8
     #: When charaid's own detector finds no face, it looks again in the picture set in the middle of
     #: a grey canvas this many times its size, in turn, until one finds a face scoring at least
