@@ -48,11 +48,13 @@ def embedded(name: str, items, embedder, detect: bool, spec: DetectorSpec | None
             check = hashlib.sha1(Path(photo_check.photo_check_path()).read_bytes()).hexdigest()[:12]
             key.append([check, t.photo_picture_min_p])
         version = facedet_version(spec.name)  # spec names are canonical: "facedet@N"
-        if version == 3:
+        if version in (3, 4):
             from charaid.models import facedet_closeup
 
             check = hashlib.sha1(Path(facedet_closeup.closeup_path()).read_bytes()).hexdigest()[:12]
             key.append([check, t.facedet_closeup_candidate_score, t.facedet_closeup_candidates, t.facedet_closeup_min_p])
+        if version == 4:
+            key.append([t.facedet_refine_context, t.facedet_refine_side, t.facedet_refine_min_score, t.facedet_refine_max_share])
         elif version == 2:
             roi = hashlib.sha1(Path(facedet_roi.roi_path()).read_bytes()).hexdigest()[:12]
             key.append([roi, t.facedet_candidate_score, t.facedet_roi_min_score])

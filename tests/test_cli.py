@@ -90,8 +90,9 @@ def test_models_lists_every_plug_with_the_defaults_marked():
     cards = [json.loads(line) for line in r.stdout.splitlines()]  # JSON lines only
     detectors = {c["id"]: c for c in cards if c["kind"] == "detector"}
     embedders = {c["id"]: c for c in cards if c["kind"] == "embedder"}
-    assert set(detectors) == {"facedet", "facedet@1", "facedet@2", "animeface", "cascade", "union"}
+    assert set(detectors) == {"facedet", "facedet@4", "facedet@1", "facedet@2", "animeface", "cascade", "union"}
     assert [k for k, c in detectors.items() if c["default"]] == ["facedet"] and detectors["facedet"]["version"] == 3
+    assert detectors["facedet@4"]["version"] == 4
     assert detectors["facedet@1"]["version"] == 1 and detectors["facedet@2"]["version"] == 2
     assert [k for k, c in embedders.items() if c["default"]] == [default_embedder().model_id]
     assert len(embedders) == 2  # galleries made before the colours joined keep their model

@@ -232,7 +232,7 @@ def test_version_1_outputs_are_unchanged_by_the_second_output():
     a = facedet.FaceDetectorNet(version=1).detect_arrays([im])[0]
     b = facedet.FaceDetectorNet(version=1, path=facedet.weights_path()).detect_arrays([im])[0]
     assert len(a) == len(b) == 2 and all(abs(x.score - y.score) < 1e-3 for x, y in zip(a, b))
-    with pytest.raises(ValueError, match="unknown facedet version 7; choose one of: 1, 2, 3"):
+    with pytest.raises(ValueError, match="unknown facedet version 7; choose one of: 1, 2, 3, 4"):
         facedet.FaceDetectorNet(version=7)
     with pytest.raises(ValueError, match="facedet@2"):
         make_detector("facedet@7")
@@ -333,3 +333,28 @@ def test_a_big_picture_gives_the_faces_of_its_smaller_copy_in_its_own_pixels(sha
     for a, b in zip(small, large):
         for u, v in zip(a.box.as_list(), b.box.as_list()):
             assert abs(v - 2.5 * u) <= 0.06 * 2.5 * max(a.box.w, a.box.h), (a.box, b.box)
+
+
+def test_version_4_looks_at_each_box_again_and_keeps_the_faces(shared):
+    """Version 4 is version 3 with each face's box averaged with a zoomed second look: the same faces
+    and scores, boxes moved a little; a face with no peak in its crop, or one that fills the
+    picture, keeps its box."""
+    from charaid.config import Thresholds
+    from charaid.models.detectors import Face
+
+    pictures = [load_image(p) for p in sorted((shared / "tla" / "raw" / "nishikino_maki").iterdir())[:5]]
+    v3, v4 = make_detector("facedet@3"), make_detector("facedet@4")
+    moved = 0
+    for im in pictures:
+        a, b = v3.detect(im), v4.detect(im)
+        assert [f.score for f in a] == [f.score for f in b] and len(a) >= 1
+        assert all(fa.box.iou(fb.box) >= 0.6 for fa, fb in zip(a, b))
+        assert all(fb.detector == "facedet@4" and fb.landmarks for fb in b)
+        moved += sum(fa.box != fb.box for fa, fb in zip(a, b))
+    assert moved >= 1, "the second look moves some boxes"
+    blank = Image.new("RGB", (300, 300), (128, 128, 128))
+    lone = Face(Box(100, 100, 50, 50), 0.9, "facedet@4", {})
+    assert v4._refine(blank, [lone])[0].box == lone.box, "no peak: the box stays"
+    t = Thresholds()
+    big = Face(Box(10, 10, round(300 * t.facedet_refine_max_share) + 5, 200), 0.9, "facedet@4", {})
+    assert v4._refine(pictures[0].resize((300, 300)), [big])[0] is big, "a face that fills the picture keeps its box"

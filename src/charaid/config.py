@@ -68,6 +68,14 @@ class Thresholds:
     #: and 3 random splits): on the other half no photo of 32 kept a face, and the check alone, as if
     #: the cascade saw nothing, left 0-4 of 32 (docs/experiments.md, 2026-12-07).
     photo_picture_min_p: float | None = 0.8
+    #: Version 4 of charaid's detector looks at each face's box again in a crop this many times its
+    #: side around it, zoomed so that the box is this many px, and averages the box found there
+    #: (its strongest peak from this score) with the first: chosen on even and odd halves of
+    #: cartoonface300 among 2, 3 and 4 times at 64 px and 4 times at 96 px (docs/experiments.md, 2026-12-07).
+    facedet_refine_context: float = 3.0
+    facedet_refine_side: int = 64
+    facedet_refine_min_score: float = 0.1
+    facedet_refine_max_share: float = 0.4
     #: When charaid's own detector finds no face, it looks again in the picture set in the middle of
     #: a grey canvas this many times its size, in turn, until one finds a face scoring at least
     #: ``facedet_pad_min_score``: it was trained on faces up to about half the picture, so a face

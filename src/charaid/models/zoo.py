@@ -50,6 +50,10 @@ _DETECTOR_SOURCES = {
         f"photos are dropped by OpenCV's frontal-face cascade and a check of the whole picture "
         f"(charaid train-photo-check, {photo_check.PHOTO_CHECK_FILE})"
     ),
+    "facedet@4": (
+        f"{facedet.MODEL_ID} v4: v3 with each face's box looked at again, zoomed, and averaged "
+        "(tighter boxes; no weights of its own)"
+    ),
     "facedet@1": f"{facedet.MODEL_ID} v1: the network alone (galleries cut before version 3 keep it)",
     "facedet@2": (
         f"{facedet.MODEL_ID} v2: v1 and a second stage that rescores its faces (charaid train-detector-roi), "
@@ -71,7 +75,7 @@ def cards() -> list[ModelCard]:
             _DETECTOR_SOURCES[name],
             name == DEFAULT_DETECTOR,
         )
-        for name in DETECTORS[:1] + ("facedet@1", "facedet@2") + DETECTORS[1:]
+        for name in DETECTORS[:1] + ("facedet@4", "facedet@1", "facedet@2") + DETECTORS[1:]
     ]
     default_id = default_embedder().model_id
     for mid in embedders():
