@@ -143,6 +143,22 @@ def test_recognise_label_and_gallery_in_a_browser(browser, shared, tmp_path):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
 
 
+def label_look_alikes(browser, gallery_path: Path, tmp_path: Path):
+    """A server whose /label folder holds the look-alikes, and a page on /label after a scan, its
+    first group shown."""
+    server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(server.url + "/label")
+        page.click("#scan")
+        page.wait_for_selector(".thumbs img", timeout=60_000)
+    except Exception:
+        page.close()
+        server.stop()
+        raise
+    return server, page
+
+
 def look_alikes(label_dir: Path) -> Path:
     """A folder of one character the gallery has not seen, in five slightly different copies
     (sizes, a mirror): /label groups them."""
@@ -161,12 +177,8 @@ def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, g
     """/label shows look-alike unknown faces as a group; a click greys one out, naming the group
     enrols the rest in one action, and the one left out stays in the queue (issue 29: a cluster
     named at once, its outliers dropped; the split is the next test's)."""
-    server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    server, page = label_look_alikes(browser, gallery_path, tmp_path)
     try:
-        page.goto(server.url + "/label")
-        page.click("#scan")
-        page.wait_for_selector(".thumbs img", timeout=60_000)
         thumbs = page.locator(".thumbs img")
         n = thumbs.count()
         assert n >= 3, f"the drawn look-alikes make a group of {n}"
@@ -192,12 +204,8 @@ def test_a_look_alike_group_is_named_at_once_with_an_outlier_left_out(browser, g
 def test_a_group_is_split_and_its_part_named(browser, gallery_path, tmp_path):
     """/label's "Split the group": the group shown keeps the part that holds the face to label,
     naming enrols that part alone, and the other part stays in the queue."""
-    server = Server(gallery_path, look_alikes(tmp_path / "unlabelled"))
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    server, page = label_look_alikes(browser, gallery_path, tmp_path)
     try:
-        page.goto(server.url + "/label")
-        page.click("#scan")
-        page.wait_for_selector(".thumbs img", timeout=60_000)
         n = page.locator(".thumbs img").count()
         assert n >= 3, f"the drawn look-alikes make a group of {n}"
         page.click("#split")

@@ -32,6 +32,7 @@ from charaid.models.checks import LogisticCheck
 from charaid.models.detectors import Box, NetDetector
 from charaid.pipeline.logistic import fit_logistic
 from charaid.training.augment import Frame
+from charaid.training.cache import cached_arrays
 
 COVERAGES = (0.40, 0.55, 0.70, 0.85, 1.00)
 
@@ -145,16 +146,7 @@ def train_closeup(
         (cfg.seed, cfg.views, cfg.min_side, weights, len(frames), t.facedet_closeup_candidate_score, t.facedet_closeup_candidates)
     )
     t0 = time.time()
-    data = None
-    if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                data = {k: z[k] for k in ("inputs", "labels", "n_views")}
-    if data is None:
-        data = collect(frames, cfg, weights, progress)
-        tmp = out / "candidates.tmp.npz"
-        np.savez(tmp, **data, key=np.asarray(key))
-        tmp.replace(cache)
+    data = cached_arrays(cache, key, lambda: collect(frames, cfg, weights, progress))
     collect_s = time.time() - t0
     y = data["labels"].astype(np.int64)
     if len(set(y.tolist())) < 2:

@@ -33,6 +33,7 @@ from PIL import Image, ImageOps
 from charaid.models import photo_check as pc
 from charaid.models.checks import LogisticCheck
 from charaid.pipeline.logistic import balanced_weights, fit_logistic
+from charaid.training.cache import cached_arrays
 
 _HOST = "https://files.pythonhosted.org/packages/"
 
@@ -228,19 +229,16 @@ def train_photo_check(
     photo_paths = fetch_photos(photos)
     cache = out / "features.npz"
     key = repr((cfg.seed, cfg.crops, cfg.faces64_every, len(drawings), [p.name for p in photo_paths]))
-    X = None
-    if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                P, D = z["photos"], z["drawings"]
-                X = True
-    if X is None:
+
+    def make() -> dict[str, np.ndarray]:
         rng = np.random.default_rng(cfg.seed)
-        P = _features(photo_paths, lambda im: photo_views(im, rng, cfg.crops), progress, "photos")
-        D = _features(drawings, lambda im: [im.convert("RGB")], progress, "drawings")
-        tmp = out / "features.tmp.npz"
-        np.savez(tmp, photos=P, drawings=D, key=np.asarray(key))
-        tmp.replace(cache)
+        return {
+            "photos": _features(photo_paths, lambda im: photo_views(im, rng, cfg.crops), progress, "photos"),
+            "drawings": _features(drawings, lambda im: [im.convert("RGB")], progress, "drawings"),
+        }
+
+    arrays = cached_arrays(cache, key, make)
+    P, D = arrays["photos"], arrays["drawings"]
     features_s = time.time() - t0
     y = np.r_[np.ones(len(P), np.int64), np.zeros(len(D), np.int64)]
     Xall = np.concatenate([P, D])

@@ -23,7 +23,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,6 +30,7 @@ from PIL import Image
 from charaid.config import Thresholds
 from charaid.models import facedet, facedet_roi
 from charaid.training.augment import Frame
+from charaid.training.cache import cached_arrays
 
 
 @dataclass(frozen=True)
@@ -159,18 +159,9 @@ def train_roi(
     key = repr(
         (cfg.seed, cfg.jitters, weights, len(frames), Thresholds().facedet_candidate_score, facedet_roi.GRID, facedet_roi.GROW)
     )
-    data = None
-    if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                data = {k: z[k] for k in ("feats", "extra", "iou", "deltas", "jitter")}
-    if data is None:
-        net = facedet.FaceDetectorNet(path=weights, version=1).load()
-        data = collect(frames, net, cfg, progress)
-        tmp = out / "features.tmp.npz"
-        arrays: dict[str, Any] = {**data, "key": np.asarray(key)}
-        np.savez(tmp, **arrays)
-        tmp.replace(cache)
+    data = cached_arrays(
+        cache, key, lambda: collect(frames, facedet.FaceDetectorNet(path=weights, version=1).load(), cfg, progress)
+    )
     collect_s = time.time() - t0
     head, losses = fit(data, cfg, progress)
     path = out / facedet_roi.ROI_FILE
